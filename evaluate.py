@@ -1,0 +1,20 @@
+"""Entry point: `python evaluate.py [overrides]` (Hydra) -> genixer.pipelines.evaluate.run."""
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+# Config paths resolve from the repository root unless GENIXER_ROOT says otherwise.
+os.environ.setdefault("GENIXER_ROOT", str(Path(__file__).resolve().parent))
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from genixer.pipelines import evaluate
+
+    evaluate.run(cfg)
+
+
+if __name__ == "__main__":
+    main()

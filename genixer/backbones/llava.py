@@ -1,0 +1,136 @@
+"""Genixer_L backbones: HF ``LlavaForConditionalGeneration``, tiny from config or any llava-hf dir."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+)
+
+from genixer.backbones.codec import Codec, ImageTransform
+from genixer.backbones.conversation import Conversation
+from genixer.backbones.tokenizer import train_tokenizer
+
+CHECKPOINT_DIR = "checkpoint"  # inside a training run dir
+VISION_DIR = "vision_tower"  # inside a vision-pretraining checkpoint
+
+# Parameter-name prefixes of LlavaForConditionalGeneration, by part (used to freeze/train).
+PARTS = {
+    "vision": ("model.vision_tower.",),
+    "projector": ("model.multi_modal_projector.",),
+    "language": ("model.language_model.", "lm_head."),
+}
+
+
+def num_image_tokens(config: LlavaConfig) -> int:
+    """Patch tokens per image: (size/patch)^2, plus CLS when the strategy keeps it."""
+    vision = config.vision_config
+    n = (vision.image_size // vision.patch_size) ** 2
+    return n + (config.vision_feature_select_strategy == "full")
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a training run dir (holding ``checkpoint/``) or a checkpoint dir itself."""
+    path = Path(path)
+    if (path / CHECKPOINT_DIR).is_dir():
+        return path / CHECKPOINT_DIR
+    if (path / "config.json").exists() or (path / VISION_DIR).is_dir():
+        return path
+    raise FileNotFoundError(f"{path}: neither a HF checkpoint dir (config.json) nor a run dir with {CHECKPOINT_DIR}/")
+
+
+class TinyLlava:
+    """A small LLaVA-1.5-shaped model built from config: CLIP ViT + mlp2x_gelu + Llama.
+
+    The tokenizer is trained on the training corpus (``codec``); the vision tower can start
+    from a vision-pretraining checkpoint (``vision_init``).
+    """
+
+    def __init__(
+        self,
+        conversation: Conversation,
+        image_size: int,
+        vision: dict,
+        text: dict,
+        vocab_size: int,
+        vision_init: str | None = None,
+        max_length: int = 512,
+    ) -> None:
+        self.conversation = conversation
+        self.image_size = image_size
+        self.vision = dict(vision)
+        self.text = dict(text)
+        self.vocab_size = vocab_size
+        self.vision_init = vision_init
+        self.max_length = max_length
+
+    def vision_config(self) -> CLIPVisionConfig:
+        return CLIPVisionConfig(image_size=self.image_size, **self.vision)
+
+    def image_transform(self) -> ImageTransform:
+        size = self.image_size
+        processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+        return ImageTransform(processor)
+
+    def codec(self, corpus: Iterable[str]) -> Codec:
+        """Train the tokenizer on ``corpus`` (plus the template's own words)."""
+        texts = [self.conversation.system, " ".join(self.conversation.roles), *corpus]
+        tokenizer = train_tokenizer(texts, self.vocab_size)
+        n = (self.image_size // self.vision["patch_size"]) ** 2
+        return Codec(tokenizer, self.image_transform(), self.conversation, n, max_length=self.max_length)
+
+    def build_vision(self) -> CLIPVisionModel:
+        if self.vision_init:
+            return CLIPVisionModel.from_pretrained(Path(resolve_checkpoint(self.vision_init), VISION_DIR))
+        return CLIPVisionModel(self.vision_config())
+
+    def build(self, codec: Codec) -> LlavaForConditionalGeneration:
+        tok = codec.tokenizer
+        text = LlamaConfig(
+            vocab_size=len(tok),
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            max_position_embeddings=self.max_length,
+            **self.text,
+        )
+        config = LlavaConfig(
+            vision_config=self.vision_config(),
+            text_config=text,
+            image_token_index=codec.image_token_id,
+            image_seq_length=codec.num_image_tokens,
+            projector_hidden_act="gelu",  # mlp2x_gelu
+            vision_feature_layer=-2,  # penultimate layer
+            vision_feature_select_strategy="default",  # patch features, CLS dropped
+            tie_word_embeddings=self.text.get("tie_word_embeddings", False),
+        )
+        model = LlavaForConditionalGeneration(config)
+        if self.vision_init:
+            model.model.vision_tower.load_state_dict(self.build_vision().state_dict())
+        model.generation_config.pad_token_id = tok.pad_token_id
+        return model
+
+
+class PretrainedLlava:
+    """Any HF-format LLaVA checkpoint dir (llava-hf layout, or one of our run dirs) by path."""
+
+    def __init__(self, path: str, conversation: Conversation | None = None, dtype: str | None = None) -> None:
+        self.path = path
+        self.conversation = conversation
+        self.dtype = dtype
+
+    def codec(self, corpus: Iterable[str] = ()) -> Codec:
+        directory = resolve_checkpoint(self.path)
+        config = LlavaConfig.from_pretrained(directory)
+        return Codec.load(directory, num_image_tokens(config), self.conversation)
+
+    def build(self, codec: Codec | None = None) -> LlavaForConditionalGeneration:
+        dtype = getattr(torch, self.dtype) if self.dtype else None
+        return LlavaForConditionalGeneration.from_pretrained(resolve_checkpoint(self.path), dtype=dtype)

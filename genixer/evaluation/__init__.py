@@ -1,0 +1,1 @@
+"""Evaluation: oracle checks of generated data; benchmarks later."""

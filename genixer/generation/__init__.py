@@ -1,0 +1,1 @@
+"""Generation on unannotated images: queries, prompts, shard writing, merging."""

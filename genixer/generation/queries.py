@@ -1,0 +1,101 @@
+"""Query files (the images to generate on) and the prompt dataset built from them."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from genixer.backbones.codec import Codec
+from genixer.data.images import load_rgb
+from genixer.tasks.base import Task
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+IMAGE_KEYS = ("image", "image_path", "img_path", "file_path")
+
+
+@dataclass(frozen=True)
+class Query:
+    image_id: str
+    image: str  # as written in the query file (relative to the image root, or absolute)
+    error: str | None = None  # a malformed query line, kept as an error row
+
+
+def load_queries(path: str | Path) -> list[Query]:
+    """A jsonl of ``{"question_id"|"id", "image"|"image_path"|"img_path"}`` or an image folder."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [Query(str(p.relative_to(path).with_suffix("")), str(p.relative_to(path))) for p in files]
+    if not path.is_file():
+        raise FileNotFoundError(f"query file or image folder not found: {path}")
+    queries = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            image = next(row[k] for k in IMAGE_KEYS if k in row)
+            image_id = str(row.get("question_id", row.get("id", Path(image).stem)))
+            queries.append(Query(image_id, image))
+        except (json.JSONDecodeError, StopIteration, TypeError, AttributeError):
+            queries.append(Query(f"{path.name}:{n}", "", f"malformed query line {n}: expected JSON with one of {IMAGE_KEYS}"))
+    return queries
+
+
+class PromptDataset(Dataset):
+    """``samples_per_image`` prompts per query; the sample id and template derive from content."""
+
+    def __init__(self, queries: list[Query], image_root: str | Path, task: Task, codec: Codec, samples_per_image: int, seed: int) -> None:
+        self.queries, self.image_root = queries, Path(image_root)
+        self.task, self.codec = task, codec
+        self.samples_per_image, self.seed = samples_per_image, seed
+
+    def __len__(self) -> int:
+        return len(self.queries) * self.samples_per_image
+
+    def sample_id(self, i: int) -> str:
+        query = self.queries[i // self.samples_per_image]
+        return f"{query.image_id}/{self.task.name}/{i % self.samples_per_image}"
+
+    def __getitem__(self, i: int) -> dict:
+        query = self.queries[i // self.samples_per_image]
+        sample_id = self.sample_id(i)
+        template_id, instruction = self.task.instruction(f"{self.seed}:{sample_id}")
+        meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.task.name,
+                "template_id": template_id, "instruction": instruction}
+        if query.error:
+            return {"meta": meta, "error": query.error}
+        try:
+            image = load_rgb(self.image_root / query.image)
+        except Exception as err:  # any undecodable input becomes an error row, never a crash
+            return {"meta": meta, "error": f"image: {type(err).__name__}: {err}"}
+        meta.update(width=image.width, height=image.height)
+        return {"meta": meta, "input_ids": self.codec.encode_prompt(instruction), "pixel_values": self.codec.image(image)}
+
+
+class PromptCollator:
+    """Left-pads prompts for batched generation; failed items travel as error rows."""
+
+    def __init__(self, pad_id: int, seed: int = 0) -> None:
+        self.pad_id, self.seed = pad_id, seed
+
+    def __call__(self, batch: list[dict]) -> dict:
+        ok = [b for b in batch if "error" not in b]
+        errors = [{**b["meta"], "status": "error", "reason": b["error"]} for b in batch if "error" in b]
+        # Sampling seed from the batch's content, not its position (per-sample seeds: later).
+        key = f"{self.seed}:" + ",".join(b["meta"]["id"] for b in batch)
+        seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") >> 1
+        out = {"meta": [b["meta"] for b in ok], "errors": errors, "seed": seed}
+        if ok:
+            width = max(len(b["input_ids"]) for b in ok)
+            ids = torch.full((len(ok), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(ok), width), dtype=torch.long)
+            for row, b in enumerate(ok):
+                n = len(b["input_ids"])
+                ids[row, width - n:], mask[row, width - n:] = b["input_ids"], 1
+            out.update(input_ids=ids, attention_mask=mask, pixel_values=torch.stack([b["pixel_values"] for b in ok]))
+        return out

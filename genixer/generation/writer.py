@@ -1,0 +1,85 @@
+"""Shard writing during prediction and the merge into a keyed, parsed dataset."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from genixer.tasks.base import Task
+from genixer.tasks.boxes import denormalize_box, format_box
+
+SHARD_DIR = "shards"
+
+
+class ShardWriter(BasePredictionWriter):
+    """Appends each finished batch to ``shards/rank{R}.jsonl`` (one row per sample id), flushed."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        super().__init__(write_interval="batch")
+        self.dir = Path(output_dir) / SHARD_DIR
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / f"rank{trainer.global_rank}.jsonl").open("a") as f:
+            for row in prediction:
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+
+
+def read_shards(output_dir: str | Path) -> dict[str, dict]:
+    """All rows by sample id; a later duplicate replaces an earlier one, a partial line is dropped."""
+    rows = {}
+    for shard in sorted(Path(output_dir, SHARD_DIR).glob("rank*.jsonl")):
+        for line in shard.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            rows[row["id"]] = row
+    return rows
+
+
+def finish_row(row: dict, task: Task) -> dict:
+    """Parse one generated text into a canonical record (LLaVA conversation + typed extras)."""
+    if row.get("status") == "error":
+        return row
+    parsed = task.parse(row["text"])
+    if not parsed.ok:
+        return {**row, "status": "rejected", "reason": parsed.reason}
+    record = dict(parsed.record)
+    answer = record.get("answer")
+    if "box" in record:
+        answer = format_box(record["box"])
+    conversations = [{"from": "human", "value": f"<image>\n{record['question']}"}, {"from": "gpt", "value": answer}]
+    return {**row, "status": "ok", "parsed": record, "conversations": conversations}
+
+
+def merge(output_dir: str | Path, task: Task) -> tuple[list[dict], dict]:
+    """Parse every shard row once, sorted by sample id; return the rows and their counts."""
+    rows = [finish_row(r, task) for _, r in sorted(read_shards(output_dir).items())]
+    status = Counter(r["status"] for r in rows)
+    reasons = Counter(f"{r['status']}: {r['reason']}" for r in rows if r["status"] != "ok")
+    return rows, {"samples": len(rows), "status": dict(status), "reasons": dict(reasons)}
+
+
+def write_exports(output_dir: str | Path, rows: list[dict]) -> dict[str, str]:
+    """``samples.jsonl`` (every row), ``llava.json`` (accepted), ``rec_shikra.jsonl`` (accepted REC)."""
+    out = Path(output_dir)
+    with (out / "samples.jsonl").open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    ok = [r for r in rows if r["status"] == "ok"]
+    llava = [{"id": r["id"], "image": r["image"], "conversations": r["conversations"]} for r in ok]
+    (out / "llava.json").write_text(json.dumps(llava, indent=1))
+    paths = {"samples": str(out / "samples.jsonl"), "llava": str(out / "llava.json")}
+    rec = [r for r in ok if "box" in r["parsed"] and r["parsed"].get("expression")]
+    if rec:
+        with (out / "rec_shikra.jsonl").open("w") as f:
+            for r in rec:
+                box = denormalize_box(r["parsed"]["box"], r["width"], r["height"])
+                f.write(json.dumps({"img_path": r["image"], "bbox": list(box), "expression": r["parsed"]["expression"],
+                                    "height": r["height"], "width": r["width"]}) + "\n")
+        paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
+    return paths

@@ -1,0 +1,1 @@
+"""LightningModules: generator training + prediction, vision-tower pretraining."""

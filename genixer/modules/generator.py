@@ -1,0 +1,94 @@
+"""The generator LightningModule: trains Genixer_L / Genixer_S and generates with them."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from genixer.backbones.codec import Codec
+from genixer.backbones.llava import PARTS
+from genixer.modules import optim
+
+
+class GeneratorModule(L.LightningModule):
+    """Wraps a backbone; the model is built late (``configure_model``) for sharded strategies.
+
+    ``trainable`` names the parts that learn (``vision``, ``projector``, ``language``);
+    the rest is frozen, as in the LLaVA / Genixer recipes.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        codec: Codec | None = None,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        trainable: tuple[str, ...] = ("projector", "language"),
+        weight_decay: float = 0.0,
+        generation: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone, self.codec = backbone, codec
+        self.optimizer, self.scheduler, self.weight_decay = optimizer, scheduler, weight_decay
+        self.trainable = tuple(trainable)
+        self.generation = dict(generation or {})
+        self.model = None
+
+    def bind(self, datamodule) -> None:
+        """Train the codec (tokenizer) on the data when the backbone needs one; share it."""
+        if self.codec is None:
+            self.codec = self.backbone.codec(datamodule.corpus())
+        datamodule.codec = self.codec
+
+    def export(self, directory: str | Path, dtype: str | None = None) -> None:
+        """A plain HF checkpoint dir: model (safetensors), tokenizer, processor, template."""
+        model = self.model.to(getattr(torch, dtype)) if dtype else self.model
+        model.save_pretrained(directory)
+        self.codec.save(directory)
+
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        self.model = self.backbone.build(self.codec)
+        unknown = set(self.trainable) - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {sorted(PARTS)}")
+        prefixes = tuple(p for part in self.trainable for p in PARTS[part])
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name.startswith(prefixes))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        if self.optimizer is None:
+            raise ValueError("no optimizer configured for training")
+        return optim.configure(self.model, self.optimizer, self.scheduler, self.weight_decay)
+
+    @torch.no_grad()
+    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        """Generate for the images that loaded; pass error rows through unchanged."""
+        rows = list(batch["errors"])
+        if batch["meta"]:
+            seed = batch.get("seed")
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = self.model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                pixel_values=batch["pixel_values"].to(self.dtype_for_inputs()),
+                pad_token_id=self.codec.tokenizer.pad_token_id,
+                eos_token_id=self.codec.tokenizer.eos_token_id,
+                **self.generation,
+            )
+            new = out[:, batch["input_ids"].shape[1]:].cpu()
+            for meta, ids in zip(batch["meta"], new):
+                rows.append({**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
+        return rows
+
+    def dtype_for_inputs(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype

@@ -1,0 +1,65 @@
+"""Vision-tower pretraining on dense per-patch labels (the mini world's stage 1)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genixer.backbones.llava import VISION_DIR
+from genixer.modules import optim
+
+
+class VisionPretrainModule(L.LightningModule):
+    """Heads on the penultimate-layer patch features (what LLaVA reads) predict attributes + boxes."""
+
+    def __init__(self, backbone, optimizer: Callable, scheduler: Callable | None = None, box_weight: float = 5.0) -> None:
+        super().__init__()
+        self.backbone, self.vocab = backbone, None
+        self.optimizer, self.scheduler, self.box_weight = optimizer, scheduler, box_weight
+        self.tower = None
+
+    def bind(self, datamodule) -> None:
+        """Share the backbone's image transform and take the label vocabularies from the data."""
+        datamodule.transform = self.backbone.image_transform()
+        datamodule.input_size = self.backbone.image_size
+        datamodule.patch_size = self.backbone.vision["patch_size"]
+        self.vocab = datamodule.labels.vocab()
+
+    def export(self, directory: str | Path, dtype: str | None = None) -> None:
+        """The tower as a CLIPVisionModel dir (``vision_tower/``) that stage 2 starts from."""
+        tower = self.tower.to(getattr(torch, dtype)) if dtype else self.tower
+        tower.save_pretrained(Path(directory, VISION_DIR))
+        self.backbone.image_transform().processor.save_pretrained(Path(directory, VISION_DIR))
+        Path(directory, "vocab.json").write_text(json.dumps(self.vocab, indent=1))
+
+    def configure_model(self) -> None:
+        if self.tower is not None:
+            return
+        self.tower = self.backbone.build_vision()
+        hidden = self.tower.config.hidden_size
+        self.heads = nn.ModuleDict({k: nn.Linear(hidden, len(v) + 1) for k, v in self.vocab.items()})
+        self.box_head = nn.Linear(hidden, 4)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.tower(pixel_values=batch["pixel_values"], output_hidden_states=True)
+        feats = out.hidden_states[-2][:, 1:]  # penultimate layer, CLS dropped
+        losses = {k: F.cross_entropy(head(feats).flatten(0, 1), batch[k].flatten()) for k, head in self.heads.items()}
+        fg = batch["shape"] > 0
+        box = self.box_head(feats).sigmoid()
+        losses["box"] = self.box_weight * F.l1_loss(box[fg], batch["box"][fg]) if fg.any() else box.sum() * 0
+        loss = sum(losses.values())
+        n = batch["pixel_values"].shape[0]
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, batch_size=n)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        acc = (self.heads["shape"](feats).argmax(-1) == batch["shape"])[fg].float().mean()
+        self.log("train/shape_acc", acc, prog_bar=True, batch_size=n)
+        return loss
+
+    def configure_optimizers(self):
+        return optim.configure(self, self.optimizer, self.scheduler)

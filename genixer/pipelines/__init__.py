@@ -1,0 +1,1 @@
+"""Stage pipelines: ``run(cfg) -> metrics`` for train / generate / filter / evaluate."""

@@ -1,0 +1,48 @@
+"""Run directories: resolved config, manifest with config hash and code version."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+import genixer
+
+
+def config_hash(cfg: DictConfig) -> str:
+    text = OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def code_version() -> str:
+    """Package version plus the git commit (``+dirty`` when the tree has changes)."""
+    root = Path(genixer.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return f"{genixer.__version__}+{commit or 'unknown'}{'-dirty' if dirty else ''}"
+
+
+def start(cfg: DictConfig) -> Path:
+    """Create the run dir and write the resolved config into it."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return out
+
+
+def write_manifest(out: Path, cfg: DictConfig, stage: str, **content) -> dict:
+    manifest = {
+        "stage": stage,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config_hash": config_hash(cfg),
+        "code_version": code_version(),
+        **content,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return manifest
