@@ -15,6 +15,7 @@ from genixer.data.mini_world import (
     SHAPES,
     Oracle,
     build_world,
+    file_name,
     majority_answers,
     normalize_answer,
 )
@@ -52,14 +53,14 @@ def test_same_seed_is_byte_identical(world, tmp_path):
     assert world["queries_heldout"].read_bytes() == other["queries_heldout"].read_bytes()
     for split, n in (("train", N_TRAIN), ("heldout", N_HELDOUT)):
         for i in range(n):
-            f = f"{split}/mw_{split}_{i:012d}.png"
+            f = file_name(split, i)
             assert np.array_equal(pixels(world["images"] / f), pixels(other["images"] / f)), f
 
 
 def test_index_independent_of_split_size_and_seed_matters(world, tmp_path):
     small = build_world(tmp_path / "c", seed=3, num_train=7, num_heldout=2)
     for i in range(7):
-        f = f"train/mw_train_{i:012d}.png"
+        f = file_name("train", i)
         assert np.array_equal(pixels(world["images"] / f), pixels(small["images"] / f))
     big_inst, small_inst = load(world["instances_train"]), load(small["instances_train"])
     assert small_inst["images"] == big_inst["images"][:7]
@@ -67,7 +68,7 @@ def test_index_independent_of_split_size_and_seed_matters(world, tmp_path):
     big_q = load(world["vqa_questions"])["questions"]
     assert load(small["vqa_questions"])["questions"] == [q for q in big_q if q["image_id"] <= 7]
     other_seed = build_world(tmp_path / "d", seed=4, num_train=3, num_heldout=1)
-    f = "train/mw_train_000000000000.png"
+    f = "train/mw_train_000000000001.png"
     assert load(other_seed["instances_train"])["images"] != big_inst["images"][:3]
     assert pixels(other_seed["images"] / f).shape != pixels(world["images"] / f).shape or not np.array_equal(
         pixels(other_seed["images"] / f), pixels(world["images"] / f))
@@ -183,13 +184,13 @@ def test_oracle_rec_on_generated(world, oracle):
 
 
 def test_image_id_lookup(world, oracle):
-    assert oracle.image_id("train/mw_train_000000000003.png") == 4
-    assert oracle.image_id(str(world["images"] / "train/mw_train_000000000003.png")) == 4
-    assert oracle.image_id("mw_train_000000000000.png") == 1
+    assert oracle.image_id("train/mw_train_000000000004.png") == 4
+    assert oracle.image_id(str(world["images"] / "train/mw_train_000000000004.png")) == 4
+    assert oracle.image_id("mw_train_000000000001.png") == 1
     with pytest.raises(KeyError, match="not in this oracle"):
         oracle.image_id("train/mw_train_999999999999.png")
     held = Oracle.from_instances(world["instances_heldout"])
-    assert held.image_id("heldout/mw_heldout_000000000001.png") == 1_000_002
+    assert held.image_id("heldout/mw_heldout_000001000002.png") == 1_000_002
 
 
 # ---- oracle on a hand-made scene --------------------------------------------------------------

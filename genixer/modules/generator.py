@@ -67,7 +67,7 @@ class GeneratorModule(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer is None:
             raise ValueError("no optimizer configured for training")
-        return optim.configure(self.model, self.optimizer, self.scheduler, self.weight_decay)
+        return optim.configure(self, self.optimizer, self.scheduler, self.weight_decay)
 
     @torch.no_grad()
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
