@@ -1,0 +1,94 @@
+"""Generator-training data: mixture annotations -> (image, instruction, target) tensors."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from genixer.backbones.codec import IGNORE_INDEX, Codec
+from genixer.data.images import load_rgb
+from genixer.data.mixture import Mixture
+from genixer.tasks.base import Task
+
+
+class InstructionDataset(Dataset):
+    """Item i renders annotation i with a template chosen from (seed, epoch, i) only."""
+
+    def __init__(self, items: list[tuple[str, dict]], tasks: dict[str, Task], codec: Codec, seed: int, epoch: int = 0):
+        self.items, self.tasks, self.codec = items, tasks, codec
+        self.seed, self.epoch = seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def render(self, i: int) -> tuple[str, str]:
+        """(instruction, target) text of item i."""
+        name, ann = self.items[i]
+        key = f"{self.seed}:{self.epoch}:{i}"
+        _, instruction = self.tasks[name].instruction(key)
+        return instruction, self.tasks[name].target(ann, key)
+
+    def __getitem__(self, i: int) -> dict:
+        instruction, target = self.render(i)
+        input_ids, labels = self.codec.encode_train([(self.codec.human_message(instruction), target)])
+        pixel_values = self.codec.image(load_rgb(self.items[i][1]["image"]))
+        return {"input_ids": input_ids, "labels": labels, "pixel_values": pixel_values}
+
+
+def pad_right(seqs: list[torch.Tensor], value: int) -> torch.Tensor:
+    return torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
+
+
+class TrainCollator:
+    """Right-pads ids (pad id) and labels (-100); attention mask marks real tokens."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict]) -> dict:
+        lengths = torch.tensor([len(b["input_ids"]) for b in batch])
+        ids = pad_right([b["input_ids"] for b in batch], self.pad_id)
+        return {
+            "input_ids": ids,
+            "labels": pad_right([b["labels"] for b in batch], IGNORE_INDEX),
+            "attention_mask": (torch.arange(ids.shape[1])[None] < lengths[:, None]).long(),
+            "pixel_values": torch.stack([b["pixel_values"] for b in batch]),
+        }
+
+
+class InstructionDataModule(L.LightningDataModule):
+    """Loads a mixture once; its ``codec`` is attached by the pipeline after the tokenizer exists."""
+
+    def __init__(self, mixture: Mixture, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.mixture, self.batch_size, self.num_workers, self.seed = mixture, batch_size, num_workers, seed
+        self.codec: Codec | None = None
+        self._items: list[tuple[str, dict]] | None = None
+
+    @property
+    def items(self) -> list[tuple[str, dict]]:
+        if self._items is None:
+            self._items = self.mixture.items()
+        return self._items
+
+    def corpus(self) -> Iterator[str]:
+        """Every text the generator will read or write (for training a tokenizer)."""
+        for task in self.mixture.tasks.values():
+            yield from task.corpus()
+        dataset = InstructionDataset(self.items, self.mixture.tasks, codec=None, seed=self.seed)
+        for i in range(len(dataset)):
+            yield from dataset.render(i)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.codec is None:
+            raise RuntimeError("attach a codec (datamodule.codec = ...) before training")
+        epoch = self.trainer.current_epoch if self.trainer else 0
+        dataset = InstructionDataset(self.items, self.mixture.tasks, self.codec, self.seed, epoch)
+        return DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+            collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id), drop_last=len(dataset) >= self.batch_size,
+            persistent_workers=False, pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(self.seed + epoch),
+        )

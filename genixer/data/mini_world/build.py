@@ -1,0 +1,170 @@
+"""Build the mini world on disk: images plus COCO / VQAv2 / REC / caption / LLaVA annotation files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+from .language import NUMBER_WORDS, captions, conversation, make_questions, referring_expressions
+from .render import render_scene
+from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
+
+VERSION = "mini_world-1"
+HELDOUT_ID_OFFSET = 1_000_000
+SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
+
+
+def file_name(split: str, index: int) -> str:
+    """Image path relative to `root/images`, named by image id like COCO's files."""
+    return f"{split}/mw_{split}_{image_id(split, index):012d}.png"
+
+
+def image_id(split: str, index: int) -> int:
+    return index + 1 + (HELDOUT_ID_OFFSET if split == "heldout" else 0)
+
+
+def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
+    """Render + save one image and return its ground truth and (train only) language."""
+    seed, split, index, images_dir = task
+    scene = sample_scene(seed, split, index)
+    render_scene(scene, seed).save(Path(images_dir) / file_name(split, index), compress_level=6)
+    rec: dict[str, Any] = {
+        "index": index,
+        "width": scene.width,
+        "height": scene.height,
+        "objects": [(o.shape, o.color, o.size, o.box) for o in scene.objects],
+    }
+    if split == "train":
+        rng = rng_for(seed, split, index, STREAM_LANGUAGE)
+        qas = make_questions(scene, rng)
+        caps = captions(scene, rng)
+        rec["qas"] = [(qa.question, qa.answer, qa.qtype, qa.answer_type) for qa in qas]
+        rec["synonym_slot"] = [int(rng.integers(10)) if rng.random() < 0.15 else -1 for _ in qas]
+        rec["refs"] = referring_expressions(scene)
+        rec["captions"] = caps
+        rec["conversation"] = conversation(qas, caps[0], rng)
+    return rec
+
+
+def _render_split(seed: int, split: str, n: int, images_dir: Path, workers: int) -> list[dict[str, Any]]:
+    (images_dir / split).mkdir(parents=True, exist_ok=True)
+    tasks = [(seed, split, i, str(images_dir)) for i in range(n)]
+    step = max(1, n // 10)
+    out: list[dict[str, Any]] = []
+
+    def progress() -> None:
+        if len(out) % step == 0 or len(out) == n:
+            print(f"[mini_world] {split}: {len(out)}/{n} images", file=sys.stderr, flush=True)
+
+    if workers > 0:
+        with Pool(workers) as pool:
+            for rec in pool.imap(_make_image, tasks, chunksize=16):  # imap keeps index order
+                out.append(rec)
+                progress()
+    else:
+        for t in tasks:
+            out.append(_make_image(t))
+            progress()
+    return out
+
+
+def _instances(split: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
+    images, anns = [], []
+    cat_ids = {s: i + 1 for i, s in enumerate(SHAPES)}
+    for r in recs:
+        iid = image_id(split, r["index"])
+        images.append({"id": iid, "file_name": file_name(split, r["index"]), "width": r["width"], "height": r["height"]})
+        for shape, color, size, (x1, y1, x2, y2) in r["objects"]:
+            anns.append({
+                "id": len(anns) + 1, "image_id": iid, "category_id": cat_ids[shape],
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+                "attributes": {"color": color, "size": size},
+            })
+    return {
+        "info": {"description": f"Genixer mini world, {split} split", "version": VERSION},
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": i, "name": s, "supercategory": "shape"} for s, i in cat_ids.items()],
+    }
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0) -> dict[str, Path]:
+    """Write the whole mini world under `root`; returns the written paths by name."""
+    root = Path(root)
+    images_dir, ann_dir, q_dir = root / "images", root / "annotations", root / "queries"
+    for d in (images_dir, ann_dir, q_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    train = _render_split(seed, "train", num_train, images_dir, workers)
+    heldout = _render_split(seed, "heldout", num_heldout, images_dir, workers)
+
+    paths = {
+        "root": root,
+        "images": images_dir,
+        "instances_train": ann_dir / "instances_train.json",
+        "instances_heldout": ann_dir / "instances_heldout.json",
+        "vqa_questions": ann_dir / "v2_OpenEnded_mini_train_questions.json",
+        "vqa_annotations": ann_dir / "v2_mini_train_annotations.json",
+        "rec_train": ann_dir / "rec_train.jsonl",
+        "captions_train": ann_dir / "captions_train.json",
+        "llava_train": ann_dir / "llava_conversations_train.json",
+        "queries_heldout": q_dir / "heldout.jsonl",
+        "world": root / "world.json",
+    }
+    _dump(paths["instances_train"], _instances("train", train))
+    _dump(paths["instances_heldout"], _instances("heldout", heldout))
+
+    questions, answers, rec_lines, caps, convs = [], [], [], [], []
+    for r in train:
+        iid, fn = image_id("train", r["index"]), file_name("train", r["index"])
+        for j, ((q, a, qtype, atype), slot) in enumerate(zip(r["qas"], r["synonym_slot"])):
+            qid = iid * 100 + j
+            questions.append({"image_id": iid, "question": q, "question_id": qid})
+            given = [SYNONYMS[a] if k == slot and a in SYNONYMS else a for k in range(10)]
+            answers.append({
+                "question_id": qid, "image_id": iid, "question_type": qtype, "answer_type": atype,
+                "multiple_choice_answer": a,
+                "answers": [{"answer": g, "answer_confidence": "yes", "answer_id": k + 1} for k, g in enumerate(given)],
+            })
+        for obj_idx, text in r["refs"]:
+            box = [int(v) for v in r["objects"][obj_idx][3]]
+            rec_lines.append(json.dumps({"img_path": fn, "expression": text, "bbox": box, "height": r["height"], "width": r["width"]}))
+        for c in r["captions"]:
+            caps.append({"id": len(caps) + 1, "image_id": iid, "caption": c})
+        convs.append({"id": f"mw_train_{r['index']:012d}", "image": fn, "conversations": r["conversation"]})
+
+    info = {"description": "Genixer mini world VQA", "version": VERSION}
+    _dump(paths["vqa_questions"], {
+        "info": info, "task_type": "Open-Ended", "data_type": "mini", "data_subtype": "train", "questions": questions,
+    })
+    _dump(paths["vqa_annotations"], {
+        "info": info, "data_type": "mini", "data_subtype": "train", "annotations": answers,
+    })
+    paths["rec_train"].write_text("".join(line + "\n" for line in rec_lines))
+    inst = json.loads(paths["instances_train"].read_text())
+    _dump(paths["captions_train"], {"info": info, "images": inst["images"], "annotations": caps})
+    _dump(paths["llava_train"], convs)
+    paths["queries_heldout"].write_text("".join(
+        json.dumps({"question_id": image_id("heldout", r["index"]), "image": file_name("heldout", r["index"])}) + "\n"
+        for r in heldout
+    ))
+    _dump(paths["world"], {
+        "version": VERSION, "seed": seed,
+        "counts": {
+            "train_images": len(train), "heldout_images": len(heldout),
+            "train_objects": sum(len(r["objects"]) for r in train),
+            "heldout_objects": sum(len(r["objects"]) for r in heldout),
+            "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
+            "conversations": len(convs),
+        },
+        "vocabulary": {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES)},
+        "heldout_image_id_offset": HELDOUT_ID_OFFSET,
+    })
+    print(f"[mini_world] wrote {len(train)} train + {len(heldout)} heldout images under {root}", file=sys.stderr)
+    return paths

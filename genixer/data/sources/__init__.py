@@ -1,0 +1,1 @@
+"""Converters from official annotation formats to generator-training annotations."""
