@@ -7,7 +7,7 @@ from collections import Counter
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
@@ -23,7 +23,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("world"):
         instantiate(cfg.world)()
     task = instantiate(cfg.task)
-    module = instantiate(cfg.module)
+    module = instantiate(cfg.module, generation=OmegaConf.to_container(cfg.generation))
     module.codec = module.backbone.codec()
     queries = load_queries(cfg.queries)
     dataset = PromptDataset(queries, cfg.image_root, task, module.codec, cfg.samples_per_image, cfg.seed)

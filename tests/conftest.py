@@ -1,0 +1,28 @@
+"""Shared fixtures: compose the real configs, build small mini worlds."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+os.environ.setdefault("GENIXER_ROOT", str(ROOT))
+
+
+def compose_config(primary: str, overrides: list[str]):
+    """Compose ``conf/<primary>.yaml`` with overrides, as the entry script would."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=primary, overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """A mini world with 60 train and 12 held-out images (built once per session)."""
+    from genixer.data.mini_world import build_world
+
+    root = tmp_path_factory.mktemp("mini_world")
+    build_world(root, seed=0, num_train=60, num_heldout=12)
+    return root
