@@ -121,7 +121,9 @@ class TinyLlava:
 class PretrainedLlava:
     """Any HF-format LLaVA checkpoint dir (llava-hf layout, or one of our run dirs) by path."""
 
-    def __init__(self, path: str, conversation: Conversation | None = None, dtype: str | None = None) -> None:
+    def __init__(self, path: str | None, conversation: Conversation | None = None, dtype: str | None = None) -> None:
+        if not path:
+            raise ValueError("a pretrained LLaVA backbone needs a path (backbone.path=... or generator=...)")
         self.path = path
         self.conversation = conversation
         self.dtype = dtype

@@ -1,0 +1,98 @@
+"""Conversation rendering, label masking, image padding and the tiny LLaVA backbone."""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from genixer.backbones.codec import IGNORE_INDEX
+from genixer.backbones.conversation import Conversation
+from genixer.backbones.llava import PretrainedLlava, TinyLlava, num_image_tokens
+from genixer.data.images import pad_to_square
+
+SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
+          "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+CONV = Conversation("vicuna_v1", SYSTEM)
+TARGETS = [
+    "Question: What color is the small star? Answer: red",
+    "Question: Where is the blue circle in the image? Answer: [0.031,0.250,0.500,0.994]",
+]
+TINY = dict(
+    image_size=32, vocab_size=400, max_length=128,
+    vision=dict(patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2),
+    text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, tie_word_embeddings=True),
+)
+
+
+def tiny_codec():
+    backbone = TinyLlava(CONV, **TINY)
+    corpus = [*TARGETS, "Look at the image and write a question with its answer.\nThis is the Common VQA task."] * 20
+    return backbone, backbone.codec(corpus)
+
+
+def test_vicuna_v1_rendering_matches_spec():
+    text, spans = CONV.render([("<image>\nInstr.", "Question: Q? Answer: A"), ("More?", "Yes")])
+    assert text == (SYSTEM + " USER: <image>\nInstr. ASSISTANT: Question: Q? Answer: A</s>USER: More? ASSISTANT: Yes</s>")
+    assert [text[a:b] for a, b in spans] == ["Question: Q? Answer: A</s>", "Yes</s>"]
+    assert CONV.prompt([], "<image>\nInstr.") == SYSTEM + " USER: <image>\nInstr. ASSISTANT:"
+
+
+def test_label_masking_decodes_to_target_plus_eos():
+    _, codec = tiny_codec()
+    for target in TARGETS:
+        ids, labels = codec.encode_train([(codec.human_message("Look at the image and write a question."), target)])
+        supervised = labels[labels != IGNORE_INDEX]
+        assert codec.tokenizer.decode(supervised) == target + "</s>"
+        assert (ids == codec.image_token_id).sum() == codec.num_image_tokens == 16
+        assert (labels[ids == codec.image_token_id] == IGNORE_INDEX).all()
+        assert ids[0] == codec.tokenizer.bos_token_id and labels[0] == IGNORE_INDEX
+
+
+def test_multi_turn_masking_supervises_every_reply():
+    _, codec = tiny_codec()
+    turns = [(codec.human_message("Look."), TARGETS[0]), ("And this?", TARGETS[1])]
+    _, labels = codec.encode_train(turns)
+    runs, current = [], []
+    for token in labels.tolist() + [IGNORE_INDEX]:
+        if token != IGNORE_INDEX:
+            current.append(token)
+        elif current:
+            runs.append(codec.tokenizer.decode(current))
+            current = []
+    assert runs == [TARGETS[0] + "</s>", TARGETS[1] + "</s>"]
+
+
+def test_prompt_ends_with_assistant_and_decode_stops_at_eos():
+    _, codec = tiny_codec()
+    ids = codec.encode_prompt("Look.")
+    assert codec.tokenizer.decode(ids[-3:]).endswith("ASSISTANT:")
+    answer = codec.tokenizer(TARGETS[0], add_special_tokens=False)["input_ids"]
+    eos = codec.tokenizer.eos_token_id
+    assert codec.decode(answer + [eos] + answer) == TARGETS[0]
+
+
+def test_pad_to_square_centres_with_colour():
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    square = pad_to_square(image, (1, 2, 3))
+    assert square.size == (40, 40)
+    assert square.getpixel((0, 0)) == (1, 2, 3) and square.getpixel((20, 20)) == (255, 0, 0)
+    assert square.getpixel((20, 9)) == (1, 2, 3) and square.getpixel((20, 10)) == (255, 0, 0)
+
+
+def test_tiny_llava_trains_saves_and_reloads(tmp_path):
+    backbone, codec = tiny_codec()
+    model = backbone.build(codec)
+    assert num_image_tokens(model.config) == codec.num_image_tokens
+    ids, labels = codec.encode_train([(codec.human_message("Look."), TARGETS[1])])
+    pixels = codec.image(Image.new("RGB", (48, 30), (0, 0, 255)))[None]
+    out = model(input_ids=ids[None], labels=labels[None], pixel_values=pixels)
+    assert torch.isfinite(out.loss)
+    model.save_pretrained(tmp_path)
+    codec.save(tmp_path)
+    loaded = PretrainedLlava(str(tmp_path))
+    codec2 = loaded.codec()
+    model2 = loaded.build().eval()
+    assert codec2.conversation == CONV and codec2.num_image_tokens == codec.num_image_tokens
+    assert torch.equal(codec2.encode_prompt("Look."), codec.encode_prompt("Look."))
+    with torch.no_grad():
+        logits = model.eval()(input_ids=ids[None], pixel_values=pixels).logits
+        assert torch.allclose(logits, model2(input_ids=ids[None], pixel_values=pixels).logits, atol=1e-5)
