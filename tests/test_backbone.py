@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from PIL import Image
+from transformers import LlavaProcessor
 
 from genixer.backbones.codec import IGNORE_INDEX
 from genixer.backbones.conversation import Conversation
@@ -86,8 +87,11 @@ def test_tiny_llava_trains_saves_and_reloads(tmp_path):
     pixels = codec.image(Image.new("RGB", (48, 30), (0, 0, 255)))[None]
     out = model(input_ids=ids[None], labels=labels[None], pixel_values=pixels)
     assert torch.isfinite(out.loss)
-    model.save_pretrained(tmp_path)
-    codec.save(tmp_path)
+    backbone.save(model, codec, tmp_path)
+    hf = LlavaProcessor.from_pretrained(tmp_path)  # plain HF loading, no genixer code
+    prompt = codec.conversation.prompt([], codec.human_message("Look."))
+    assert torch.equal(hf(text=prompt, images=Image.new("RGB", (32, 32)), return_tensors="pt")["input_ids"][0],
+                       codec.encode_prompt("Look."))
     loaded = PretrainedLlava(str(tmp_path))
     codec2 = loaded.codec()
     model2 = loaded.build().eval()

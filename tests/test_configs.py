@@ -64,3 +64,20 @@ def test_protocol_strings_in_configs(tmp_path):
     )
     assert compose_config("generate", [f"paths.output_dir={tmp_path}"]).task.suffix == "\nThis is the Common VQA task."
     assert compose_config("generate", [f"paths.output_dir={tmp_path}", "task=agnostic"]).task.get("suffix", "") == ""
+
+
+GROUP_OPTIONS = sorted(
+    (p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name not in ("experiment", "hydra", "conversation")
+)
+
+
+@pytest.mark.parametrize("group,option", GROUP_OPTIONS)
+def test_every_group_option_binds(group, option, tmp_path):
+    """Each option of each group, selected on the train primary, binds its targets."""
+    overrides = [f"paths.output_dir={tmp_path}", f"{group}={option}"]
+    if option == "pretrained_llava":
+        overrides.append("+generator=some/dir")
+    cfg = compose_config("train", overrides)
+    for path, node in targets(cfg):
+        kwargs = {k: None for k in node.keys() if k not in RESERVED}
+        inspect.signature(get_object(node._target_)).bind_partial(**kwargs)

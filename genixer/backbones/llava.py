@@ -12,6 +12,7 @@ from transformers import (
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
+    LlavaProcessor,
 )
 
 from genixer.backbones.codec import Codec, ImageTransform
@@ -44,6 +45,20 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if (path / "config.json").exists() or (path / VISION_DIR).is_dir():
         return path
     raise FileNotFoundError(f"{path}: neither a HF checkpoint dir (config.json) nor a run dir with {CHECKPOINT_DIR}/")
+
+
+def save_checkpoint(model: LlavaForConditionalGeneration, codec: Codec, directory: str | Path) -> None:
+    """A plain llava-hf dir: weights, tokenizer, image processor, ``LlavaProcessor``, template."""
+    model.save_pretrained(directory)
+    codec.save(directory)
+    LlavaProcessor(
+        image_processor=codec.image.processor,
+        tokenizer=codec.tokenizer,
+        patch_size=model.config.vision_config.patch_size,
+        vision_feature_select_strategy=model.config.vision_feature_select_strategy,
+        num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
+        image_token=codec.image_token,
+    ).save_pretrained(directory)
 
 
 class TinyLlava:
@@ -85,6 +100,8 @@ class TinyLlava:
         tokenizer = train_tokenizer(texts, self.vocab_size)
         n = (self.image_size // self.vision["patch_size"]) ** 2
         return Codec(tokenizer, self.image_transform(), self.conversation, n, max_length=self.max_length)
+
+    save = staticmethod(save_checkpoint)
 
     def build_vision(self) -> CLIPVisionModel:
         if self.vision_init:
@@ -132,6 +149,8 @@ class PretrainedLlava:
         directory = resolve_checkpoint(self.path)
         config = LlavaConfig.from_pretrained(directory)
         return Codec.load(directory, num_image_tokens(config), self.conversation)
+
+    save = staticmethod(save_checkpoint)
 
     def build(self, codec: Codec | None = None) -> LlavaForConditionalGeneration:
         dtype = getattr(torch, self.dtype) if self.dtype else None

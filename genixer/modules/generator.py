@@ -45,8 +45,7 @@ class GeneratorModule(L.LightningModule):
     def export(self, directory: str | Path, dtype: str | None = None) -> None:
         """A plain HF checkpoint dir: model (safetensors), tokenizer, processor, template."""
         model = self.model.to(getattr(torch, dtype)) if dtype else self.model
-        model.save_pretrained(directory)
-        self.codec.save(directory)
+        self.backbone.save(model, self.codec, directory)
 
     def configure_model(self) -> None:
         if self.model is not None:

@@ -14,8 +14,6 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.get("runs"):
         raise ValueError("evaluate.py needs runs=[<generation run dir>, ...]")
     out = rundir.start(cfg)
-    if cfg.get("world"):
-        instantiate(cfg.world)()
     benchmark = instantiate(cfg.benchmark)
     results = benchmark.evaluate(list(cfg.runs))
     table = format_table(results)

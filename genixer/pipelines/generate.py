@@ -5,7 +5,6 @@ import logging
 import time
 from collections import Counter
 
-import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
@@ -18,10 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
-    L.seed_everything(cfg.seed, workers=True)
     out = rundir.start(cfg)
-    if cfg.get("world"):
-        instantiate(cfg.world)()
     task = instantiate(cfg.task)
     module = instantiate(cfg.module, generation=OmegaConf.to_container(cfg.generation))
     module.codec = module.backbone.codec()

@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import lightning as L
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import genixer
@@ -29,10 +31,13 @@ def code_version() -> str:
 
 
 def start(cfg: DictConfig) -> Path:
-    """Create the run dir and write the resolved config into it."""
+    """Seed, create the run dir with the resolved config, and build the mini world if configured."""
+    L.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if cfg.get("world"):
+        instantiate(cfg.world)()
     return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 
-import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -16,10 +15,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict:
     """Build everything from config, fit, export a HF checkpoint, write the manifest."""
-    L.seed_everything(cfg.seed, workers=True)
     out = rundir.start(cfg)
-    if cfg.get("world"):
-        instantiate(cfg.world)()
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
     module.bind(datamodule)
