@@ -100,3 +100,45 @@ def test_tiny_llava_trains_saves_and_reloads(tmp_path):
     with torch.no_grad():
         logits = model.eval()(input_ids=ids[None], pixel_values=pixels).logits
         assert torch.allclose(logits, model2(input_ids=ids[None], pixel_values=pixels).logits, atol=1e-5)
+
+
+SHIKRA_LAYOUT = dict(image_token="<im_patch>", image_prefix="<im_start>", image_suffix="<im_end>", image_separator=" ")
+
+
+def tiny_shikra():
+    backbone = TinyLlava(Conversation("vicuna_v1.1", SYSTEM), projector="linear", pad_color=(255, 255, 255),
+                         image_layout=SHIKRA_LAYOUT, **TINY)
+    return backbone, backbone.codec([*TARGETS, "Examine the image. This is a PointQA task."] * 20)
+
+
+def test_shikra_prompt_masking_and_white_padding():
+    _, codec = tiny_shikra()
+    ids, labels = codec.encode_train([(codec.human_message("Examine the image."), TARGETS[1])])
+    assert codec.tokenizer.decode(labels[labels != IGNORE_INDEX]) == TARGETS[1] + "</s>"
+    tokens = codec.tokenizer.convert_ids_to_tokens(ids.tolist())
+    k = tokens.index("<im_start>")
+    assert tokens[k + 1 : k + 17] == ["<im_patch>"] * 16 and tokens[k + 17] == "<im_end>"
+    assert codec.human_message("Go.") == "<im_start><im_patch><im_end> Go."
+    pixels = codec.image(Image.new("RGB", (32, 8), (0, 0, 0)))
+    assert pixels[:, 0, 0].tolist() == codec.image(Image.new("RGB", (8, 8), (255, 255, 255)))[:, 0, 0].tolist()
+
+
+def test_shikra_single_linear_projector_loads_without_custom_code(tmp_path):
+    from transformers import LlavaForConditionalGeneration
+
+    from genixer.modules.generator import GeneratorModule
+
+    backbone, codec = tiny_shikra()
+    model = backbone.build(codec)
+    projector = model.model.multi_modal_projector
+    x = torch.randn(3, 32)
+    assert torch.allclose(projector(x), projector.linear_1(x), atol=1e-6)
+    backbone.save(model, codec, tmp_path)
+    reloaded = LlavaForConditionalGeneration.from_pretrained(tmp_path)
+    assert torch.allclose(reloaded.model.multi_modal_projector(x), projector.linear_1(x), atol=1e-6)
+    codec2 = PretrainedLlava(str(tmp_path)).codec()
+    assert (codec2.image_prefix, codec2.image_token, codec2.image.pad_color) == ("<im_start>", "<im_patch>", (255, 255, 255))
+    module = GeneratorModule(PretrainedLlava(str(tmp_path)), codec2, trainable=("projector",))
+    module.configure_model()
+    trained = {n for n, p in module.model.named_parameters() if p.requires_grad}
+    assert trained == {"model.multi_modal_projector.linear_1.weight", "model.multi_modal_projector.linear_1.bias"}

@@ -6,6 +6,7 @@ spec §3.1: only assistant replies and the ``</s>`` closing each one are supervi
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from genixer.backbones.conversation import Conversation
 from genixer.data.images import pad_to_square
 
 IGNORE_INDEX = -100
+CODEC_FILE = "codec.json"  # image-token layout, saved beside the tokenizer
+LAYOUT_KEYS = ("image_token", "image_prefix", "image_suffix", "image_separator", "max_length")
 
 
 @dataclass
@@ -35,11 +38,19 @@ class ImageTransform:
 
 @dataclass
 class Codec:
+    """``image_prefix + image_token + image_suffix + separator + instruction`` is the first human
+    message: LLaVA-1.5 writes ``<image>\n...``; Shikra ``<im_start><im_patch><im_end> ...``.
+    The image token is expanded to ``num_image_tokens`` ids that the model fills with features.
+    """
+
     tokenizer: PreTrainedTokenizerBase
     image: ImageTransform
     conversation: Conversation
     num_image_tokens: int
     image_token: str = "<image>"
+    image_prefix: str = ""
+    image_suffix: str = ""
+    image_separator: str = "\n"
     max_length: int = 2048
 
     @property
@@ -48,7 +59,7 @@ class Codec:
 
     # text ---------------------------------------------------------------------------
     def human_message(self, instruction: str) -> str:
-        return f"{self.image_token}\n{instruction}"
+        return f"{self.image_prefix}{self.image_token}{self.image_suffix}{self.image_separator}{instruction}"
 
     def encode_train(self, turns: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and labels for a conversation; the first human turn carries the image."""
@@ -90,6 +101,8 @@ class Codec:
         self.tokenizer.save_pretrained(directory)
         self.image.processor.save_pretrained(directory)
         self.conversation.save(directory)
+        layout = {k: getattr(self, k) for k in LAYOUT_KEYS}
+        Path(directory, CODEC_FILE).write_text(json.dumps({**layout, "pad_color": self.image.pad_color}, indent=2))
 
     @classmethod
     def load(
@@ -100,10 +113,13 @@ class Codec:
         conversation = Conversation.load(directory) if saved.exists() else conversation
         if conversation is None:
             raise FileNotFoundError(f"{saved} is missing and no conversation template was configured")
+        # A llava-hf dir has no codec.json: the LLaVA-1.5 layout (defaults) applies.
+        layout = json.loads(Path(directory, CODEC_FILE).read_text()) if Path(directory, CODEC_FILE).exists() else {}
+        pad_color = layout.pop("pad_color", None)
         return cls(
             tokenizer=AutoTokenizer.from_pretrained(directory),
-            image=ImageTransform(AutoImageProcessor.from_pretrained(directory)),
+            image=ImageTransform(AutoImageProcessor.from_pretrained(directory), pad_color and tuple(pad_color)),
             conversation=conversation,
             num_image_tokens=num_image_tokens,
-            **kwargs,
+            **{**layout, **kwargs},
         )

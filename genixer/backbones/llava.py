@@ -1,4 +1,10 @@
-"""Genixer_L backbones: HF ``LlavaForConditionalGeneration``, tiny from config or any llava-hf dir."""
+"""Generator backbones on HF ``LlavaForConditionalGeneration``: tiny from config or a dir by path.
+
+Genixer_L is LLaVA-1.5 (``mlp2x_gelu`` projector, ``<image>\n`` prompt, mean-colour padding).
+Genixer_S is Shikra expressed with the same classes: a single linear projector (``linear``
+activation with an identity, frozen second layer: exact, and loadable without custom code),
+``<im_start><im_patch>*N<im_end>`` image tokens, white padding.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -28,6 +34,23 @@ PARTS = {
     "projector": ("model.multi_modal_projector.",),
     "language": ("model.language_model.", "lm_head."),
 }
+LINEAR = "linear"  # Shikra's single-linear projector, as a projector_hidden_act
+
+
+def parts(config: LlavaConfig) -> dict[str, tuple[str, ...]]:
+    """Trainable parts; a single-linear (Shikra) projector trains only its first layer."""
+    if config.projector_hidden_act == LINEAR:
+        return {**PARTS, "projector": ("model.multi_modal_projector.linear_1.",)}
+    return PARTS
+
+
+def make_single_linear(model: LlavaForConditionalGeneration) -> None:
+    """linear_2 := identity (frozen), so the projector is exactly linear_1 (Shikra)."""
+    second = model.model.multi_modal_projector.linear_2
+    with torch.no_grad():
+        second.weight.copy_(torch.eye(second.out_features, second.in_features))
+        second.bias.zero_()
+    second.requires_grad_(False)
 
 
 def num_image_tokens(config: LlavaConfig) -> int:
@@ -77,7 +100,12 @@ class TinyLlava:
         vocab_size: int,
         vision_init: str | None = None,
         max_length: int = 512,
+        projector: str = "mlp2x_gelu",
+        image_layout: dict | None = None,
+        pad_color: tuple[int, int, int] | None = None,
     ) -> None:
+        if projector not in ("mlp2x_gelu", LINEAR):
+            raise ValueError(f"projector must be 'mlp2x_gelu' (LLaVA-1.5) or 'linear' (Shikra), got {projector!r}")
         self.conversation = conversation
         self.image_size = image_size
         self.vision = dict(vision)
@@ -85,6 +113,9 @@ class TinyLlava:
         self.vocab_size = vocab_size
         self.vision_init = vision_init
         self.max_length = max_length
+        self.projector = projector
+        self.image_layout = dict(image_layout or {})  # Codec image_token / image_prefix / ...
+        self.pad_color = tuple(pad_color) if pad_color else None
 
     def vision_config(self) -> CLIPVisionConfig:
         return CLIPVisionConfig(image_size=self.image_size, **self.vision)
@@ -92,14 +123,16 @@ class TinyLlava:
     def image_transform(self) -> ImageTransform:
         size = self.image_size
         processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-        return ImageTransform(processor)
+        return ImageTransform(processor, self.pad_color)
 
     def codec(self, corpus: Iterable[str]) -> Codec:
         """Train the tokenizer on ``corpus`` (plus the template's own words)."""
         texts = [self.conversation.system, " ".join(self.conversation.roles), *corpus]
-        tokenizer = train_tokenizer(texts, self.vocab_size)
+        layout = self.image_layout
+        frame = [t for t in (layout.get("image_prefix"), layout.get("image_suffix")) if t]
+        tokenizer = train_tokenizer(texts, self.vocab_size, layout.get("image_token", "<image>"), frame)
         n = (self.image_size // self.vision["patch_size"]) ** 2
-        return Codec(tokenizer, self.image_transform(), self.conversation, n, max_length=self.max_length)
+        return Codec(tokenizer, self.image_transform(), self.conversation, n, max_length=self.max_length, **layout)
 
     save = staticmethod(save_checkpoint)
 
@@ -123,12 +156,14 @@ class TinyLlava:
             text_config=text,
             image_token_index=codec.image_token_id,
             image_seq_length=codec.num_image_tokens,
-            projector_hidden_act="gelu",  # mlp2x_gelu
+            projector_hidden_act="gelu" if self.projector == "mlp2x_gelu" else LINEAR,
             vision_feature_layer=-2,  # penultimate layer
             vision_feature_select_strategy="default",  # patch features, CLS dropped
             tie_word_embeddings=self.text.get("tie_word_embeddings", False),
         )
         model = LlavaForConditionalGeneration(config)
+        if self.projector == LINEAR:
+            make_single_linear(model)
         if self.vision_init:
             model.model.vision_tower.load_state_dict(self.build_vision().state_dict())
         model.generation_config.pad_token_id = tok.pad_token_id

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from genixer.backbones.codec import Codec
-from genixer.backbones.llava import PARTS
+from genixer.backbones.llava import parts
 from genixer.modules import optim
 
 
@@ -51,10 +51,11 @@ class GeneratorModule(L.LightningModule):
         if self.model is not None:
             return
         self.model = self.backbone.build(self.codec)
-        unknown = set(self.trainable) - set(PARTS)
+        named = parts(self.model.config)
+        unknown = set(self.trainable) - set(named)
         if unknown:
-            raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {sorted(PARTS)}")
-        prefixes = tuple(p for part in self.trainable for p in PARTS[part])
+            raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {sorted(named)}")
+        prefixes = tuple(p for part in self.trainable for p in named[part])
         for name, param in self.model.named_parameters():
             param.requires_grad_(name.startswith(prefixes))
 
