@@ -88,3 +88,19 @@ def test_filter_refuses_clearly(tmp_path):
 
     with pytest.raises(NotImplementedError, match="not implemented yet"):
         filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path}"]))
+
+
+def test_exports_round_trip(tmp_path):
+    from genixer.data.exports import read_llava, read_shikra_rec, write_llava, write_shikra_rec
+
+    records = [{"id": "1/rec/0", "image": "a.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhere is the red star?"}, {"from": "gpt", "value": "[0.100,0.200,0.300,0.400]"}],
+        "task": "rec"}]
+    for name in ("d.json", "d.jsonl"):
+        write_llava(records, tmp_path / name)
+        assert read_llava(tmp_path / name) == [{k: records[0][k] for k in ("id", "image", "conversations")}]
+    row = {"img_path": "00202/002023245.jpg", "bbox": [20, 204, 197, 333], "expression": "a black and yellow vintage record label",
+           "height": 336, "width": 502, "clip_score": 62.36908}  # a released syn_lcs_filtered60 row (spec §7.2)
+    write_shikra_rec([row], tmp_path / "rec.jsonl")
+    assert read_shikra_rec(tmp_path / "rec.jsonl") == [row]
+    assert json.loads((tmp_path / "rec.jsonl").read_text()) == row

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from genixer.data.exports import write_llava, write_shikra_rec
 from genixer.tasks.base import Task
 from genixer.tasks.boxes import denormalize_box, format_box
 
@@ -71,15 +72,13 @@ def write_exports(output_dir: str | Path, rows: list[dict]) -> dict[str, str]:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     ok = [r for r in rows if r["status"] == "ok"]
-    llava = [{"id": r["id"], "image": r["image"], "conversations": r["conversations"]} for r in ok]
-    (out / "llava.json").write_text(json.dumps(llava, indent=1))
+    write_llava(ok, out / "llava.json")
     paths = {"samples": str(out / "samples.jsonl"), "llava": str(out / "llava.json")}
+    # Any accepted (expression, box) pair: REC, REG, or REC-shaped task-agnostic output.
     rec = [r for r in ok if "box" in r["parsed"] and r["parsed"].get("expression")]
     if rec:
-        with (out / "rec_shikra.jsonl").open("w") as f:
-            for r in rec:
-                box = denormalize_box(r["parsed"]["box"], r["width"], r["height"])
-                f.write(json.dumps({"img_path": r["image"], "bbox": list(box), "expression": r["parsed"]["expression"],
-                                    "height": r["height"], "width": r["width"]}) + "\n")
+        write_shikra_rec(({"img_path": r["image"], "bbox": list(denormalize_box(r["parsed"]["box"], r["width"], r["height"])),
+                           "expression": r["parsed"]["expression"], "height": r["height"], "width": r["width"]} for r in rec),
+                         out / "rec_shikra.jsonl")
         paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
     return paths
