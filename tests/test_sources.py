@@ -69,3 +69,31 @@ def test_mixture_is_deterministic_and_capped(small_world):
     a, b = mixture(0, 50).items(), mixture(0, 50).items()
     assert a == b and sum(name == "vqa" for name, _ in a) == 50
     assert mixture(1, 50).items() != a
+
+
+def test_mixture_identical_in_two_processes(small_world):
+    """Two ranks (separate processes, different hash salts) build the same mixture."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import hashlib, json
+from genixer.data.mixture import Component, Mixture
+from genixer.data.sources.rec_jsonl import RECJsonl
+from genixer.tasks import REC, TemplatePool
+from genixer.tasks.templates import TEMPLATES_DIR
+pool = TemplatePool(TEMPLATES_DIR / "generic_instructions.json")
+task = REC("rec", "", pool, TemplatePool(TEMPLATES_DIR / "rec_questions.json", placeholder="<expr>"))
+src = RECJsonl({str(small_world / 'annotations/rec_train.jsonl')!r}, {str(small_world / 'images')!r})
+items = Mixture({{"rec": Component(src, task, fraction=0.5, repeat=2)}}, seed=7).items()
+print(hashlib.sha256(json.dumps(items).encode()).hexdigest(), len(items))
+"""
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": salt}).stdout
+        for salt in ("1", "2")
+    }
+    assert len(outs) == 1
+    n_rec = len(RECJsonl(small_world / "annotations/rec_train.jsonl", small_world / "images").load())
+    assert int(outs.pop().split()[1]) == 2 * int(n_rec * 0.5)

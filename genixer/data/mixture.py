@@ -9,12 +9,21 @@ from genixer.tasks.base import Task
 
 @dataclass
 class Component:
-    """Annotations of one source, rendered by one task; ``cap`` keeps a seeded subset."""
+    """Annotations of one source rendered by one task.
+
+    ``fraction`` then ``cap`` keep a seeded subset (Shikra's ``SubSet(portion)``); ``repeat``
+    oversamples (the paper repeats the small GPT4Gen sets 5 times).
+    """
 
     source: object  # anything with ``load() -> list[dict]``
     task: Task
     cap: int | None = None
+    fraction: float | None = None
     repeat: int = 1
+
+    def subset_size(self, n: int) -> int:
+        size = n if self.fraction is None else int(n * self.fraction)
+        return size if self.cap is None else min(size, self.cap)
 
 
 class Mixture:
@@ -28,12 +37,14 @@ class Mixture:
         return {name: c.task for name, c in self.components.items()}
 
     def items(self) -> list[tuple[str, dict]]:
+        """Depends only on the files and the seed: no rank, no process hash salt."""
         items = []
         for name in sorted(self.components):
             component = self.components[name]
             records = component.source.load()
-            if component.cap is not None and component.cap < len(records):
-                records = random.Random(f"{self.seed}:{name}").sample(records, component.cap)
+            size = component.subset_size(len(records))
+            if size < len(records):
+                records = random.Random(f"{self.seed}:{name}").sample(records, size)
             items += [(name, r) for r in records] * component.repeat
         random.Random(self.seed).shuffle(items)
         return items
