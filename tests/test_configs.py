@@ -66,8 +66,10 @@ def test_protocol_strings_in_configs(tmp_path):
     assert compose_config("generate", [f"paths.output_dir={tmp_path}", "task=agnostic"]).task.get("suffix", "") == ""
 
 
+SELECTABLE = ("backbone", "benchmark", "callbacks", "data", "data/mixture", "debug", "logger", "module", "paths",
+              "task", "trainer", "world")
 GROUP_OPTIONS = sorted(
-    (p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if p.parent.name not in ("experiment", "hydra", "conversation")
+    (str(p.parent.relative_to(CONF)), p.stem) for p in CONF.rglob("*.yaml") if str(p.parent.relative_to(CONF)) in SELECTABLE
 )
 
 
