@@ -2,24 +2,21 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from genixer.tasks.base import Task
 
 
-@dataclass
 class Component:
     """Annotations of one source rendered by one task.
 
     ``fraction`` then ``cap`` keep a seeded subset (Shikra's ``SubSet(portion)``); ``repeat``
-    oversamples (the paper repeats the small GPT4Gen sets 5 times).
+    oversamples (the paper repeats the small GPT4Gen sets 5 times). A plain class, not a
+    dataclass: OmegaConf would turn a dataclass inside a config dict back into a config.
     """
 
-    source: object  # anything with ``load() -> list[dict]``
-    task: Task
-    cap: int | None = None
-    fraction: float | None = None
-    repeat: int = 1
+    def __init__(self, source, task: Task, cap: int | None = None, fraction: float | None = None, repeat: int = 1) -> None:
+        self.source = source  # anything with ``load() -> list[dict]``
+        self.task, self.cap, self.fraction, self.repeat = task, cap, fraction, repeat
 
     def subset_size(self, n: int) -> int:
         size = n if self.fraction is None else int(n * self.fraction)
