@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from genixer.data.exports import write_llava, write_shikra_rec
 from genixer.tasks.base import Task
-from genixer.tasks.boxes import denormalize_box, format_box
+from genixer.tasks.boxes import denormalize_box
 
 SHARD_DIR = "shards"
 
@@ -50,10 +50,10 @@ def finish_row(row: dict, task: Task) -> dict:
     if not parsed.ok:
         return {**row, "status": "rejected", "reason": parsed.reason}
     record = dict(parsed.record)
-    answer = record.get("answer")
-    if "box" in record:
-        answer = format_box(record["box"])
-    conversations = [{"from": "human", "value": f"<image>\n{record['question']}"}, {"from": "gpt", "value": answer}]
+    conversations = []
+    for i, (human, gpt) in enumerate(task.conversation(record)):
+        # LLaVA training format: the image placeholder opens the first human turn.
+        conversations += [{"from": "human", "value": f"<image>\n{human}" if i == 0 else human}, {"from": "gpt", "value": gpt}]
     return {**row, "status": "ok", "parsed": record, "conversations": conversations}
 
 

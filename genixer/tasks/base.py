@@ -126,5 +126,9 @@ class Task(abc.ABC):
     def parse(self, text: str) -> Parsed:
         """Generated text -> a record for this task, or a reject reason."""
 
+    def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(human, gpt) turns of a parsed record, as downstream training data."""
+        return [(record["question"], record["answer"])]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, suffix={self.suffix!r}, n_instructions={len(self.instructions)})"

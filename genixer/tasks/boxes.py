@@ -116,3 +116,36 @@ def box_problem(box: Sequence[float]) -> str | None:
     if x1 >= x2 or y1 >= y2:
         return "degenerate box"
     return None
+
+
+def point_problem(point: Sequence[float]) -> str | None:
+    """Why `point` is not a valid normalized (x, y) point, or None when it is."""
+    if len(point) != 2:
+        return "wrong point arity"
+    if any(not (0.0 <= v <= 1.0) for v in point):  # also catches NaN
+        return "point out of range"
+    return None
+
+
+def parse_coordinate(text: str) -> tuple[Box | Point | None, str | None]:
+    """(box or point, None) when `text` is exactly one valid `[...]` box or point, else (None, reason)."""
+    text = text.strip()
+    boxes = box_group_fullmatch(text)
+    if boxes is not None:
+        if len(boxes) > 1:
+            return None, "more than one box"
+        problem = box_problem(boxes[0])
+        return (None, problem) if problem else (boxes[0], None)
+    m = _POINT_GROUP_RE.fullmatch(text)
+    if m is None:
+        return None, "malformed box"
+    points = _groups(_POINT_GROUP_RE, m.group(0))[0]
+    if len(points) > 1:
+        return None, "more than one point"
+    problem = point_problem(points[0])
+    return (None, problem) if problem else (points[0], None)  # type: ignore[return-value]
+
+
+def format_coordinate(value: Sequence[float]) -> str:
+    """A box (4 values) or a point (2 values) in protocol text."""
+    return format_point(value) if len(value) == 2 else format_box(value)

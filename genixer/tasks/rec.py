@@ -70,6 +70,11 @@ def parse_rec_pair(question: str, answer: str, matcher: ExpressionMatcher) -> Pa
     return Parsed.accept({"question": question, "expression": found[1] if found else None, "box": box})
 
 
+def rec_conversation(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The item question, answered by the box text."""
+    return [(record["question"], format_box(record["box"]))]
+
+
 class REC(Task):
     """Annotation {"expression", "bbox" (pixels), "width", "height"} <-> `Question: ... Answer: [box]`."""
 
@@ -94,6 +99,9 @@ class REC(Task):
             # Fail loudly: the sample could never be parsed back (filter on ingest).
             raise ValueError(f"{problem} after normalization: {annotation['bbox']!r} -> {box}")
         return format_qa(self.question(expression, key)[1], format_box(box))
+
+    def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return rec_conversation(record)
 
     def parse(self, text: str) -> Parsed:
         pair = parse_qa_pair(text)

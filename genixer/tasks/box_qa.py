@@ -1,0 +1,79 @@
+"""Q→C^Box A and Referential Dialogue: question and reasoning with inline box groups `[b1;b2]`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .boxes import Box, box_problem, find_box_groups, find_number_lists, format_box_group, normalize_box
+
+PH_ST, PH_ED = "<ph_st>", "<ph_ed>"
+
+
+def fill_boxes(text: str, boxes_seq: Sequence[Sequence[int]], boxes: Sequence[Box]) -> str:
+    """Drop `<ph_st>`; the k-th `<ph_ed>` becomes the box group of `boxes_seq[k]`."""
+    parts = text.replace(PH_ST, "").split(PH_ED)
+    if len(parts) - 1 != len(boxes_seq):
+        raise ValueError(f"{len(parts) - 1} {PH_ED} marks but {len(boxes_seq)} box groups in {text!r}")
+    out = [parts[0]]
+    for group, part in zip(boxes_seq, parts[1:]):
+        out += [format_box_group([boxes[i] for i in group]), part]
+    return "".join(out).strip()
+
+
+def box_groups(text: str) -> tuple[list[list[Box]] | None, str | None]:
+    """(every box group of `text`, None) when each is well-formed and valid, else (None, reason)."""
+    groups = find_box_groups(text)
+    # A bracketed number list that is not a box group (3 numbers, a point, ...) is an error.
+    if len(find_number_lists(text)) != len(groups):
+        return None, "malformed box"
+    for group in groups:
+        for box in group:
+            if problem := box_problem(box):
+                return None, problem
+    return groups, None
+
+
+def parse_box_qa_pair(question: str, answer: str) -> Parsed:
+    """Record from an already split pair -> {question, answer, question_boxes, answer_boxes}."""
+    question_boxes, reason = box_groups(question)
+    if question_boxes is None:
+        return Parsed.reject(reason or "malformed box")
+    answer_boxes, reason = box_groups(answer)
+    if answer_boxes is None:
+        return Parsed.reject(reason or "malformed box")
+    if not question_boxes and not answer_boxes:
+        return Parsed.reject("no box")
+    return Parsed.accept({"question": question, "answer": answer,
+                          "question_boxes": question_boxes, "answer_boxes": answer_boxes})
+
+
+class BoxQA(Task):
+    """Annotation {"question", "answer" with `<ph_st>..<ph_ed>` marks, "question_boxes_seq",
+    "answer_boxes_seq", "boxes" (pixels), "width", "height"} <-> `Question: {q} Answer: {cot}`.
+
+    One class for `qca_box` and `rd`: the formats are identical, only the suffix differs.
+    """
+
+    def target(self, annotation: Mapping[str, Any], key: object = None) -> str:
+        w, h = annotation["width"], annotation["height"]
+        boxes = [normalize_box(b, w, h) for b in annotation["boxes"]]
+        for raw, box in zip(annotation["boxes"], boxes):
+            if problem := box_problem(box):
+                raise ValueError(f"{problem} after normalization: {raw!r} -> {box}")
+        texts = []
+        for field in ("question", "answer"):
+            text = require_text(annotation, field)
+            if find_number_lists(text):
+                raise ValueError(f"{field} already contains coordinates: {text!r}")
+            texts.append(fill_boxes(text, annotation.get(f"{field}_boxes_seq") or [], boxes))
+        if not find_box_groups(texts[0] + texts[1]):
+            raise ValueError(f"{self.name} sample has no box at all: {annotation!r}")
+        return format_qa(*texts)
+
+    def parse(self, text: str) -> Parsed:
+        pair = parse_qa_pair(text)
+        if not pair.ok:
+            return pair
+        return parse_box_qa_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]

@@ -1,0 +1,83 @@
+"""REG: the generator writes an item question about a box and the expression describing it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .boxes import box_problem, find_number_lists, format_box, normalize_box
+from .rec import parse_box_answer
+from .templates import TemplatePool
+
+OBJS = "<objs>"
+_END_PUNCT = (".", "!", "?")
+
+
+def terminated(expression: str) -> str:
+    """The expression as written in a target: a "." is added only when no end punctuation is there."""
+    # The original always appended "." and wrote ".." after expressions that had one.
+    return expression if expression.endswith(_END_PUNCT) else expression + "."
+
+
+def parse_reg_pair(question: str, answer: str) -> Parsed:
+    """REG record from an already split pair -> {question, box, expression}."""
+    lists = find_number_lists(question)
+    if not lists:
+        return Parsed.reject("no box in question")
+    if len(lists) > 1:
+        return Parsed.reject("more than one box in question")
+    box, reason = parse_box_answer(lists[0])
+    if box is None:
+        return Parsed.reject((reason or "malformed box").replace("in answer", "in question"))
+    if find_number_lists(answer):
+        return Parsed.reject("box in answer")
+    # Trailing periods terminate the sample (also the ".." of original checkpoints).
+    expression = answer.strip().rstrip(".").strip()
+    if not expression:
+        return Parsed.reject("empty answer")
+    return Parsed.accept({"question": question, "box": box, "expression": expression})
+
+
+def reg_conversation(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The question holding the box, answered by the expression."""
+    return [(record["question"], terminated(record["expression"]))]
+
+
+class REG(Task):
+    """Annotation {"expression", "bbox" (pixels), "width", "height"} <-> `Question: ...[box]... Answer: expr.`."""
+
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, questions: TemplatePool) -> None:
+        super().__init__(name, suffix, instructions)
+        if any(t.count(OBJS) != 1 for t in questions.templates):
+            raise ValueError(f"{questions.source}: every REG question needs {OBJS!r} exactly once")
+        self.questions = questions
+
+    def corpus(self) -> Iterator[str]:
+        yield from super().corpus()
+        yield from self.questions.templates
+
+    def question(self, box_text: str, key: object) -> tuple[int, str]:
+        """(template id, item question) with `<objs>` filled, stable per key."""
+        index, template = self.questions.pick(key)
+        return index, template.replace(OBJS, box_text)
+
+    def target(self, annotation: Mapping[str, Any], key: object) -> str:
+        expression = require_text(annotation, "expression")
+        if not expression.rstrip(".").strip():
+            raise ValueError(f"reg expression has no words: {expression!r}")
+        if find_number_lists(expression):
+            raise ValueError(f"reg expression contains coordinates: {expression!r}")
+        box = normalize_box(annotation["bbox"], annotation["width"], annotation["height"])
+        if problem := box_problem(box):
+            raise ValueError(f"{problem} after normalization: {annotation['bbox']!r} -> {box}")
+        return format_qa(self.question(format_box(box), key)[1], terminated(expression))
+
+    def parse(self, text: str) -> Parsed:
+        pair = parse_qa_pair(text)
+        if not pair.ok:
+            return pair
+        return parse_reg_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+
+    def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return reg_conversation(record)
