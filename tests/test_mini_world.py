@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from genixer.data.mini_world import (
+    ANNOTATION_FILES,
     CENTRAL_BOX,
     COLORS,
     SHAPES,
@@ -25,6 +27,20 @@ ANN_FILES = (
     "instances_train.json", "instances_heldout.json", "v2_OpenEnded_mini_train_questions.json",
     "v2_mini_train_annotations.json", "rec_train.jsonl", "captions_train.json", "llava_conversations_train.json",
 )
+# sha256 of the files a shipped model was trained on, from a seed-3 40/10 build made before the
+# family files were added; new content must come from new rng streams and never change these.
+FROZEN_SHA256 = {
+    "annotations/captions_train.json": "fef1e2c2db3dbc016336b222c6931ecac25cc468a8ce662651c9f4d107fd9455",
+    "annotations/instances_heldout.json": "cc0a66b232c9c238c95126ec970c3a9897066827192648cc127a838300025069",
+    "annotations/instances_train.json": "d692aeae52fb13a27d62b052480e89618ed98396df27ae994acfe3bfffb4b17b",
+    "annotations/llava_conversations_train.json": "d3e38f56976309ac08549207354b97e6be7551a3a05d8b97fe408af1453a5847",
+    "annotations/rec_train.jsonl": "ed8ba89d47ab21e5b70e34144e72a36c3dd2289d21cea40ca20ee07b89259524",
+    "annotations/v2_OpenEnded_mini_train_questions.json": "0f35333894fb6b5b38f985926627949d1d03e98387f23609b36bc696d7a3971c",
+    "annotations/v2_mini_train_annotations.json": "cf0e46905875ec870eabe70a51e4f3f6c9cc0f532d50ab274ef7ae3df0e3a6a2",
+    "queries/heldout.jsonl": "b14581c1e5cfdcbf09b55fa4762d82795a689e2f35785121789b693088a1fd51",
+}
+# Over decoded pixels (not PNG bytes, which depend on the zlib build): relative path, shape, RGB bytes.
+FROZEN_PIXELS_SHA256 = "eb475d72324f21f974aeb392a92c8d1027e9a81bbec0f7f41ce313d828760254"
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +62,22 @@ def pixels(p: Path) -> np.ndarray:
 
 
 # ---- determinism ------------------------------------------------------------------------------
+def test_existing_files_are_frozen(world):
+    for rel, digest in FROZEN_SHA256.items():
+        assert hashlib.sha256((world["root"] / rel).read_bytes()).hexdigest() == digest, rel
+    h = hashlib.sha256()
+    for f in sorted(world["images"].rglob("*.png")):
+        a = pixels(f)
+        h.update(f.relative_to(world["images"]).as_posix().encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    assert h.hexdigest() == FROZEN_PIXELS_SHA256
+
+
 def test_same_seed_is_byte_identical(world, tmp_path):
     other = build_world(tmp_path / "b", seed=3, num_train=N_TRAIN, num_heldout=N_HELDOUT, workers=2)
-    for name in ANN_FILES:
+    assert set(ANN_FILES) < set(ANNOTATION_FILES.values())
+    for name in ANNOTATION_FILES.values():
         assert (world["root"] / "annotations" / name).read_bytes() == (other["root"] / "annotations" / name).read_bytes(), name
     assert world["queries_heldout"].read_bytes() == other["queries_heldout"].read_bytes()
     for split, n in (("train", N_TRAIN), ("heldout", N_HELDOUT)):

@@ -1,4 +1,4 @@
-"""Build the mini world on disk: images plus COCO / VQAv2 / REC / caption / LLaVA annotation files."""
+"""Build the mini world on disk: images plus every annotation format of docs/formats.md."""
 
 from __future__ import annotations
 
@@ -8,22 +8,14 @@ from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
+from .family_files import ANNOTATION_FILES, FAMILY_KEYS, family_records, write_families
 from .language import NUMBER_WORDS, captions, conversation, make_questions, referring_expressions
+from .naming import HELDOUT_ID_OFFSET, file_name, image_id
 from .render import render_scene
 from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
 
 VERSION = "mini_world-1"
-HELDOUT_ID_OFFSET = 1_000_000
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
-
-
-def file_name(split: str, index: int) -> str:
-    """Image path relative to `root/images`, named by image id like COCO's files."""
-    return f"{split}/mw_{split}_{image_id(split, index):012d}.png"
-
-
-def image_id(split: str, index: int) -> int:
-    return index + 1 + (HELDOUT_ID_OFFSET if split == "heldout" else 0)
 
 
 def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
@@ -46,6 +38,7 @@ def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
         rec["refs"] = referring_expressions(scene)
         rec["captions"] = caps
         rec["conversation"] = conversation(qas, caps[0], rng)
+        rec["families"] = family_records(scene, seed)  # own rng streams: the files above stay unchanged
     return rec
 
 
@@ -107,13 +100,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     paths = {
         "root": root,
         "images": images_dir,
-        "instances_train": ann_dir / "instances_train.json",
-        "instances_heldout": ann_dir / "instances_heldout.json",
-        "vqa_questions": ann_dir / "v2_OpenEnded_mini_train_questions.json",
-        "vqa_annotations": ann_dir / "v2_mini_train_annotations.json",
-        "rec_train": ann_dir / "rec_train.jsonl",
-        "captions_train": ann_dir / "captions_train.json",
-        "llava_train": ann_dir / "llava_conversations_train.json",
+        **{k: ann_dir / name for k, name in ANNOTATION_FILES.items() if k not in FAMILY_KEYS},
         "queries_heldout": q_dir / "heldout.jsonl",
         "world": root / "world.json",
     }
@@ -154,6 +141,8 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
         json.dumps({"question_id": image_id("heldout", r["index"]), "image": file_name("heldout", r["index"])}) + "\n"
         for r in heldout
     ))
+    family_paths, family_counts = write_families(ann_dir, train, inst)
+    paths.update(family_paths)
     _dump(paths["world"], {
         "version": VERSION, "seed": seed,
         "counts": {
@@ -161,8 +150,12 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             "train_objects": sum(len(r["objects"]) for r in train),
             "heldout_objects": sum(len(r["objects"]) for r in heldout),
             "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
-            "conversations": len(convs),
+            "conversations": len(convs), **family_counts,
         },
+        "files": {k: f"annotations/{name}" for k, name in ANNOTATION_FILES.items()},
+        # id-only formats: image path relative to images/ (GQA's imageId is the file stem)
+        "image_patterns": {"gqa": "train/{imageId}.png", "aokvqa": "{split}/mw_{split}_{image_id:012d}.png",
+                           "vg": "train/mw_train_{image_id:012d}.png"},
         "vocabulary": {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES)},
         "heldout_image_id_offset": HELDOUT_ID_OFFSET,
     })

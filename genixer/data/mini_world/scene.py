@@ -29,6 +29,9 @@ COLOR_JITTER = 12
 
 # Independent random streams per image, so adding a language feature never changes pixels.
 STREAM_SCENE, STREAM_LANGUAGE, STREAM_NOISE = 0, 1, 2
+# One more stream per annotation family written later; new families take new ids, never reuse one.
+(STREAM_GQA, STREAM_AOKVQA, STREAM_DETAIL, STREAM_REFCOCO, STREAM_VG, STREAM_POINTQA, STREAM_V7W, STREAM_BOXCOT,
+ STREAM_RD) = range(10, 19)
 
 
 def rng_for(seed: int, split: str, index: int, stream: int) -> np.random.Generator:

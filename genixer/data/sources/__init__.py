@@ -1,1 +1,1 @@
-"""Converters from official annotation formats to generator-training annotations."""
+"""Converters from official annotation formats to generator-training annotations (one module per dataset)."""

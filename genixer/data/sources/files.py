@@ -40,3 +40,40 @@ def field(obj: dict, name: str, where: str):
         return obj[name]
     except (KeyError, TypeError):
         raise AnnotationError(f"{where}: missing field '{name}'") from None
+
+
+def image_path(root: str | Path, pattern: str, where: str, **ids: object) -> Path:
+    """``root / pattern.format(**ids)``; digit-string ids also fit integer formats like ``{image_id:012d}``."""
+    try:
+        name = pattern.format(**ids)
+    except KeyError as err:
+        raise AnnotationError(f"{where}: image pattern {pattern!r} uses unknown field {err}") from None
+    except ValueError:
+        # GQA-style ids are strings; retry with the numeric ones as ints for integer formats.
+        as_int = {k: int(v) if isinstance(v, str) and v.isdigit() else v for k, v in ids.items()}
+        try:
+            name = pattern.format(**as_int)
+        except ValueError as err:
+            raise AnnotationError(f"{where}: image pattern {pattern!r} does not fit {ids} ({err})") from None
+    return Path(root) / name
+
+
+class ImageSizes:
+    """(width, height) of image files, read from their headers once per path."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[Path, tuple[int, int]] = {}
+
+    def __call__(self, path: str | Path, where: str) -> tuple[int, int]:
+        path = Path(path)
+        if path not in self._sizes:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(path) as im:  # lazy: decodes the header only
+                    self._sizes[path] = im.size
+            except FileNotFoundError:
+                raise AnnotationError(f"{where}: image not found: {path}") from None
+            except (UnidentifiedImageError, OSError) as err:
+                raise AnnotationError(f"{where}: unreadable image {path} ({err})") from None
+        return self._sizes[path]

@@ -1,0 +1,161 @@
+"""Per-image grounded language: GPT4Gen BoxCoT (question + grounded chain of thought) and RD dialogue."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .grammar import attrs, normalize_question, parse_question
+from .language import NUMBER_WORDS, RELATIONS, article, make_question, relation_holds, resolve
+from .longform import cap, describe_object, group_nouns, true_relation
+from .scene import Scene
+
+BOXCOT_TYPES = ("count", "color", "shape", "size", "exist", "relation")
+RD_TYPES = ("what", "color", "shape", "size", "relation")
+RD_QUESTIONS = {
+    "what": ("What is {this}?",), "color": ("What color is {this}?", "What is the color of {this}?"),
+    "shape": ("What shape is {this}?",), "size": ("Is {this} small or large?", "What size is {this}?"),
+}
+Part = str | tuple[str, Sequence[int]]  # plain text, or (phrase, object indices) to ground
+
+
+class _Grounded:
+    """Collects the boxes of one sample; renders parts into `<ph_st>..<ph_ed>` text plus a boxes_seq."""
+
+    def __init__(self, scene: Scene):
+        self.scene, self.order = scene, []  # object indices, in the order of the `boxes` list
+
+    def render(self, parts: Sequence[Part]) -> tuple[str, list[list[int]]]:
+        text, seq = "", []
+        for part in parts:
+            if isinstance(part, str):
+                text += part
+                continue
+            phrase, idxs = part
+            for i in idxs:
+                if i not in self.order:
+                    self.order.append(i)
+            text += f"<ph_st>{phrase}<ph_ed>"
+            seq.append([self.order.index(i) for i in idxs])
+        return text, seq
+
+    def record(self, question: Sequence[Part], answer: Sequence[Part]) -> dict[str, Any]:
+        q, q_seq = self.render(question)
+        a, a_seq = self.render(answer)
+        return {"question": q, "question_boxes_seq": q_seq, "cot_with_ans": a, "answer_boxes_seq": a_seq,
+                "boxes": [list(self.scene.objects[i].box) for i in self.order]}
+
+
+def _listing(scene: Scene, idxs: Sequence[int]) -> list[Part]:
+    """'a small red circle, a large blue star and a small green square', each grounded alone."""
+    parts: list[Part] = []
+    for k, i in enumerate(idxs):
+        if k:
+            parts.append(" and " if k == len(idxs) - 1 else ", ")
+        parts.append((describe_object(scene.objects[i]), [i]))
+    return parts
+
+
+def _matching(scene: Scene, g: dict[str, str | None]) -> list[int]:
+    return [i for i, o in enumerate(scene.objects) if all(v is None or getattr(o, k) == v for k, v in g.items())]
+
+
+def _split_refs(scene: Scene, question: str, refs: Sequence[str]) -> list[Part]:
+    """Question text with its reference slots ('a', 'b') grounded; the slots are exact spans of it."""
+    parsed = parse_question(question)
+    assert parsed is not None and question.lower().startswith(normalize_question(question)), question
+    m = parsed[1]
+    parts: list[Part] = []
+    pos = 0
+    for p in refs:
+        start, end = m.span(f"{p}ref")
+        idx, why = resolve(scene.objects, scene.width, scene.height, pos=m.group(f"{p}pos"), **attrs(m, p))
+        assert idx is not None, why  # the grammar's generator only writes unique references
+        parts += [question[pos:start], (question[start:end], [idx])]
+        pos = end
+    return parts + [question[pos:]]
+
+
+def _boxcot_of(scene: Scene, rng: np.random.Generator, qtype: str) -> dict[str, Any] | None:
+    qa = make_question(scene, rng, qtype)
+    if qa is None:
+        return None
+    g = _Grounded(scene)
+    parsed = parse_question(qa.question)
+    assert parsed is not None
+    m = parsed[1]
+    end = f" So the answer is {qa.answer}."
+    if qtype in ("count", "exist"):
+        wanted = attrs(m, "g")
+        idxs = _matching(scene, wanted)
+        one, many = group_nouns(m)
+        if not idxs:  # name what is there instead (near misses first), so the reasoning still grounds objects
+            near = [i for i, o in enumerate(scene.objects)
+                    if qtype == "exist" and (o.color == wanted["color"] or o.shape == wanted["shape"])]
+            listed = _listing(scene, near or range(len(scene.objects)))
+            return g.record([qa.question], ["I can see ", *listed, f", but no {many}.{end}"])
+        n = len(idxs)
+        if rng.random() < 0.5:  # one phrase grounding the whole group
+            if n == 1 and qtype == "exist":
+                phrase = f"{article(one)} {one}"
+            else:
+                phrase = f"{NUMBER_WORDS[n]} {one if n == 1 else many}"
+            verb = "is" if n == 1 else "are"
+            return g.record([qa.question], [f"There {verb} ", (phrase, idxs), f" in the image.{end}"])
+        return g.record([qa.question], ["I can see ", *_listing(scene, idxs), f".{end}"])
+    if qtype == "relation":
+        q_parts = _split_refs(scene, qa.question, ("a", "b"))
+        (a_text, a_idx), (b_text, b_idx) = q_parts[1], q_parts[3]  # type: ignore[misc]
+        o_a, o_b = scene.objects[a_idx[0]], scene.objects[b_idx[0]]
+        rel = m.group("rel")
+        holds = relation_holds(o_a, o_b, rel if rel in RELATIONS else "to the " + rel, scene.width, scene.height)
+        said = true_relation(rel, bool(holds))
+        return g.record(q_parts, [(cap(a_text), a_idx), f" is {said} ", (b_text, b_idx), f".{end}"])
+    q_parts = _split_refs(scene, qa.question, ("a",))
+    ref, idx = q_parts[1]  # type: ignore[misc]
+    value = f"{article(qa.answer)} {qa.answer}" if qtype == "shape" else qa.answer
+    return g.record(q_parts, [(cap(ref), idx), f" is {value}.{end}"])
+
+
+def boxcot(scene: Scene, rng: np.random.Generator) -> dict[str, Any] | None:
+    """One question with a grounded chain of thought ending 'So the answer is X.'."""
+    if not scene.objects:
+        return None
+    for k in rng.permutation(len(BOXCOT_TYPES)):
+        rec = _boxcot_of(scene, rng, BOXCOT_TYPES[int(k)])
+        if rec is not None:
+            return rec
+    return None
+
+
+def _relation_pairs(scene: Scene) -> list[tuple[int, int, tuple[str, str]]]:
+    objs, w, h = scene.objects, scene.width, scene.height
+    return [(a, b, axis) for a in range(len(objs)) for b in range(len(objs)) if a != b
+            for axis in (("to the left of", "to the right of"), ("above", "below"))
+            if relation_holds(objs[a], objs[b], axis[0], w, h) is not None]
+
+
+def rd_dialogue(scene: Scene, rng: np.random.Generator) -> dict[str, Any] | None:
+    """Referential dialogue: 'What is <ph_st>this<ph_ed>?' -> '<ph_st>It<ph_ed> is a small red circle.'."""
+    if not scene.objects:
+        return None
+    g, objs = _Grounded(scene), scene.objects
+    pairs = _relation_pairs(scene)
+    qtype = RD_TYPES[int(rng.integers(len(RD_TYPES) if pairs else len(RD_TYPES) - 1))]
+    if qtype == "relation":
+        a, b, axis = pairs[int(rng.integers(len(pairs)))]
+        rel = axis[int(rng.integers(2))]
+        holds = bool(relation_holds(objs[a], objs[b], rel, scene.width, scene.height))
+        question: list[Part] = ["Is ", ("this object", [a]), f" {rel} ", ("that object", [b]), "?"]
+        answer: list[Part] = ["Yes, " if holds else "No, ", ("it", [a]), f" is {true_relation(rel, holds)} ",
+                              ("that object", [b]), "."]
+        return g.record(question, answer)
+    i = int(rng.integers(len(objs)))
+    o = objs[i]
+    this = "this" if rng.random() < 0.5 else "this object"
+    template = RD_QUESTIONS[qtype][int(rng.integers(len(RD_QUESTIONS[qtype])))]
+    head, tail = template.split("{this}")
+    value = {"what": describe_object(o), "color": o.color, "shape": f"{article(o.shape)} {o.shape}", "size": o.size}[qtype]
+    return g.record([head, (this, [i]), tail], [("It", [i]), f" is {value}."])
+

@@ -1,0 +1,68 @@
+"""RefCOCO/+/g in the refer-API layout (``refs(*).p`` + ``instances.json``) -> rec / reg records."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from genixer.data.sources.boxes import Skipped, as_box, clamp_box
+from genixer.data.sources.coco import load_coco
+from genixer.data.sources.files import AnnotationError, field
+
+
+def read_refs(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise AnnotationError(f"{path}: file not found")
+    try:
+        with path.open("rb") as f:
+            # The released pickles come from Python 2; their byte strings are UTF-8 text.
+            refs = pickle.load(f, encoding="utf-8", errors="replace")
+    except Exception as err:  # pickle raises many types on corrupt input
+        raise AnnotationError(f"{path}: not a readable refs pickle ({type(err).__name__}: {err})") from None
+    if not isinstance(refs, list):
+        raise AnnotationError(f"{path}: expected a pickled list of refs, got {type(refs).__name__}")
+    return refs
+
+
+class RefCOCO:
+    """One record per sentence of each ref in ``split`` (None: all splits).
+
+    The box is the referred instance's COCO ``bbox`` (xywh) as pixel xyxy, clamped to the image;
+    image names and sizes come from ``instances.json``. Degenerate boxes are counted in ``skipped``.
+    """
+
+    def __init__(self, refs: str, instances: str, image_root: str, split: str | None = "train") -> None:
+        self.refs, self.instances, self.image_root = Path(refs), Path(instances), Path(image_root)
+        self.split = split
+        self.skipped = Skipped()
+
+    def load(self) -> list[dict]:
+        refs, coco = read_refs(self.refs), load_coco(self.instances)
+        splits = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)})
+        if self.split is not None and self.split not in splits:
+            raise AnnotationError(f"{self.refs}: unknown split {self.split!r} (has {', '.join(splits)})")
+        self.skipped = Skipped()
+        records = []
+        for i, ref in enumerate(refs):
+            where = f"{self.refs}: refs[{i}]"
+            if self.split is not None and field(ref, "split", where) != self.split:
+                continue
+            ann_id = field(ref, "ann_id", where)
+            if ann_id not in coco.anns:
+                raise AnnotationError(f"{where}: field 'ann_id' {ann_id!r} is not in {self.instances}")
+            ann = coco.anns[ann_id]
+            info = coco.imgs[ann["image_id"]]
+            box = clamp_box(as_box(ann["bbox"], f"{self.instances}: annotation {ann_id}", "bbox", xywh=True),
+                            info["width"], info["height"])
+            sentences = field(ref, "sentences", where)
+            if box is None:
+                self.skipped["degenerate box"] += len(sentences)
+                continue
+            for j, sent in enumerate(sentences):
+                records.append({
+                    "image": str(self.image_root / info["file_name"]),
+                    "width": int(info["width"]), "height": int(info["height"]),
+                    "image_id": ann["image_id"], "ref_id": ref.get("ref_id"), "ann_id": ann_id,
+                    "expression": str(field(sent, "sent", f"{where}: sentences[{j}]")).strip(),
+                    "bbox": box,
+                })
+        return records
