@@ -1,11 +1,26 @@
-"""Oracle-checked quality of generated samples on mini-world images, beside trivial baselines."""
+"""Oracle-checked quality of generated samples on mini-world images, beside trivial baselines.
+
+Each accepted sample is checked by the world's oracle for its family; the same check grades a
+trivial baseline answer for the same sample (majority answer, option A, central box, first
+candidate, ...). Accuracy counts correct samples over all parsed ones: unverifiable samples
+count as not correct.
+"""
 from __future__ import annotations
 
 import json
 from collections import Counter
 from pathlib import Path
 
-from genixer.data.mini_world import CENTRAL_BOX, Oracle, majority_answers
+from genixer.data.mini_world import Baselines, Oracle, majority_answers
+
+# task name -> (family checked, what its accuracy means)
+FAMILIES = {
+    "common_vqa": ("qa", "QA correct"), "adv_vqa": ("qa", "QA correct"), "long_qa": ("qa", "QA correct"),
+    "mc_vqa": ("mc", "option correct"), "md": ("md", "all pairs correct"), "md_long": ("md", "all pairs correct"),
+    "rec": ("rec", "IoU>=.5 + named"), "reg": ("reg", "names boxed obj"),
+    "pointqa_local": ("point", "QA correct"), "pointqa_v7w": ("v7w", "picks named obj"),
+    "qca_box": ("grounded", "boxes + answer"), "rd": ("grounded", "boxes + answer"),
+}
 
 
 def load_samples(run_dir: str | Path) -> list[dict]:
@@ -16,17 +31,11 @@ def load_samples(run_dir: str | Path) -> list[dict]:
 
 
 class MiniWorldOracle:
-    """QA accuracy and REC IoU>=0.5 rate by the world's ground truth.
-
-    QA accuracy counts correct answers over all parsed QA samples (unverifiable ones count
-    as not correct); the baseline answers each question with the majority training answer
-    of its type. REC counts a box correct when IoU >= 0.5 with the best-matching object and
-    the question names that object's colour and shape; the baseline is a fixed central box.
-    """
+    """Per-family accuracy of generation runs, with the trivial baseline of each family."""
 
     def __init__(self, instances: str, vqa_annotations: str) -> None:
         self.oracle = Oracle.from_instances(instances)
-        self.majority = majority_answers(vqa_annotations)
+        self.baselines = Baselines(self.oracle, majority_answers(vqa_annotations))
 
     def evaluate(self, run_dirs: list[str]) -> dict[str, dict]:
         return {self._name(d): self.evaluate_run(load_samples(d)) for d in run_dirs}
@@ -39,57 +48,85 @@ class MiniWorldOracle:
     def evaluate_run(self, rows: list[dict]) -> dict:
         status = Counter(r["status"] for r in rows)
         parsed = [r for r in rows if r["status"] == "ok"]
-        qa = [r for r in parsed if "answer" in r["parsed"]]
-        rec = [r for r in parsed if "box" in r["parsed"]]
         result = {
             "samples": len(rows),
             "errors": status["error"],
             "parse_reject_rate": status["rejected"] / max(1, len(rows) - status["error"]),
+            "rejects": dict(Counter(r["reason"] for r in rows if r["status"] == "rejected")),
+            "families": {},
         }
-        if qa:
-            result.update(self._qa(qa))
-        if rec:
-            result.update(self._rec(rec))
+        for family, group in self._by_family(parsed).items():
+            result["families"][family] = self._score(family, group)
         return result
 
-    def _qa(self, rows: list[dict]) -> dict:
-        verdicts = [self.oracle.check_qa(self._image_id(r), r["parsed"]["question"], r["parsed"]["answer"]) for r in rows]
-        status = Counter(v.status for v in verdicts)
-        baseline = sum(v.truth is not None and self.majority.get(v.qtype) == v.truth for v in verdicts)
-        return {
-            "qa": len(rows),
-            "qa_accuracy": status["correct"] / len(rows),
-            "qa_unverifiable": status["unverifiable"] / len(rows),
-            "qa_baseline_majority": baseline / len(rows),
-            "qa_types": dict(Counter(v.qtype or "unknown" for v in verdicts)),
-        }
-
-    def _rec(self, rows: list[dict]) -> dict:
-        hits = base = iou_only = 0
+    @staticmethod
+    def _by_family(rows: list[dict]) -> dict[str, list[dict]]:
+        groups: dict[str, list[dict]] = {}
         for r in rows:
-            image_id, text = self._image_id(r), r["parsed"]["question"]
-            verdict = self.oracle.check_rec(image_id, text, tuple(r["parsed"]["box"]))
-            hits += verdict.correct
-            iou_only += verdict.iou >= 0.5
-            base += self.oracle.check_rec(image_id, text, CENTRAL_BOX).correct
+            name = r["parsed"].get("task", r["task"])  # the agnostic parser names the family it saw
+            groups.setdefault(name, []).append(r)
+        return groups
+
+    def _score(self, task: str, rows: list[dict]) -> dict:
+        if task not in FAMILIES:
+            return {"n": len(rows), "metric": "no oracle for this task"}
+        family, metric = FAMILIES[task]
+        check = getattr(self, f"_{family}")
+        verdicts = [check(self.oracle.image_id(r["image"]), r["parsed"]) for r in rows]
+        statuses = Counter(v[2] for v in verdicts)
         return {
-            "rec": len(rows),
-            "rec_iou50": hits / len(rows),
-            "rec_iou50_any_object": iou_only / len(rows),
-            "rec_baseline_central": base / len(rows),
+            "n": len(rows),
+            "metric": metric,
+            "accuracy": sum(v[0] for v in verdicts) / len(rows),
+            "baseline": sum(v[1] for v in verdicts) / len(rows),
+            "unverifiable": statuses["unverifiable"] / len(rows),
         }
 
-    def _image_id(self, row: dict) -> int:
-        return self.oracle.image_id(row["image"])
+    # one checker per family: (correct, baseline correct, status) ------------------------------
+    def _qa(self, image_id: int, p: dict):
+        v = self.oracle.check_qa(image_id, p["question"], p["answer"])
+        return v.correct, self.baselines.qa(image_id, p["question"]).correct, v.status
+
+    def _mc(self, image_id: int, p: dict):
+        v = self.oracle.check_mc(image_id, p["question"], p["choices"], p["answer_index"])
+        return v.correct, self.baselines.mc(image_id, p["question"], p["choices"]).correct, v.status
+
+    def _md(self, image_id: int, p: dict):
+        pairs = [self._qa(image_id, turn) for turn in p["turns"]]
+        unverifiable = any(s == "unverifiable" for _, _, s in pairs)
+        return all(c for c, _, _ in pairs), all(b for _, b, _ in pairs), "unverifiable" if unverifiable else "checked"
+
+    def _rec(self, image_id: int, p: dict):
+        v = self.oracle.check_rec(image_id, p["question"], tuple(p["box"]))
+        return v.correct, self.baselines.rec(image_id, p["question"]).correct, "checked"
+
+    def _reg(self, image_id: int, p: dict):
+        v = self.oracle.check_reg(image_id, p["box"], p["expression"])
+        return v.correct, self.baselines.reg(image_id, p["box"]).correct, v.status
+
+    def _point(self, image_id: int, p: dict):
+        where = {"box": p.get("box"), "point": p.get("point")}
+        v = self.oracle.check_point_qa(image_id, p["question"], p["answer"], **where)
+        return v.correct, self.baselines.point_qa(image_id, p["question"], **where).correct, v.status
+
+    def _v7w(self, image_id: int, p: dict):
+        v = self.oracle.check_v7w(image_id, p["question"], p["candidates"], p["answer"])
+        return v.correct, self.baselines.v7w(image_id, p["question"], p["candidates"]).correct, v.status
+
+    def _grounded(self, image_id: int, p: dict):
+        args = (image_id, p["question"], p["answer"], p["question_boxes"], p["answer_boxes"])
+        v = self.oracle.check_grounded(*args)
+        return v.correct, self.baselines.grounded(*args).correct, v.answer_status
 
 
 def format_table(results: dict[str, dict]) -> str:
-    """A plain-text table: one row per generation run."""
-    cols = [("samples", "samples", "{:d}"), ("reject", "parse_reject_rate", "{:.1%}"),
-            ("QA acc", "qa_accuracy", "{:.1%}"), ("QA base", "qa_baseline_majority", "{:.1%}"),
-            ("QA unverif", "qa_unverifiable", "{:.1%}"), ("REC IoU>=.5", "rec_iou50", "{:.1%}"),
-            ("REC base", "rec_baseline_central", "{:.1%}"), ("errors", "errors", "{:d}")]
-    header = ["task"] + [c[0] for c in cols]
-    lines = [header] + [[name] + [fmt.format(m[key]) if key in m else "-" for _, key, fmt in cols] for name, m in results.items()]
+    """One line per (run, family): count, reject rate, oracle accuracy beside its baseline."""
+    header = ["task", "family", "samples", "reject", "metric", "accuracy", "baseline", "unverif", "errors"]
+    lines = [header]
+    for run, m in results.items():
+        for family, f in m["families"].items() or {"-": {}}.items():
+            lines.append([run, family, str(m["samples"]), f"{m['parse_reject_rate']:.1%}", f.get("metric", "-"),
+                          *(f"{f[k]:.1%}" if k in f else "-" for k in ("accuracy", "baseline", "unverifiable")),
+                          str(m["errors"])])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in lines)
