@@ -105,3 +105,14 @@ def test_exports_round_trip(tmp_path):
     write_shikra_rec([row], tmp_path / "rec.jsonl")
     assert read_shikra_rec(tmp_path / "rec.jsonl") == [row]
     assert json.loads((tmp_path / "rec.jsonl").read_text()) == row
+
+
+def test_world_is_built_once(tmp_path):
+    from genixer.pipelines.world import ensure_world
+
+    root = ensure_world(str(tmp_path / "w"), seed=0, num_train=5, num_heldout=2)
+    stamp = (root / "world.json").stat().st_mtime_ns
+    ensure_world(str(root), seed=0, num_train=5, num_heldout=2)
+    assert (root / "world.json").stat().st_mtime_ns == stamp
+    ensure_world(str(root), seed=0, num_train=6, num_heldout=2)
+    assert (root / "world.json").stat().st_mtime_ns != stamp
