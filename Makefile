@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
 GENERATOR ?= checkpoints/genixer_l_mini
+GENERATOR_L ?= checkpoints/genixer_l_mini_all
+GENERATOR_S ?= checkpoints/genixer_s_mini
+GENERIC := common_vqa,adv_vqa,mc_vqa,md,long_qa,rec,agnostic
+GROUNDING := rec,reg,pointqa,qca_box,rd
 
 .PHONY: install demo test clean
 
@@ -28,11 +32,17 @@ else
 	$(MAKE) --no-print-directory demo-generate
 endif
 
+# Issue-2 generator on Common VQA + REC, then every family with the all-family Genixer_L / Genixer_S.
 demo-generate:
 	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR) task=common_vqa,rec \
-		hydra.sweep.dir=$(DEMO)/generate hydra.sweep.subdir='$${task.name}'
-	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/common_vqa,$(DEMO)/generate/rec] \
-		hydra.run.dir=$(DEMO)/evaluate
+		hydra.sweep.dir=$(DEMO)/generate/main hydra.sweep.subdir='$${task.name}'
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_L) task=$(GENERIC) \
+		hydra.sweep.dir=$(DEMO)/generate/genixer_l hydra.sweep.subdir='$${task.name}'
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_S) task=$(GROUNDING) \
+		hydra.sweep.dir=$(DEMO)/generate/genixer_s hydra.sweep.subdir='$${task.name}'
+	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/main] hydra.run.dir=$(DEMO)/evaluate/main
+	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/genixer_l,$(DEMO)/generate/genixer_s] \
+		hydra.run.dir=$(DEMO)/evaluate/families
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -16,11 +16,20 @@ from genixer.data.mini_world import Baselines, Oracle, majority_answers
 # task name -> (family checked, what its accuracy means)
 FAMILIES = {
     "common_vqa": ("qa", "QA correct"), "adv_vqa": ("qa", "QA correct"), "long_qa": ("qa", "QA correct"),
-    "mc_vqa": ("mc", "option correct"), "md": ("md", "all pairs correct"), "md_long": ("md", "all pairs correct"),
+    "mc_vqa": ("mc", "option correct"), "md": ("md", "checkable pairs ok"), "md_long": ("md", "checkable pairs ok"),
     "rec": ("rec", "IoU>=.5 + named"), "reg": ("reg", "names boxed obj"),
     "pointqa_local": ("point", "QA correct"), "pointqa_v7w": ("v7w", "picks named obj"),
     "qca_box": ("grounded", "boxes + answer"), "rd": ("grounded", "boxes + answer"),
 }
+
+
+def expand_runs(paths: list[str]) -> list[Path]:
+    """Generation run dirs; a multirun sweep dir stands for the runs inside it."""
+    runs = []
+    for path in map(Path, paths):
+        inside = sorted(p.parent for p in path.glob("*/samples.jsonl"))
+        runs += [path] if (path / "samples.jsonl").exists() or not inside else inside
+    return runs
 
 
 def load_samples(run_dir: str | Path) -> list[dict]:
@@ -38,12 +47,16 @@ class MiniWorldOracle:
         self.baselines = Baselines(self.oracle, majority_answers(vqa_annotations))
 
     def evaluate(self, run_dirs: list[str]) -> dict[str, dict]:
-        return {self._name(d): self.evaluate_run(load_samples(d)) for d in run_dirs}
+        return {self._name(d): self.evaluate_run(load_samples(d)) for d in expand_runs(run_dirs)}
 
     @staticmethod
-    def _name(run_dir: str) -> str:
-        manifest = Path(run_dir, "manifest.json")
-        return json.loads(manifest.read_text())["task"] if manifest.exists() else Path(run_dir).name
+    def _name(run_dir: Path) -> str:
+        """``<generator>:<task>`` from the run's manifest (the dir name without one)."""
+        manifest = run_dir / "manifest.json"
+        if not manifest.exists():
+            return run_dir.name
+        info = json.loads(manifest.read_text())
+        return f"{Path(info['generator']).name}:{info['task']}"
 
     def evaluate_run(self, rows: list[dict]) -> dict:
         status = Counter(r["status"] for r in rows)
@@ -92,9 +105,12 @@ class MiniWorldOracle:
         return v.correct, self.baselines.mc(image_id, p["question"], p["choices"]).correct, v.status
 
     def _md(self, image_id: int, p: dict):
+        """Correct when every checkable pair is (descriptions like "What is shown?" are not checkable)."""
         pairs = [self._qa(image_id, turn) for turn in p["turns"]]
-        unverifiable = any(s == "unverifiable" for _, _, s in pairs)
-        return all(c for c, _, _ in pairs), all(b for _, b, _ in pairs), "unverifiable" if unverifiable else "checked"
+        checked = [(c, b) for c, b, s in pairs if s != "unverifiable"]
+        if not checked:
+            return False, False, "unverifiable"
+        return all(c for c, _ in checked), all(b for _, b in checked), "checked"
 
     def _rec(self, image_id: int, p: dict):
         v = self.oracle.check_rec(image_id, p["question"], tuple(p["box"]))
@@ -121,12 +137,12 @@ class MiniWorldOracle:
 
 def format_table(results: dict[str, dict]) -> str:
     """One line per (run, family): count, reject rate, oracle accuracy beside its baseline."""
-    header = ["task", "family", "samples", "reject", "metric", "accuracy", "baseline", "unverif", "errors"]
+    header = ["run", "samples", "reject", "errors", "family", "n", "metric", "accuracy", "baseline", "unverif"]
     lines = [header]
     for run, m in results.items():
         for family, f in m["families"].items() or {"-": {}}.items():
-            lines.append([run, family, str(m["samples"]), f"{m['parse_reject_rate']:.1%}", f.get("metric", "-"),
-                          *(f"{f[k]:.1%}" if k in f else "-" for k in ("accuracy", "baseline", "unverifiable")),
-                          str(m["errors"])])
+            lines.append([run, str(m["samples"]), f"{m['parse_reject_rate']:.1%}", str(m["errors"]), family,
+                          str(f.get("n", 0)), f.get("metric", "-"),
+                          *(f"{f[k]:.1%}" if k in f else "-" for k in ("accuracy", "baseline", "unverifiable"))])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in lines)
