@@ -231,7 +231,7 @@ def test_rec_expression_matching_tolerance(rec):
     parsed = rec.parse(f"Question: Is the red car here? Answer: {box}")
     assert parsed.ok and parsed.record["expression"] is None
     assert parsed.record["question"] == "Is the red car here?"
-    assert rec.parse(f"Question: Where is a cat? Answer: [0.1, 0.2, 0.3, 0.4].").record["box"] == (
+    assert rec.parse("Question: Where is a cat? Answer: [0.1, 0.2, 0.3, 0.4].").record["box"] == (
         0.1, 0.2, 0.3, 0.4)
 
 

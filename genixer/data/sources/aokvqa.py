@@ -4,7 +4,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from genixer.data.sources.files import AnnotationError, ImageSizes, field, image_path, read_json
+from genixer.data.sources.files import (
+    AnnotationError,
+    ImageSizes,
+    field,
+    image_path,
+    read_json,
+)
 
 
 def most_common(answers: list[str]) -> str:

@@ -1,10 +1,9 @@
 """Shikra GPT4Gen BoxCoT / RD jsonl -> qca_box / rd records with checked phrase-box alignment."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from genixer.data.sources.boxes import Skipped, as_box, as_size, clamp_box
-from genixer.data.sources.files import AnnotationError, field, read_jsonl
+from genixer.data.sources.boxes import as_box, as_size, clamp_box
+from genixer.data.sources.files import AnnotationError, field
+from genixer.data.sources.jsonl import JsonlSource
 
 PH_ST, PH_ED = "<ph_st>", "<ph_ed>"
 
@@ -27,7 +26,7 @@ def check_boxes_seq(
     return [list(g) for g in seq]
 
 
-class GPT4GenBoxCoT:
+class GPT4GenBoxCoT(JsonlSource):
     """One record per line of ``GPT4GEN_BoxCoT_*.jsonl`` / ``GPT4GEN_RD_BoxCoT_*.jsonl``.
 
     {question, answer (= cot_with_ans), question_boxes_seq, answer_boxes_seq, boxes (pixel xyxy)}.
@@ -35,35 +34,26 @@ class GPT4GenBoxCoT:
     (dropping the box alone would shift every index after it).
     """
 
-    def __init__(self, path: str, image_root: str) -> None:
-        self.path, self.image_root = Path(path), Path(image_root)
-        self.skipped = Skipped()
-
-    def load(self) -> list[dict]:
-        self.skipped = Skipped()
-        records = []
-        for n, row in read_jsonl(self.path):
-            where = f"{self.path}:{n}"
-            width, height = as_size(row, where)
-            raw = field(row, "boxes", where)
-            if not isinstance(raw, list) or not raw:
-                raise AnnotationError(f"{where}: field 'boxes' must be a non-empty list of boxes")
-            boxes = [as_box(b, f"{where}: boxes[{k}]", "boxes") for k, b in enumerate(raw)]
-            question, answer = field(row, "question", where), field(row, "cot_with_ans", where)
-            for name, text in (("question", question), ("cot_with_ans", answer)):
-                if not isinstance(text, str):
-                    raise AnnotationError(f"{where}: field '{name}' must be a string")
-            q_seq = check_boxes_seq(question, field(row, "question_boxes_seq", where), len(boxes), where,
-                                    "question", "question_boxes_seq")
-            a_seq = check_boxes_seq(answer, field(row, "answer_boxes_seq", where), len(boxes), where,
-                                    "cot_with_ans", "answer_boxes_seq")
-            clamped = [clamp_box(b, width, height) for b in boxes]
-            if any(b is None for b in clamped):
-                self.skipped["degenerate box"] += 1
-                continue
-            records.append({
-                "image": str(self.image_root / field(row, "img_path", where)), "width": width, "height": height,
-                "question": question, "answer": answer,
-                "question_boxes_seq": q_seq, "answer_boxes_seq": a_seq, "boxes": clamped,
-            })
-        return records
+    def record(self, row: dict, where: str) -> dict | None:
+        width, height = as_size(row, where)
+        raw = field(row, "boxes", where)
+        if not isinstance(raw, list) or not raw:
+            raise AnnotationError(f"{where}: field 'boxes' must be a non-empty list of boxes")
+        boxes = [as_box(b, f"{where}: boxes[{k}]", "boxes") for k, b in enumerate(raw)]
+        question, answer = field(row, "question", where), field(row, "cot_with_ans", where)
+        for name, text in (("question", question), ("cot_with_ans", answer)):
+            if not isinstance(text, str):
+                raise AnnotationError(f"{where}: field '{name}' must be a string")
+        q_seq = check_boxes_seq(question, field(row, "question_boxes_seq", where), len(boxes), where,
+                                "question", "question_boxes_seq")
+        a_seq = check_boxes_seq(answer, field(row, "answer_boxes_seq", where), len(boxes), where,
+                                "cot_with_ans", "answer_boxes_seq")
+        clamped = [clamp_box(b, width, height) for b in boxes]
+        if any(b is None for b in clamped):
+            self.skipped["degenerate box"] += 1
+            return None
+        return {
+            "image": str(self.image_root / field(row, "img_path", where)), "width": width, "height": height,
+            "question": question, "answer": answer,
+            "question_boxes_seq": q_seq, "answer_boxes_seq": a_seq, "boxes": clamped,
+        }

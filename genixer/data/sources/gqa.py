@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genixer.data.sources.files import AnnotationError, ImageSizes, field, image_path, read_json
+from genixer.data.sources.files import (
+    AnnotationError,
+    ImageSizes,
+    field,
+    image_path,
+    read_json,
+)
 
 
 class GQA:
