@@ -39,6 +39,9 @@ def test_tiny_recipe_trains_generates_and_evaluates(tmp_path, small_world):
         rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
         assert [r["id"] for r in rows] == sorted(f"{1_000_001 + i}/{task}/0" for i in range(12))
         assert all(r["status"] in ("ok", "rejected") and (r["status"] == "ok") == ("reason" not in r) for r in rows)
+        prov = rows[0]["provenance"]
+        assert prov["generator"] == str(gen) and prov["task"] == task and prov["generation"]["max_new_tokens"] == 8
+        assert isinstance(prov["template_id"], int) and isinstance(prov["seed"], int)
         runs.append(str(out))
     results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs[:2])}]", *world]))
     assert set(results) == {"generator:common_vqa", "generator:rec"} and results["generator:rec"]["samples"] == 12

@@ -42,8 +42,9 @@ def read_shards(output_dir: str | Path) -> dict[str, dict]:
     return rows
 
 
-def finish_row(row: dict, task: Task) -> dict:
+def finish_row(row: dict, task: Task, provenance: dict) -> dict:
     """Parse one generated text into a canonical record (LLaVA conversation + typed extras)."""
+    row = {**row, "provenance": {**provenance, "task": row["task"], "template_id": row["template_id"], "seed": row.get("seed")}}
     if row.get("status") == "error":
         return row
     parsed = task.parse(row["text"])
@@ -57,9 +58,12 @@ def finish_row(row: dict, task: Task) -> dict:
     return {**row, "status": "ok", "parsed": record, "conversations": conversations}
 
 
-def merge(output_dir: str | Path, task: Task) -> tuple[list[dict], dict]:
-    """Parse every shard row once, sorted by sample id; return the rows and their counts."""
-    rows = [finish_row(r, task) for _, r in sorted(read_shards(output_dir).items())]
+def merge(output_dir: str | Path, task: Task, provenance: dict) -> tuple[list[dict], dict]:
+    """Parse every shard row once, sorted by sample id; return the rows and their counts.
+
+    ``provenance`` (generator, generation settings, ...) is stamped on every row.
+    """
+    rows = [finish_row(r, task, provenance) for _, r in sorted(read_shards(output_dir).items())]
     status = Counter(r["status"] for r in rows)
     reasons = Counter(f"{r['status']}: {r['reason']}" for r in rows if r["status"] != "ok")
     return rows, {"samples": len(rows), "status": dict(status), "reasons": dict(reasons)}

@@ -87,7 +87,8 @@ class GeneratorModule(L.LightningModule):
             )
             new = out[:, batch["input_ids"].shape[1]:].cpu()
             for meta, ids in zip(batch["meta"], new):
-                rows.append({**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
+                rows.append({**meta, "text": self.codec.decode(ids), "seed": seed,
+                             "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
         return rows
 
     def dtype_for_inputs(self) -> torch.dtype:

@@ -33,7 +33,9 @@ def run(cfg: DictConfig) -> dict:
     seconds = time.time() - started
     if not trainer.is_global_zero:
         return {}
-    rows, counts = merge(out, task)
+    provenance = {"generator": str(cfg.module.backbone.path), "generation": OmegaConf.to_container(cfg.generation),
+                  "config_hash": rundir.config_hash(cfg)}
+    rows, counts = merge(out, task, provenance)
     exports = write_exports(out, rows)
     tokens = sum(r.get("new_tokens", 0) for r in rows)
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(len(rows) / seconds, 2), "new_tokens_per_s": round(tokens / seconds, 1)}
