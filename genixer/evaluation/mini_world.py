@@ -135,6 +135,15 @@ class MiniWorldOracle:
         return v.correct, self.baselines.grounded(*args).correct, v.answer_status
 
 
+def examples(run_dirs: list[str], per_run: int = 1) -> str:
+    """A few accepted samples per run, as generated, so a reader sees what the numbers count."""
+    lines = []
+    for run in expand_runs(run_dirs):
+        ok = [r for r in load_samples(run) if r["status"] == "ok"][:per_run]
+        lines += [f"[{run.name}] {r['image']}: {r['text']!r}" for r in ok]
+    return "\n".join(lines)
+
+
 def format_table(results: dict[str, dict]) -> str:
     """One line per (run, family): count, reject rate, oracle accuracy beside its baseline."""
     header = ["run", "samples", "reject", "errors", "family", "n", "metric", "accuracy", "baseline", "unverif"]

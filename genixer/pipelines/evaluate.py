@@ -6,7 +6,7 @@ import json
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from genixer.evaluation.mini_world import format_table
+from genixer.evaluation.mini_world import examples, format_table
 from genixer.pipelines import rundir
 
 
@@ -17,7 +17,7 @@ def run(cfg: DictConfig) -> dict:
     benchmark = instantiate(cfg.benchmark)
     results = benchmark.evaluate(list(cfg.runs))
     table = format_table(results)
-    print(table, flush=True)
+    print(examples(list(cfg.runs)), table, sep="\n", flush=True)
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     (out / "table.txt").write_text(table + "\n")
     rundir.write_manifest(out, cfg, "evaluate", runs=list(cfg.runs), results=results)
