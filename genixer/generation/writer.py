@@ -29,17 +29,53 @@ class ShardWriter(BasePredictionWriter):
             f.flush()
 
 
-def read_shards(output_dir: str | Path) -> dict[str, dict]:
-    """All rows by sample id; a later duplicate replaces an earlier one, a partial line is dropped."""
-    rows = {}
-    for shard in sorted(Path(output_dir, SHARD_DIR).glob("rank*.jsonl")):
-        for line in shard.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-            rows[row["id"]] = row
+def shard_files(output_dir: str | Path) -> list[Path]:
+    """The run's shard files in rank order (``rank10`` after ``rank9``)."""
+    files = Path(output_dir, SHARD_DIR).glob("rank*.jsonl")
+    return sorted(files, key=lambda p: (int(p.stem[4:]) if p.stem[4:].isdigit() else -1, p.name))
+
+
+def complete_rows(data: bytes) -> list[dict]:
+    """The rows of a shard's complete lines: newline-terminated, valid JSON objects with an id."""
+    rows = []
+    for line in data.split(b"\n")[:-1]:  # the text after the last newline is partial (or empty)
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a line cut by a crash and appended to afterwards (older runs)
+        if isinstance(row, dict) and "id" in row:
+            rows.append(row)
     return rows
+
+
+def read_shards(output_dir: str | Path) -> dict[str, dict]:
+    """All rows by sample id from complete lines; the first row of an id wins, a partial line is dropped."""
+    rows: dict[str, dict] = {}
+    for shard in shard_files(output_dir):
+        for row in complete_rows(shard.read_bytes()):
+            rows.setdefault(row["id"], row)
+    return rows
+
+
+def repair_shards(output_dir: str | Path) -> int:
+    """Truncate each shard after its last newline (a write torn by a crash); return the bytes removed.
+
+    Idempotent, and safe to run from every rank at once before anyone appends.
+    """
+    removed = 0
+    for shard in shard_files(output_dir):
+        data = shard.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            with shard.open("r+b") as f:
+                f.truncate(end)
+            removed += len(data) - end
+    return removed
+
+
+def written_ids(output_dir: str | Path) -> set[str]:
+    """Sample ids already written to the run's shards (complete lines only): what a resume skips."""
+    return set(read_shards(output_dir))
 
 
 def finish_row(row: dict, task: Task, provenance: dict) -> dict:
