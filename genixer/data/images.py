@@ -17,8 +17,37 @@ def pad_to_square(image: Image.Image, colour: tuple[int, int, int]) -> Image.Ima
     return canvas
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode an image fully and convert it to RGB (grayscale, palette, RGBA, CMYK...)."""
+class ImageTooLarge(ValueError):
+    """An image whose decode would exceed the configured pixel budget."""
+
+
+def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
+    """Decode an image fully and convert it to 8-bit RGB.
+
+    Grayscale, palette, CMYK and 16-bit images are converted; transparency is composited on
+    white. Over ``max_pixels`` a JPEG is decoded at a reduced scale (``draft``); any other
+    format raises ``ImageTooLarge`` before its pixels are decoded.
+    """
     with Image.open(path) as im:
+        if max_pixels and im.width * im.height > max_pixels:
+            # draft() picks the largest 1/2^k reduction that stays >= the requested size, so ask
+            # for half the fitting size: the result then lands in (max_pixels / 4, max_pixels).
+            scale = (max_pixels / (im.width * im.height)) ** 0.5 / 2
+            if im.format == "JPEG":
+                im.draft("RGB", (max(1, int(im.width * scale)), max(1, int(im.height * scale))))
+            if im.width * im.height > max_pixels:
+                raise ImageTooLarge(f"{im.width}x{im.height} exceeds max_pixels={max_pixels}")
         im.load()
-        return im.convert("RGB")
+        return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grayscale: keep the top 8 bits
+        im = im.point(lambda v: v / 256).convert("L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", im.size, (255, 255, 255))
+        background.paste(im.convert("RGBA"), mask=im.convert("RGBA").getchannel("A"))
+        return background
+    return im.convert("RGB")

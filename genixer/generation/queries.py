@@ -49,10 +49,11 @@ def load_queries(path: str | Path) -> list[Query]:
 class PromptDataset(Dataset):
     """``samples_per_image`` prompts per query; the sample id and template derive from content."""
 
-    def __init__(self, queries: list[Query], image_root: str | Path, task: Task, codec: Codec, samples_per_image: int, seed: int) -> None:
+    def __init__(self, queries: list[Query], image_root: str | Path, task: Task, codec: Codec, samples_per_image: int,
+                 seed: int, max_pixels: int | None = None) -> None:
         self.queries, self.image_root = queries, Path(image_root)
         self.task, self.codec = task, codec
-        self.samples_per_image, self.seed = samples_per_image, seed
+        self.samples_per_image, self.seed, self.max_pixels = samples_per_image, seed, max_pixels
 
     def __len__(self) -> int:
         return len(self.queries) * self.samples_per_image
@@ -70,7 +71,7 @@ class PromptDataset(Dataset):
         if query.error:
             return {"meta": meta, "error": query.error}
         try:
-            image = load_rgb(self.image_root / query.image)
+            image = load_rgb(self.image_root / query.image, self.max_pixels)
         except Exception as err:  # any undecodable input becomes an error row, never a crash
             return {"meta": meta, "error": f"image: {type(err).__name__}: {err}"}
         meta.update(width=image.width, height=image.height)

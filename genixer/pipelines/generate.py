@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> dict:
     module = instantiate(cfg.module, generation=OmegaConf.to_container(cfg.generation))
     module.codec = module.backbone.codec()
     queries = load_queries(cfg.queries)
-    dataset = PromptDataset(queries, cfg.image_root, task, module.codec, cfg.samples_per_image, cfg.seed)
+    dataset = PromptDataset(queries, cfg.image_root, task, module.codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
     # Resume: every rank reads the same complete lines before any rank appends (children of the
     # subprocess launcher start inside predict, and nobody writes before the process group forms).
     torn = repair_shards(out)
