@@ -1,7 +1,6 @@
 """Query files (the images to generate on) and the prompt dataset built from them."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from torch.utils.data import Dataset
 
 from genixer.backbones.codec import Codec
 from genixer.data.images import load_rgb
+from genixer.generation.sampling import sample_seed
 from genixer.tasks.base import Task
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -67,7 +67,7 @@ class PromptDataset(Dataset):
         sample_id = self.sample_id(i)
         template_id, instruction = self.task.instruction(f"{self.seed}:{sample_id}")
         meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.task.name,
-                "template_id": template_id, "instruction": instruction}
+                "template_id": template_id, "instruction": instruction, "seed": sample_seed(self.seed, sample_id)}
         if query.error:
             return {"meta": meta, "error": query.error}
         try:
@@ -81,16 +81,13 @@ class PromptDataset(Dataset):
 class PromptCollator:
     """Left-pads prompts for batched generation; failed items travel as error rows."""
 
-    def __init__(self, pad_id: int, seed: int = 0) -> None:
-        self.pad_id, self.seed = pad_id, seed
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
 
     def __call__(self, batch: list[dict]) -> dict:
         ok = [b for b in batch if "error" not in b]
         errors = [{**b["meta"], "status": "error", "reason": b["error"]} for b in batch if "error" in b]
-        # Sampling seed from the batch's content, not its position (per-sample seeds: later).
-        key = f"{self.seed}:" + ",".join(b["meta"]["id"] for b in batch)
-        seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") >> 1
-        out = {"meta": [b["meta"] for b in ok], "errors": errors, "seed": seed}
+        out = {"meta": [b["meta"] for b in ok], "errors": errors}
         if ok:
             width = max(len(b["input_ids"]) for b in ok)
             ids = torch.full((len(ok), width), self.pad_id, dtype=torch.long)

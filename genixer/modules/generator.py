@@ -6,9 +6,11 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from transformers import LogitsProcessorList
 
 from genixer.backbones.codec import Codec
 from genixer.backbones.llava import parts
+from genixer.generation.sampling import PerSampleSampler
 from genixer.modules import optim
 
 
@@ -74,22 +76,29 @@ class GeneratorModule(L.LightningModule):
         """Generate for the images that loaded; pass error rows through unchanged."""
         rows = list(batch["errors"])
         if batch["meta"]:
-            seed = batch.get("seed")
-            if seed is not None:
-                torch.manual_seed(seed)
+            kwargs = self.decoding(batch)
             out = self.model.generate(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
                 pixel_values=batch["pixel_values"].to(self.dtype_for_inputs()),
                 pad_token_id=self.codec.tokenizer.pad_token_id,
                 eos_token_id=self.codec.tokenizer.eos_token_id,
-                **self.generation,
+                **kwargs,
             )
             new = out[:, batch["input_ids"].shape[1]:].cpu()
             for meta, ids in zip(batch["meta"], new):
-                rows.append({**meta, "text": self.codec.decode(ids), "seed": seed,
+                rows.append({**meta, "text": self.codec.decode(ids),
                              "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
         return rows
+
+    def decoding(self, batch: dict) -> dict:
+        """HF generate kwargs; sampling becomes per-sample seeded (see ``generation.sampling``)."""
+        kwargs = dict(self.generation)
+        if not kwargs.pop("do_sample", False):
+            return kwargs
+        sampler = PerSampleSampler([m["seed"] for m in batch["meta"]], batch["input_ids"].shape[1],
+                                   kwargs.pop("temperature", 1.0), kwargs.pop("top_p", None), kwargs.pop("top_k", None))
+        return {**kwargs, "do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
 
     def dtype_for_inputs(self) -> torch.dtype:
         return next(self.model.parameters()).dtype

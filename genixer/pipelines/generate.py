@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
     if todo:
         loader = DataLoader(
             Subset(dataset, todo), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-            collate_fn=PromptCollator(module.codec.tokenizer.pad_token_id, cfg.seed),
+            collate_fn=PromptCollator(module.codec.tokenizer.pad_token_id),
         )
         trainer.predict(module, loader, return_predictions=False)
         trainer.strategy.barrier("generate:merge")  # every rank's shard is complete before rank 0 merges

@@ -1,0 +1,50 @@
+"""Per-sample sampling: each sequence draws its randomness from its own seed.
+
+HF ``generate`` samples every row from one global RNG, so a sample's text would depend on
+which other samples share its batch (and so on the number of GPUs). Instead we decode
+greedily over ``logits / temperature`` (top-k / top-p filtered) plus Gumbel noise drawn from a
+generator seeded by (sample seed, generated-token index): the argmax of that is an exact draw
+from the filtered softmax (the Gumbel-max trick), and it depends only on the sample.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def sample_seed(seed: int, sample_id: str) -> int:
+    """A 63-bit seed from the run seed and the sample id (never from rank or position)."""
+    digest = hashlib.blake2b(f"{seed}:{sample_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class PerSampleSampler:
+    """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample."""
+
+    def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
+                 top_p: float | None = None, top_k: int | None = None) -> None:
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
+        self.seeds, self.prompt_length = seeds, prompt_length
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float() / self.temperature
+        if self.top_k:
+            kth = torch.topk(logits, min(self.top_k, logits.shape[-1])).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p is not None and self.top_p < 1.0:
+            ordered, order = torch.sort(logits, descending=True)
+            cumulative = ordered.softmax(-1).cumsum(-1)
+            drop = cumulative - ordered.softmax(-1) > self.top_p  # keep the smallest prefix reaching top_p
+            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
+        noise = torch.stack([self._gumbel(seed, step, logits.shape[-1]) for seed in self.seeds]).to(logits.device)
+        return logits + noise
+
+    @staticmethod
+    def _gumbel(seed: int, step: int, size: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed((seed + 1_000_003 * step) % (2**63))
+        uniform = torch.rand(size, generator=generator).clamp_(1e-10, 1.0)
+        return -torch.log(-torch.log(uniform))
