@@ -122,9 +122,19 @@ class Task(abc.ABC):
     def target(self, annotation: Mapping[str, Any], key: object) -> str:
         """The full sample text the generator learns to write for this annotation."""
 
-    @abc.abstractmethod
     def parse(self, text: str) -> Parsed:
-        """Generated text -> a record for this task, or a reject reason."""
+        """Generated text -> a record for this task, or a reject reason.
+
+        By default: exactly one ``Question: ... Answer: ...`` pair, then the family's own
+        checks in ``parse_pair``; families with another shape override ``parse``.
+        """
+        pair = parse_qa_pair(text)
+        if not pair.ok:
+            return pair
+        return self.parse_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        raise NotImplementedError(f"{type(self).__name__} must override parse or parse_pair")
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(human, gpt) turns of a parsed record, as downstream training data."""

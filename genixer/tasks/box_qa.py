@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 from .boxes import Box, box_problem, find_box_groups, find_number_lists, format_box_group, normalize_box
 
 PH_ST, PH_ED = "<ph_st>", "<ph_ed>"
@@ -72,8 +72,5 @@ class BoxQA(Task):
             raise ValueError(f"{self.name} sample has no box at all: {annotation!r}")
         return format_qa(*texts)
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_box_qa_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_box_qa_pair(question, answer)

@@ -8,7 +8,7 @@ import string
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 
 LETTERS = "ABCDEF"
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
@@ -88,11 +88,8 @@ class MCVQA(Task):
         # The options sit inside the question part, so "Answer:" starts a new line.
         return format_qa(format_mc_question(question, choices), LETTERS[int(index)], sep="\n")
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_mc_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_mc_pair(question, answer)
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return mc_conversation(record)

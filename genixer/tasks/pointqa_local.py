@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 from .boxes import (Box, Point, box_problem, find_number_lists, format_coordinate, normalize_box,
                     normalize_point, parse_coordinate)
 from .keyed import keyed_rng
@@ -89,11 +89,8 @@ class PointQALocal(Task):
         # No space before the coordinate: what the original builder (and its checkpoints) write.
         return format_qa(question + format_coordinate(value), answer)
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_pointqa_local_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_pointqa_local_pair(question, answer)
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return pointqa_local_conversation(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 from .boxes import Box, find_number_lists, format_box, format_coordinate, parse_coordinate
 from .keyed import keyed_rng
 from .pointqa_local import check_version, normalized_coordinate, pick_kind
@@ -115,11 +115,8 @@ class PointQAV7W(Task):
         shown = [candidates[i] for i in self.candidate_order(len(candidates), key)]
         return format_qa(candidates_text(question, shown), format_coordinate(answer))  # type: ignore[arg-type]
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_v7w_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_v7w_pair(question, answer)
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return v7w_conversation(record)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 from .boxes import (Box, box_group_fullmatch, box_problem, find_box_groups, find_number_lists,
                     format_box, normalize_box)
 from .templates import TemplatePool
@@ -103,8 +103,5 @@ class REC(Task):
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return rec_conversation(record)
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_rec_pair(pair.record["question"], pair.record["answer"], self.matcher)  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_rec_pair(question, answer, self.matcher)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, Task, format_qa, require_text
 from .boxes import box_problem, find_number_lists, format_box, normalize_box
 from .rec import parse_box_answer
 from .templates import TemplatePool
@@ -73,11 +73,8 @@ class REG(Task):
             raise ValueError(f"{problem} after normalization: {annotation['bbox']!r} -> {box}")
         return format_qa(self.question(format_box(box), key)[1], terminated(expression))
 
-    def parse(self, text: str) -> Parsed:
-        pair = parse_qa_pair(text)
-        if not pair.ok:
-            return pair
-        return parse_reg_pair(pair.record["question"], pair.record["answer"])  # type: ignore[index]
+    def parse_pair(self, question: str, answer: str) -> Parsed:
+        return parse_reg_pair(question, answer)
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return reg_conversation(record)
