@@ -6,7 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import Parsed, Task, format_qa, require_text
-from .boxes import Box, box_problem, find_box_groups, find_number_lists, format_box_group, normalize_box
+from .boxes import (
+    Box,
+    box_problem,
+    find_box_groups,
+    find_number_lists,
+    format_box_group,
+    normalized_target_box,
+)
 
 PH_ST, PH_ED = "<ph_st>", "<ph_ed>"
 
@@ -58,10 +65,7 @@ class BoxQA(Task):
 
     def target(self, annotation: Mapping[str, Any], key: object = None) -> str:
         w, h = annotation["width"], annotation["height"]
-        boxes = [normalize_box(b, w, h) for b in annotation["boxes"]]
-        for raw, box in zip(annotation["boxes"], boxes):
-            if problem := box_problem(box):
-                raise ValueError(f"{problem} after normalization: {raw!r} -> {box}")
+        boxes = [normalized_target_box(b, w, h) for b in annotation["boxes"]]
         texts = []
         for field in ("question", "answer"):
             text = require_text(annotation, field)

@@ -37,6 +37,15 @@ def normalize_box(box_px: Sequence[float], width: float, height: float) -> Box:
     return (_unit(x1, width), _unit(y1, height), _unit(x2, width), _unit(y2, height))
 
 
+def normalized_target_box(box_px: Sequence[float], width: float, height: float) -> Box:
+    """``normalize_box`` for a training target: a box that collapses at 3 decimals raises,
+    since the sample could never be parsed back (converters drop such boxes on ingest)."""
+    box = normalize_box(box_px, width, height)
+    if problem := box_problem(box):
+        raise ValueError(f"{problem} after normalization: {list(box_px)!r} -> {box}")
+    return box
+
+
 def denormalize_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
     """[0,1] box -> pixel box, rounded to the nearest pixel (the original truncated)."""
     if len(box) != 4:

@@ -6,8 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import Parsed, Task, format_qa, require_text
-from .boxes import (Box, Point, box_problem, find_number_lists, format_coordinate, normalize_box,
-                    normalize_point, parse_coordinate)
+from .boxes import (
+    Box,
+    Point,
+    find_number_lists,
+    format_coordinate,
+    normalize_point,
+    normalized_target_box,
+    parse_coordinate,
+)
 from .keyed import keyed_rng
 from .templates import TemplatePool
 
@@ -37,10 +44,7 @@ def normalized_coordinate(value: Any, width: float, height: float) -> Box | Poin
     """Pixel box (4 values) or point (2 values) -> [0,1]; a box that collapses raises."""
     if len(value) == 2:
         return normalize_point(value, width, height)
-    box = normalize_box(value, width, height)
-    if problem := box_problem(box):
-        raise ValueError(f"{problem} after normalization: {value!r} -> {box}")
-    return box
+    return normalized_target_box(value, width, height)
 
 
 def parse_pointqa_local_pair(question: str, answer: str) -> Parsed:

@@ -7,8 +7,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .base import Parsed, Task, format_qa, require_text
-from .boxes import (Box, box_group_fullmatch, box_problem, find_box_groups, find_number_lists,
-                    format_box, normalize_box)
+from .boxes import (
+    Box,
+    box_group_fullmatch,
+    box_problem,
+    find_box_groups,
+    find_number_lists,
+    format_box,
+    normalized_target_box,
+)
 from .templates import TemplatePool
 
 EXPR = "<expr>"
@@ -94,10 +101,7 @@ class REC(Task):
 
     def target(self, annotation: Mapping[str, Any], key: object) -> str:
         expression = require_text(annotation, "expression")
-        box = normalize_box(annotation["bbox"], annotation["width"], annotation["height"])
-        if problem := box_problem(box):
-            # Fail loudly: the sample could never be parsed back (filter on ingest).
-            raise ValueError(f"{problem} after normalization: {annotation['bbox']!r} -> {box}")
+        box = normalized_target_box(annotation["bbox"], annotation["width"], annotation["height"])
         return format_qa(self.question(expression, key)[1], format_box(box))
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -6,7 +6,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .base import Parsed, Task, format_qa, require_text
-from .boxes import box_problem, find_number_lists, format_box, normalize_box
+from .boxes import (
+    find_number_lists,
+    format_box,
+    normalized_target_box,
+)
 from .rec import parse_box_answer
 from .templates import TemplatePool
 
@@ -68,9 +72,7 @@ class REG(Task):
             raise ValueError(f"reg expression has no words: {expression!r}")
         if find_number_lists(expression):
             raise ValueError(f"reg expression contains coordinates: {expression!r}")
-        box = normalize_box(annotation["bbox"], annotation["width"], annotation["height"])
-        if problem := box_problem(box):
-            raise ValueError(f"{problem} after normalization: {annotation['bbox']!r} -> {box}")
+        box = normalized_target_box(annotation["bbox"], annotation["width"], annotation["height"])
         return format_qa(self.question(format_box(box), key)[1], terminated(expression))
 
     def parse_pair(self, question: str, answer: str) -> Parsed:
