@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -105,9 +106,7 @@ def main() -> None:
 
     # (b) our pipeline: workers decode and preprocess, predict loop generates, writer appends shards.
     out = work / "run"
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
+    shutil.rmtree(out, ignore_errors=True)
     ours = {k: v for k, v in gen.items() if k not in ("pad_token_id", "eos_token_id")}
     if args.cache == "static":
         ours["cache_implementation"] = "static"
