@@ -7,6 +7,8 @@ from omegaconf import DictConfig
 
 # Config paths resolve from the repository root unless GENIXER_ROOT says otherwise.
 os.environ.setdefault("GENIXER_ROOT", str(Path(__file__).resolve().parent))
+# Batches of varying prompt/cache sizes fragment the CUDA heap; expandable segments avoid OOMs.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")

@@ -1,147 +1,156 @@
-"""Generation benchmark at LLaVA-1.5-7B shape (random weights, bf16), baseline in the same process.
+"""Generation benchmark at LLaVA-1.5-7B shape (random bf16 weights), baseline in the same process.
 
 (a) the reference loop of the original: per sample PIL load, preprocess, HF ``generate`` batch 1;
-(b) our pipeline end to end: PromptDataset in DataLoader workers, Lightning predict, shard writer,
-merge. Both force 128 new tokens. Prints req/s, output tokens/s, (b)/(a) and (b) against the HBM
-roofline (weights + KV-cache bytes per decode step over the measured copy bandwidth), and writes
-the JSON result to benchmarks/results/generation_<gpu>.json.
+(b) our pipeline end to end: PromptDataset in DataLoader workers (prompts ordered by length), Lightning
+predict, shard writer, merge. Both force 128 new tokens. Prints req/s, output tokens/s, (b)/(a) and
+(b) against the HBM roofline (weights + KV-cache bytes per decode step over the measured copy
+bandwidth), and writes the JSON result to benchmarks/results/.
 
-    python benchmarks/generation.py --images 512 --batch-size 96
+    python -m benchmarks.generation --images 768 --batch-size 96 --cache static
+    torchrun --nproc-per-node 4 -m benchmarks.generation --images 3072 --reference 0 --cache static
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from genixer.backbones.conversation import Conversation
-from genixer.backbones.llava import TinyLlava
+from benchmarks.llava7b import (
+    NEW_TOKENS,
+    build_llava_7b,
+    copy_bandwidth,
+    kv_bytes_per_token,
+)
 from genixer.data.images import load_rgb
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import ShardWriter, merge
 from genixer.modules.generator import GeneratorModule
-from genixer.tasks import CommonVQA, TemplatePool
-from genixer.tasks.templates import TEMPLATES_DIR
-
-SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
-          "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-NEW_TOKENS = 128
-LLAVA_7B = dict(  # CLIP ViT-L/14-336 + Vicuna-7B (LLaVA-1.5-7B shapes)
-    image_size=336, vocab_size=4000, max_length=2048,
-    vision=dict(patch_size=14, hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16),
-    text=dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-              num_key_value_heads=32),
-)
 
 
-def copy_bandwidth(gib: int = 4) -> float:
-    """Device-to-device copy, bytes read + written per second (the roofline's bandwidth)."""
-    src = torch.empty(gib << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    for _ in range(3):
-        dst.copy_(src)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(10):
-        dst.copy_(src)
-    torch.cuda.synchronize()
-    return 2 * src.numel() * 10 / (time.perf_counter() - start)
+class Stopwatch(Callback):
+    """Wall time from every rank ready (after setup) to every rank done; rank 0's batch end times."""
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        trainer.strategy.barrier("bench:start")
+        self.start = time.perf_counter()
+        self.batches = []  # (seconds since start, samples)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.batches.append((time.perf_counter() - self.start, len(outputs)))
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        trainer.strategy.barrier("bench:end")
+        self.seconds = time.perf_counter() - self.start
 
 
 def write_images(folder: Path, n: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        Image.effect_noise((640, 480), 40 + i % 50).convert("RGB").save(folder / f"{i:05d}.jpg", quality=90)
-    queries = folder / "queries.jsonl"
+        path = folder / f"{i:05d}.jpg"
+        if not path.exists():
+            Image.effect_noise((640, 480), 40 + i % 50).convert("RGB").save(path, quality=90)
+    queries = folder / f"queries_{n}.jsonl"
     queries.write_text("".join(json.dumps({"id": i, "image": f"{i:05d}.jpg"}) + "\n" for i in range(n)))
     return queries
 
 
+def reference_loop(model, codec, task, images: Path, n: int, gen: dict) -> float:
+    """The original's loop: one sample at a time, decode + preprocess + generate; req/s."""
+    def one(i: int) -> None:
+        _, instruction = task.instruction(f"0:{i}")
+        ids = codec.encode_prompt(instruction)[None].cuda()
+        pixels = codec.image(load_rgb(images / f"{i:05d}.jpg"))[None].cuda().bfloat16()
+        model.generate(input_ids=ids, pixel_values=pixels, **gen)
+    one(0)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(n):
+        one(i)
+    torch.cuda.synchronize()
+    return n / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--reference", type=int, default=4, help="samples for the batch-1 reference loop")
+    parser.add_argument("--images", type=int, default=768)
+    parser.add_argument("--reference", type=int, default=4, help="samples for the batch-1 reference loop (0: skip)")
     parser.add_argument("--batch-size", type=int, default=96)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--cache", default="dynamic", choices=["dynamic", "static"],
-                        help="KV cache of our pipeline (static compiles the decode step); the reference stays dynamic")
+    parser.add_argument("--workers", type=int, default=8, help="loader workers per process")
+    parser.add_argument("--cache", default="static", choices=["dynamic", "static"],
+                        help="our pipeline's KV cache: HF generate (dynamic) or our static-cache loop")
     parser.add_argument("--work", default="/tmp/genixer_bench")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # read at the first CUDA allocation
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     work = Path(args.work)
-    queries = write_images(work / "images", args.images)
-
-    pool = TemplatePool(TEMPLATES_DIR / "generic_instructions.json")
-    task = CommonVQA("common_vqa", "\nThis is the Common VQA task.", pool)
-    backbone = TinyLlava(Conversation("vicuna_v1", SYSTEM), **LLAVA_7B)
-    codec = backbone.codec([SYSTEM, *pool.templates, task.suffix] * 10)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = backbone.build(codec).eval()
-    torch.set_default_dtype(torch.float32)
+    queries = work / "images" / f"queries_{args.images}.jsonl"
+    if rank == 0:
+        write_images(work / "images", args.images)
+        shutil.rmtree(work / "run", ignore_errors=True)
+    while not queries.exists():  # other ranks wait for rank 0's images
+        time.sleep(1)
+    model, codec, task = build_llava_7b(f"cuda:{torch.cuda.current_device()}")
     params = sum(p.numel() for p in model.parameters())
     gen = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
                pad_token_id=codec.tokenizer.pad_token_id, eos_token_id=codec.tokenizer.eos_token_id)
-
-    # (a) the original's loop: one sample at a time.
-    dataset = PromptDataset(load_queries(queries), work / "images", task, codec, 1, 0)
-    prompt_len = len(dataset[0]["input_ids"])
-    model.generate(input_ids=dataset[0]["input_ids"][None].cuda(), pixel_values=dataset[0]["pixel_values"][None].cuda().bfloat16(), **gen)
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for i in range(args.reference):
-        image = load_rgb(work / "images" / f"{i:05d}.jpg")
-        _, instruction = task.instruction(f"0:{i}")
-        ids = codec.encode_prompt(instruction)[None].cuda()
-        model.generate(input_ids=ids, pixel_values=codec.image(image)[None].cuda().bfloat16(), **gen)
-    torch.cuda.synchronize()
-    ref_rps = args.reference / (time.perf_counter() - start)
+    ref_rps = reference_loop(model, codec, task, work / "images", args.reference, gen) if args.reference and rank == 0 else None
 
     # (b) our pipeline: workers decode and preprocess, predict loop generates, writer appends shards.
-    out = work / "run"
-    shutil.rmtree(out, ignore_errors=True)
-    ours = {k: v for k, v in gen.items() if k not in ("pad_token_id", "eos_token_id")}
-    if args.cache == "static":
-        ours["cache_implementation"] = "static"
-    module = GeneratorModule(backbone, codec, generation=ours)
+    dataset = PromptDataset(load_queries(queries), work / "images", task, codec, 1, 0)
+    order = dataset.by_prompt_length(list(range(len(dataset))))
+    lengths = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in order]
+    module = GeneratorModule(None, codec, generation=dict(cache=args.cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
     module.model = model
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers,
+    loader = DataLoader(Subset(dataset, order), batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=PromptCollator(codec.tokenizer.pad_token_id), pin_memory=True)
-    trainer = L.Trainer(accelerator="gpu", devices=1, precision="bf16-true", logger=False,
-                        callbacks=[ShardWriter(out)], enable_model_summary=False)
-    start = time.perf_counter()
+    stopwatch = Stopwatch()
+    trainer = L.Trainer(accelerator="gpu", devices=world, strategy="ddp" if world > 1 else "auto", precision="bf16-true",
+                        logger=False, callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False,
+                        enable_progress_bar=False)
     trainer.predict(module, loader, return_predictions=False)
-    rows, counts = merge(out, task, {"generator": "random LLaVA-1.5-7B shape"})
-    seconds = time.perf_counter() - start
+    if rank != 0:
+        return
+    start = time.perf_counter()
+    rows, counts = merge(work / "run", task, {"generator": "random LLaVA-1.5-7B shape"})
+    seconds = stopwatch.seconds + time.perf_counter() - start
     ours_rps = len(rows) / seconds
 
-    # Roofline: every decode step reads all weights once plus each sequence's KV cache.
+    # Roofline of one GPU: every decode step reads all weights once plus each sequence's KV cache.
     bandwidth = copy_bandwidth()
-    text = model.config.text_config
-    kv_per_token = 2 * text.num_hidden_layers * text.num_key_value_heads * (text.hidden_size // text.num_attention_heads) * 2
-    mean_context = prompt_len + NEW_TOKENS / 2
-    step_bytes = params * 2 + args.batch_size * kv_per_token * mean_context
-    roofline_rps = args.batch_size / (NEW_TOKENS * step_bytes / bandwidth)
+    mean_context = sum(lengths) / len(lengths) + NEW_TOKENS / 2
+    step_bytes = params * 2 + args.batch_size * kv_bytes_per_token(model.config) * mean_context
+    roofline_rps = world * args.batch_size / (NEW_TOKENS * step_bytes / bandwidth)
     result = {
-        "gpu": torch.cuda.get_device_name(), "params": params, "prompt_tokens": prompt_len, "new_tokens": NEW_TOKENS,
-        "images": args.images, "batch_size": args.batch_size, "workers": args.workers, "cache": args.cache,
-        "reference_req_per_s": round(ref_rps, 3), "reference_tok_per_s": round(ref_rps * NEW_TOKENS, 1),
-        "pipeline_req_per_s": round(ours_rps, 2), "pipeline_tok_per_s": round(ours_rps * NEW_TOKENS, 1),
-        "speedup": round(ours_rps / ref_rps, 1), "copy_bandwidth_GBps": round(bandwidth / 1e9),
-        "roofline_req_per_s": round(roofline_rps, 2), "fraction_of_roofline": round(ours_rps / roofline_rps, 3),
-        "rows": counts["samples"],
+        "gpu": torch.cuda.get_device_name(), "gpus": world, "params": params, "vocab": model.config.text_config.vocab_size,
+        "prompt_tokens_mean": round(sum(lengths) / len(lengths), 1), "prompt_tokens_range": [min(lengths), max(lengths)],
+        "new_tokens": NEW_TOKENS, "images": args.images, "batch_size": args.batch_size, "workers": args.workers,
+        "cache": args.cache, "pipeline_req_per_s": round(ours_rps, 2), "pipeline_tok_per_s": round(ours_rps * NEW_TOKENS, 1),
+        "copy_bandwidth_GBps": round(bandwidth / 1e9), "roofline_req_per_s": round(roofline_rps, 2),
+        "fraction_of_roofline": round(ours_rps / roofline_rps, 3), "rows": counts["samples"], "status": counts["status"],
     }
-    print("\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    if len(stopwatch.batches) > 1:  # rank 0 after its first batch (warm-up: kernels, allocator, workers)
+        (first, _), (last, _) = stopwatch.batches[0], stopwatch.batches[-1]
+        steady = sum(n for _, n in stopwatch.batches[1:]) * world / (last - first)
+        result.update(first_batch_s=round(first, 2), steady_req_per_s=round(steady, 2),
+                      steady_fraction_of_roofline=round(steady / roofline_rps, 3))
+    if ref_rps:
+        result.update(reference_req_per_s=round(ref_rps, 3), reference_tok_per_s=round(ref_rps * NEW_TOKENS, 1),
+                      speedup=round(ours_rps / ref_rps, 1))
+    print("\n".join(f"{k:>22}: {v}" for k, v in result.items()), flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name().replace(" ", "_")
-    Path(args.out, f"generation_{name}_{args.cache}_b{args.batch_size}.json").write_text(json.dumps(result, indent=2))
+    Path(args.out, f"generation_{name}_{args.cache}_b{args.batch_size}_x{world}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -62,10 +62,27 @@ class PromptDataset(Dataset):
         query = self.queries[i // self.samples_per_image]
         return f"{query.image_id}/{self.task.name}/{i % self.samples_per_image}"
 
+    def instruction(self, i: int) -> tuple[int, str]:
+        """(template id, instruction) of sample i: a function of the run seed and the sample id only."""
+        return self.task.instruction(f"{self.seed}:{self.sample_id(i)}")
+
+    def by_prompt_length(self, indices: list[int]) -> list[int]:
+        """``indices`` ordered longest prompt first, so batches hold prompts of similar length (less padding).
+
+        Stable, and a function of the content only: every process computes the same order.
+        """
+        lengths: dict[str, int] = {}  # prompts repeat per template: tokenize each once
+        def length(i: int) -> int:
+            text = self.instruction(i)[1]
+            if text not in lengths:
+                lengths[text] = len(self.codec.encode_prompt(text))
+            return lengths[text]
+        return sorted(indices, key=lambda i: -length(i))
+
     def __getitem__(self, i: int) -> dict:
         query = self.queries[i // self.samples_per_image]
         sample_id = self.sample_id(i)
-        template_id, instruction = self.task.instruction(f"{self.seed}:{sample_id}")
+        template_id, instruction = self.instruction(i)
         meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.task.name,
                 "template_id": template_id, "instruction": instruction, "seed": sample_seed(self.seed, sample_id)}
         if query.error:

@@ -15,15 +15,19 @@ SHARD_DIR = "shards"
 
 
 class ShardWriter(BasePredictionWriter):
-    """Appends each finished batch to ``shards/rank{R}.jsonl`` (one row per sample id), flushed."""
+    """Appends each finished batch to ``<dir>/shards/rank{R}.jsonl`` (one row per id), flushed.
 
-    def __init__(self, output_dir: str | Path) -> None:
+    With several predict dataloaders, ``output_dirs[k]`` receives dataloader ``k``'s rows.
+    """
+
+    def __init__(self, *output_dirs: str | Path) -> None:
         super().__init__(write_interval="batch")
-        self.dir = Path(output_dir) / SHARD_DIR
+        self.dirs = [Path(d) / SHARD_DIR for d in output_dirs]
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / f"rank{trainer.global_rank}.jsonl").open("a") as f:
+        folder = self.dirs[dataloader_idx]
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"rank{trainer.global_rank}.jsonl").open("a") as f:
             for row in prediction:
                 f.write(json.dumps(row) + "\n")
             f.flush()

@@ -10,6 +10,7 @@ from transformers import LogitsProcessorList
 
 from genixer.backbones.codec import Codec
 from genixer.backbones.llava import parts
+from genixer.generation.decoding import decode_static
 from genixer.generation.sampling import PerSampleSampler
 from genixer.modules import optim
 
@@ -76,20 +77,32 @@ class GeneratorModule(L.LightningModule):
         """Generate for the images that loaded; pass error rows through unchanged."""
         rows = list(batch["errors"])
         if batch["meta"]:
-            kwargs = self.decoding(batch)
-            out = self.model.generate(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                pixel_values=batch["pixel_values"].to(self.dtype_for_inputs()),
-                pad_token_id=self.codec.tokenizer.pad_token_id,
-                eos_token_id=self.codec.tokenizer.eos_token_id,
-                **kwargs,
-            )
-            new = out[:, batch["input_ids"].shape[1]:].cpu()
+            new = self.generate(batch).cpu()
             for meta, ids in zip(batch["meta"], new):
                 rows.append({**meta, "text": self.codec.decode(ids),
                              "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
         return rows
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        """New token ids per row: HF ``generate`` (dynamic cache) or our static-cache loop (``cache: static``)."""
+        kwargs = self.decoding(batch)
+        cache = kwargs.pop("cache", "dynamic")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        pixels = batch["pixel_values"].to(self.dtype_for_inputs())
+        pad, eos = self.codec.tokenizer.pad_token_id, self.codec.tokenizer.eos_token_id
+        if cache == "static":
+            processors = kwargs.pop("logits_processor", None) or [None]
+            kwargs.pop("do_sample", None)
+            unknown = set(kwargs) - {"max_new_tokens", "min_new_tokens"}
+            if unknown:
+                raise ValueError(f"cache=static decodes greedily or with the per-sample sampler; unsupported: {sorted(unknown)}")
+            return decode_static(self.model, ids, mask, pixels, kwargs["max_new_tokens"], eos, pad,
+                                 kwargs.get("min_new_tokens", 0), processors[0])
+        if cache != "dynamic":
+            raise ValueError(f"generation.cache must be 'dynamic' (HF generate) or 'static', got {cache!r}")
+        out = self.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, pad_token_id=pad,
+                                  eos_token_id=eos, **kwargs)
+        return out[:, ids.shape[1]:]
 
     def decoding(self, batch: dict) -> dict:
         """HF generate kwargs; sampling becomes per-sample seeded (see ``generation.sampling``)."""

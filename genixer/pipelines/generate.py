@@ -15,8 +15,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
+from genixer.generation.progress import SampleProgress
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
-from genixer.generation.writer import ShardWriter, merge, repair_shards, written_ids, write_exports
+from genixer.generation.writer import (
+    ShardWriter,
+    merge,
+    repair_shards,
+    write_exports,
+    written_ids,
+)
 from genixer.pipelines import rundir
 
 log = logging.getLogger(__name__)
@@ -38,11 +45,12 @@ def run(cfg: DictConfig) -> dict:
     # subprocess launcher start inside predict, and nobody writes before the process group forms).
     torn = repair_shards(out)
     done = written_ids(out)
-    todo = remaining(dataset, done)
+    todo = dataset.by_prompt_length(remaining(dataset, done))
     resumed = len(dataset) - len(todo)
     if resumed or torn:
         log.info("resuming %s: %d of %d samples already written (%d torn bytes dropped)", out, resumed, len(dataset), torn)
-    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(out)], logger=False, default_root_dir=str(out))
+    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(out), SampleProgress(task.name)], logger=False,
+                          enable_progress_bar=False, default_root_dir=str(out))
     started = time.time()
     if todo:
         loader = DataLoader(

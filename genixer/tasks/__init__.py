@@ -4,9 +4,24 @@ from .adv_vqa import AdvVQA
 from .agnostic import TaskAgnostic
 from .base import Parsed, Task, format_qa, parse_qa_pair, parse_qa_pairs, require_text
 from .box_qa import BoxQA, fill_boxes
-from .boxes import (Box, Point, box_group_fullmatch, box_problem, denormalize_box, find_box_groups,
-                    find_number_lists, find_point_groups, format_box, format_box_group, format_coordinate,
-                    format_point, normalize_box, normalize_point, parse_coordinate, point_problem)
+from .boxes import (
+                    Box,
+                    Point,
+                    box_group_fullmatch,
+                    box_problem,
+                    denormalize_box,
+                    find_box_groups,
+                    find_number_lists,
+                    find_point_groups,
+                    format_box,
+                    format_box_group,
+                    format_coordinate,
+                    format_point,
+                    normalize_box,
+                    normalize_point,
+                    parse_coordinate,
+                    point_problem,
+)
 from .common_vqa import CommonVQA
 from .dialogue import MultiTurnDialogue, parse_dialogue
 from .keyed import keyed_rng

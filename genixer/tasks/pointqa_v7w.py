@@ -6,7 +6,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .base import Parsed, Task, format_qa, require_text
-from .boxes import Box, find_number_lists, format_box, format_coordinate, parse_coordinate
+from .boxes import (
+    Box,
+    find_number_lists,
+    format_box,
+    format_coordinate,
+    parse_coordinate,
+)
 from .keyed import keyed_rng
 from .pointqa_local import check_version, normalized_coordinate, pick_kind
 from .templates import TemplatePool

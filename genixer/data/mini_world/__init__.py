@@ -8,7 +8,16 @@ from .language import QUESTION_TYPES
 from .oracle import CENTRAL_BOX, MIN_IOU, Oracle, majority_answers, normalize_answer
 from .render import render_scene
 from .scene import COLOR_RGB, COLORS, SHAPES, SIZES, Scene, SceneObject, sample_scene
-from .verdicts import GroundedVerdict, GroupCheck, MCVerdict, PointQAVerdict, QAVerdict, RECVerdict, REGVerdict, V7WVerdict
+from .verdicts import (
+    GroundedVerdict,
+    GroupCheck,
+    MCVerdict,
+    PointQAVerdict,
+    QAVerdict,
+    RECVerdict,
+    REGVerdict,
+    V7WVerdict,
+)
 
 __all__ = [
     "build_world", "Oracle", "QAVerdict", "RECVerdict", "majority_answers", "normalize_answer", "CENTRAL_BOX",

@@ -8,7 +8,15 @@ from typing import Iterable, Mapping, Sequence
 from .grammar import parse_question
 from .grounding import Groups, split_groups
 from .oracle import CENTRAL_BOX, Oracle
-from .verdicts import GroundedVerdict, MCVerdict, PointQAVerdict, QAVerdict, RECVerdict, REGVerdict, V7WVerdict
+from .verdicts import (
+    GroundedVerdict,
+    MCVerdict,
+    PointQAVerdict,
+    QAVerdict,
+    RECVerdict,
+    REGVerdict,
+    V7WVerdict,
+)
 
 BASELINE_EXPRESSION = "the object"  # refers uniquely only in one-object images
 # Used for a question type the majority table lacks.

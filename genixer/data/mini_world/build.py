@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from .family_files import ANNOTATION_FILES, FAMILY_KEYS, family_records, write_families
-from .language import NUMBER_WORDS, captions, conversation, make_questions, referring_expressions
+from .language import (
+    NUMBER_WORDS,
+    captions,
+    conversation,
+    make_questions,
+    referring_expressions,
+)
 from .naming import HELDOUT_ID_OFFSET, file_name, image_id
 from .render import render_scene
 from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from .grammar import (EXPRESSION, MIN_IOU, V7W_PATTERNS, attrs, box_iou, normalize_question, parse_question,
-                      strip_coordinates)
+from .grammar import (
+    EXPRESSION,
+    MIN_IOU,
+    V7W_PATTERNS,
+    attrs,
+    box_iou,
+    normalize_question,
+    parse_question,
+    strip_coordinates,
+)
 from .language import resolve
 from .verdicts import MCVerdict, PointQAVerdict, REGVerdict, V7WVerdict
 

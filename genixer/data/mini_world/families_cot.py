@@ -7,7 +7,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from .grammar import attrs, normalize_question, parse_question
-from .language import NUMBER_WORDS, RELATIONS, article, make_question, relation_holds, resolve
+from .language import (
+    NUMBER_WORDS,
+    RELATIONS,
+    article,
+    make_question,
+    relation_holds,
+    resolve,
+)
 from .longform import cap, describe_object, group_nouns, true_relation
 from .scene import Scene
 

@@ -12,8 +12,19 @@ from .families_point import pointqa_local, refcoco_sentences, v7w_pointing, vg_p
 from .families_text import aokvqa_question, detail_conversation, gqa_questions
 from .longform import cap
 from .naming import file_name, image_id
-from .scene import (STREAM_AOKVQA, STREAM_BOXCOT, STREAM_DETAIL, STREAM_GQA, STREAM_POINTQA, STREAM_RD, STREAM_REFCOCO,
-                    STREAM_V7W, STREAM_VG, Scene, rng_for)
+from .scene import (
+    STREAM_AOKVQA,
+    STREAM_BOXCOT,
+    STREAM_DETAIL,
+    STREAM_GQA,
+    STREAM_POINTQA,
+    STREAM_RD,
+    STREAM_REFCOCO,
+    STREAM_V7W,
+    STREAM_VG,
+    Scene,
+    rng_for,
+)
 
 # paths key -> file under <root>/annotations/ (names as in docs/formats.md §1).
 ANNOTATION_FILES: dict[str, str] = {

@@ -10,8 +10,16 @@ from pathlib import Path, PurePosixPath
 from typing import Mapping, Sequence
 
 from .checks import FamilyChecks
-from .grammar import (MIN_IOU, PATTERNS, answer_matches, attrs, box_iou, normalize_answer, normalize_question,
-                      parse_question)
+from .grammar import (
+    MIN_IOU,
+    PATTERNS,
+    answer_matches,
+    attrs,
+    box_iou,
+    normalize_answer,
+    normalize_question,
+    parse_question,
+)
 from .grounding import GroundedChecks
 from .language import RELATIONS, relation_holds, resolve
 from .scene import SceneObject
