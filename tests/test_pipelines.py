@@ -86,13 +86,15 @@ def test_shipped_checkpoint_beats_trivial_baselines(tmp_path, small_world):
     assert rec["accuracy"] >= 0.8 > rec["baseline"] + 0.5
 
 
-def test_filter_refuses_clearly(tmp_path):
+def test_filter_needs_a_generation_run(tmp_path):
     import pytest
 
     from genixer.pipelines import filter as filter_pipeline
 
-    with pytest.raises(NotImplementedError, match="not implemented yet"):
+    with pytest.raises(ValueError, match="needs run=<generation run dir>"):
         filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path}"]))
+    with pytest.raises(FileNotFoundError, match="samples.jsonl not found"):
+        filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path}", f"run={tmp_path}"]))
 
 
 def test_exports_round_trip(tmp_path):

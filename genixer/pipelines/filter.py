@@ -1,11 +1,163 @@
-"""Filtering pipeline (MLLM judge, CLIP box-crop score): not implemented yet."""
+"""Filtering pipeline: a generation run dir -> scored rows -> selection -> kept exports + manifest.
+
+Scores are annotations of the generated data: they live beside it (``<run>/scores/<scorer>/shards``,
+one line per item, keyed by item id) and are reused by every later selection, so thresholds change
+without re-scoring. Scoring resumes like generation (torn line dropped, written ids skipped) and
+shards over processes; each scorer's settings are stored with its scores and a mismatch is an error.
+"""
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import json
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from genixer.data.exports import write_llava, write_shikra_rec
+from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
+from genixer.filtering.selection import select
+from genixer.generation.progress import SampleProgress
+from genixer.generation.writer import (
+    ShardWriter,
+    read_shards,
+    repair_shards,
+    written_ids,
+)
+from genixer.modules.filter import FilterModule
+from genixer.pipelines import rundir
+from genixer.tasks.boxes import denormalize_box
+
+log = logging.getLogger(__name__)
+SCORER_FILE = "scorer.json"
+
+
+def generation_rows(run: Path) -> list[dict]:
+    """The generation run's merged rows (``samples.jsonl``), in id order."""
+    path = run / "samples.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: filter.py run=<a finished generation run dir>")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def image_root(cfg: DictConfig, run: Path) -> Path:
+    """``image_root`` from the command line, else the one the generation run used."""
+    if cfg.get("image_root"):
+        return Path(cfg.image_root)
+    generated = OmegaConf.load(run / "config.yaml") if (run / "config.yaml").is_file() else {}
+    if not generated.get("image_root"):
+        raise ValueError(f"{run}/config.yaml names no image_root: pass image_root=<folder of the query images>")
+    return Path(generated["image_root"])
+
+
+def claim_scores(folder: Path, scorer: Scorer) -> None:
+    """Record the scorer's settings beside its scores; refuse to mix scores from other settings."""
+    settings = json.loads(json.dumps(scorer.config(), default=str))
+    path = folder / SCORER_FILE
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != settings:
+            raise ValueError(f"{folder} holds scores from other settings {stored}, not {settings}: "
+                             f"name the scorer differently or delete that folder")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(settings, indent=2))
+    os.replace(tmp, path)  # every process writes the same content; the rename is atomic
+
+
+def annotations(scorer: Scorer, folder: Path) -> dict[str, dict]:
+    """Each row's annotation, folded from its item lines in item order."""
+    by_row = defaultdict(list)
+    for item_id, line in sorted(read_shards(folder).items(), key=lambda kv: (kv[0].rsplit("#", 1)[0], int(kv[0].rsplit("#", 1)[1]))):
+        by_row[line["row_id"]].append(line)
+    return {row_id: scorer.summarize(lines) for row_id, lines in by_row.items()}
 
 
 def run(cfg: DictConfig) -> dict:
-    raise NotImplementedError(
-        "filter.py is not implemented yet: the MLLM judge and CLIP REC filters are planned "
-        "(see the filtering issue). Generated data is usable unfiltered from generate.py's run dir."
-    )
+    out = rundir.start(cfg)
+    source = Path(cfg.run) if cfg.get("run") else None
+    if source is None:
+        raise ValueError("filter.py needs run=<generation run dir>")
+    rows = generation_rows(source)
+    images = image_root(cfg, source)
+    scores_dir = Path(cfg.scores_dir)
+    scorers, loaders, todo_counts = {}, [], {}
+    for name, spec in cfg.filter.scorers.items():
+        scorer = instantiate(spec.scorer)
+        scorer.name = name
+        folder = scores_dir / name
+        claim_scores(folder, scorer)
+        repair_shards(folder)
+        done = written_ids(folder)
+        todo = [item for row in rows for item in scorer.items(row) if item["id"] not in done]
+        scorers[name], todo_counts[name] = scorer, len(todo)
+        if todo:
+            loaders.append((name, DataLoader(ItemDataset(scorer, todo, images), batch_size=spec.batch_size,
+                                              num_workers=cfg.num_workers, collate_fn=ItemCollator(scorer))))
+    progress = SampleProgress("filter")
+    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(*(scores_dir / n for n, _ in loaders)), progress],
+                          logger=False, enable_progress_bar=False, default_root_dir=str(out))
+    started = time.time()
+    if loaders:
+        module = FilterModule([scorers[n] for n, _ in loaders])
+        trainer.predict(module, [loader for _, loader in loaders], return_predictions=False)
+        trainer.strategy.barrier("filter:select")  # every rank's shards are complete before rank 0 selects
+    seconds = time.time() - started
+    if not trainer.is_global_zero:
+        return {}
+    rules = {name: instantiate(rule) for name, rule in cfg.filter.rules.items()}
+    unknown = {r.scorer for r in rules.values()} - set(scorers)
+    if unknown:
+        raise ValueError(f"selection rules name scorers {sorted(unknown)} that this filter does not run ({sorted(scorers)})")
+    scored = {name: annotations(scorer, scores_dir / name) for name, scorer in scorers.items()}
+    selected, counts = select_rows(rows, scored, rules)
+    exports = write_selection(out, selected)
+    speed = {"seconds": round(seconds, 2), "items_scored": sum(todo_counts.values()),
+             "items_per_s": round(sum(todo_counts.values()) / seconds, 2) if seconds > 0 else 0.0}
+    rundir.write_manifest(out, cfg, "filter", run=str(source), scores=str(scores_dir), counts=counts, throughput=speed,
+                          scorers={n: s.config() for n, s in scorers.items()},
+                          rules={n: OmegaConf.to_container(r) for n, r in cfg.filter.rules.items()}, exports=exports)
+    log.info("filter %s: %s -> %s", cfg.filter.name, counts, out)
+    return {**counts, **speed}
+
+
+def select_rows(rows: list[dict], scored: dict[str, dict], rules: dict) -> tuple[list[dict], dict]:
+    """Attach scores and the decision to every generated row; count kept / dropped per reason."""
+    selected, dropped, upstream, errors = [], Counter(), Counter(), Counter()
+    for row in rows:
+        if row.get("status") != "ok":
+            upstream[row.get("status", "unknown")] += 1
+            continue
+        scores = {name: by_row[row["id"]] for name, by_row in scored.items() if by_row.get(row["id"])}
+        drops = select(scores, rules)
+        dropped.update(d["reason"] for d in drops[:1])  # the first failing rule is the row's reason
+        errors.update(f"{n}: {s['reason']}" for n, s in scores.items() if s.get("status") == "error")
+        selected.append({**row, "scores": scores, "kept": not drops, "drops": drops})
+    kept = sum(r["kept"] for r in selected)
+    counts = {"rows": len(rows), "candidates": len(selected), "kept": kept, "dropped": len(selected) - kept,
+              "dropped_by_reason": dict(dropped), "scorer_errors": dict(errors), "not_ok_upstream": dict(upstream),
+              "scored": {name: len(by_row) for name, by_row in scored.items()}}
+    return selected, counts
+
+
+def write_selection(out: Path, selected: list[dict]) -> dict[str, str]:
+    """``selected.jsonl`` (every candidate, scores + decision), ``llava.json`` and ``rec_shikra.jsonl`` (kept)."""
+    with (out / "selected.jsonl").open("w") as f:
+        for row in selected:
+            f.write(json.dumps(row) + "\n")
+    kept = [r for r in selected if r["kept"]]
+    write_llava(kept, out / "llava.json")
+    paths = {"selected": str(out / "selected.jsonl"), "llava": str(out / "llava.json")}
+    rec = [r for r in kept if "box" in r["parsed"] and r["parsed"].get("expression")]
+    if rec:
+        write_shikra_rec(({"img_path": r["image"], "bbox": list(denormalize_box(r["parsed"]["box"], r["width"], r["height"])),
+                           "expression": r["parsed"]["expression"], "height": r["height"], "width": r["width"],
+                           **({"clip_score": r["scores"]["clip"]["raw"]} if "raw" in r["scores"].get("clip", {}) else {})}
+                          for r in rec), out / "rec_shikra.jsonl")
+        paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
+    return paths

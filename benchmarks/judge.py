@@ -1,0 +1,164 @@
+"""Judge benchmark at Fuyu-8B shape (random weights, bf16), baseline in the same process.
+
+(a) the original's loop (spec §7.1): per item PIL load, FuyuProcessor, sampled ``generate`` (10 new
+tokens, top-k 10, top-p 0.95, scores kept) at batch 1, then its probability from
+``compute_transition_scores``; (b) our filter stage end to end: ItemDataset in DataLoader workers,
+FilterModule, Lightning predict (bf16-true), shard writer; (c) the model forward alone on a
+prebuilt batch (the GPU-only ceiling of (b)). Both (a) and (b) run the same bf16 model (the
+original ran fp32, so the ratio is conservative). Prints judgements/s and writes
+benchmarks/results/judge_<gpu>.json.
+
+    python benchmarks/judge.py --items 2048 --batch-size 64
+    python benchmarks/judge.py --tiny     # CPU smoke test: a small model, a few items, no result file
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import FuyuForCausalLM
+
+from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge
+from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
+from genixer.filtering.tiny_fuyu import fuyu_config, fuyu_processor
+from genixer.generation.writer import ShardWriter
+from genixer.modules.filter import FilterModule
+
+# Fuyu-8B shapes (fuyu_config adds its rotary embedding: theta 25000 on half the head dims).
+FUYU_8B = {"vocab_size": 262144, "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 36,
+           "num_attention_heads": 64, "hidden_act": "relu2", "qk_layernorm": True, "patch_size": 30, "num_channels": 3}
+TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
+QA = [("What color is the large star in the upper left of the image?", "The large star is red."),
+      ("How many circles are there?", "three"),
+      ("What is the small object next to the blue square made of, and what is it used for?",
+       "It is a wooden spoon, used for stirring soup in the kitchen."),
+      ("Is there a dog in the picture?", "no")]
+ORIGINAL_GENERATION = {"max_new_tokens": 10, "do_sample": True, "top_p": 0.95, "top_k": 10,
+                       "return_dict_in_generate": True, "output_scores": True}
+
+
+def original_probability(model: nn.Module, out) -> float:
+    """``getavgjointprob``: the product over all n new tokens, but the (n-1)-th root (spec §7.1)."""
+    p = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0].float().exp()
+    return p.prod().item() ** (1 / (len(p) - 1))
+
+
+def write_rows(folder: Path, n: int, height: int, width: int) -> list[dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.effect_noise((width, height), 40 + i % 50).convert("RGB").save(folder / f"{i:05d}.jpg", quality=90)
+    return [{"id": f"{i}/common_vqa/0", "image": f"{i:05d}.jpg", "task": "common_vqa", "status": "ok",
+             "parsed": dict(zip(("question", "answer"), QA[i % len(QA)]))} for i in range(n)]
+
+
+def sync(device: str) -> float:
+    """Wait for queued GPU work; the time after it."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def rate(n: int, start: float, device: str) -> float:
+    return n / (sync(device) - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1024)
+    parser.add_argument("--reference", type=int, default=32, help="items for the batch-1 original loop")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=448, help="target input length (image rows are sized to it)")
+    parser.add_argument("--tiny", action="store_true", help="a small model on any device (smoke test)")
+    parser.add_argument("--work", default="/tmp/genixer_judge_bench")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    if args.tiny:
+        args.items, args.reference, args.batch_size, args.workers = min(args.items, 48), min(args.reference, 4), 16, 2
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+
+    corpus = [FUYU_PROMPT.format(f"Question: {q} Answer: {a}") + "\nYes\nNo Yes No yes no" for q, a in QA] * 20
+    processor = fuyu_processor(corpus, vocab_size=1000)
+    processor.save_pretrained(work / "judge")
+    scorer = FuyuJudge(str(work / "judge"))
+    # Size the image so that patches + newlines + text come to about --tokens: 14 patches (420 px) a row.
+    probe = scorer.items(write_rows(work / "probe", 1, 30, 420)[0])[0]
+    text_tokens = len(scorer.load(probe, work / "probe")["input_ids"]) - 15  # one row: 14 patches + |NEWLINE|
+    rows = max(1, round((args.tokens - text_tokens) / 15))
+    items = [it for row in write_rows(work / "images", args.items, 30 * rows, 420) for it in scorer.items(row)]
+
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):
+        model = FuyuForCausalLM(fuyu_config(processor, **(TINY if args.tiny else FUYU_8B))).eval()
+    torch.set_default_dtype(torch.float32)
+    params = sum(p.numel() for p in model.parameters())
+
+    # (a) the original: one item at a time, sampled generation with scores, its probability.
+    for item in items[:2]:  # warm-up
+        original_step(model, processor, scorer, item, work / "images", device)
+    start = sync(device)
+    for item in items[: args.reference]:
+        original_step(model, processor, scorer, item, work / "images", device)
+    reference = rate(args.reference, start, device)
+
+    # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.
+    module = FilterModule([scorer])
+    module.models = nn.ModuleList([model])
+    loader = DataLoader(ItemDataset(scorer, items, work / "images"), batch_size=args.batch_size,
+                        num_workers=args.workers, collate_fn=ItemCollator(scorer), pin_memory=device == "cuda")
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision="bf16-true",
+                        logger=False, callbacks=[ShardWriter(work / "run")], enable_model_summary=False)
+    start = sync(device)
+    trainer.predict(module, loader, return_predictions=False)
+    lines = [json.loads(x) for x in (work / "run/shards/rank0.jsonl").read_text().splitlines()]
+    pipeline = rate(len(lines), start, device)
+
+    # (c) the forward alone on one prebuilt batch.
+    batch = to_device(ItemCollator(scorer)([loader.dataset[i] for i in range(args.batch_size)])["inputs"],
+                      torch.device(device), torch.bfloat16)
+    positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        model(**batch, position_ids=positions, logits_to_keep=1)  # warm-up
+        start = sync(device)
+        for _ in range(5):
+            model(**batch, position_ids=positions, logits_to_keep=1)
+    forward_rate = rate(5 * args.batch_size, start, device)
+
+    lengths = batch["attention_mask"].sum(-1).float()
+    result = {
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else "cpu", "tiny": args.tiny, "params": params,
+        "input_tokens_mean": round(lengths.mean().item(), 1), "input_tokens_max": int(lengths.max()),
+        "image_px": [30 * rows, 420], "items": len(lines), "scored": sum("p_yes" in x for x in lines),
+        "batch_size": args.batch_size, "workers": args.workers, "reference_items": args.reference,
+        "reference_judgements_per_s": round(reference, 2), "pipeline_judgements_per_s": round(pipeline, 1),
+        "speedup": round(pipeline / reference, 1), "forward_judgements_per_s": round(forward_rate, 1),
+        "pipeline_fraction_of_forward": round(pipeline / forward_rate, 3),
+    }
+    print("\n".join(f"{k:>30}: {v}" for k, v in result.items()))
+    out = work if args.tiny else Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    Path(out, f"judge_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+
+
+def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str) -> float:
+    """One item as the original did it: decode, preprocess, sample, score."""
+    image = Image.open(image_dir / item["image"]).convert("RGB")
+    inputs = processor(text=scorer.text(item), images=image, return_tensors="pt").to(device)
+    inputs[FUYU_PATCHES] = inputs[FUYU_PATCHES].to(torch.bfloat16)
+    out = model.generate(**inputs, pad_token_id=processor.tokenizer.eos_token_id, **ORIGINAL_GENERATION)
+    processor.batch_decode(out.sequences[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return original_probability(model, out)
+
+
+if __name__ == "__main__":
+    main()

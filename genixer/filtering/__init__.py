@@ -1,0 +1,1 @@
+"""Filtering: scorers annotate generated rows (MLLM judge, CLIP box crops); selection keeps or drops."""

@@ -1,0 +1,199 @@
+"""MLLM judge: P(Yes) that a generated QA pair is true for its image, from one forward pass.
+
+The original (spec §7.1) sampled up to 10 tokens from Fuyu-8B at batch 1 and reported the
+confidence of whatever it said (§12.10). Here the next-token distribution right after the prompt
+gives ``P(Yes) = mass(Yes forms) / (mass(Yes forms) + mass(No forms))``: deterministic, batched
+(left padding), and a confident "No" scores low. ``yes_no_mass`` says how much of the
+distribution the two answers take (low mass: the judge did not understand the question).
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import FuyuForCausalLM, FuyuProcessor
+
+from genixer.backbones.conversation import Conversation
+from genixer.backbones.llava import PretrainedLlava
+from genixer.data.images import load_rgb
+from genixer.filtering.scorer import Scorer
+from genixer.tasks.mc_vqa import LETTERS, format_mc_question
+
+# The original's Fuyu prompt (spec §7.1), filled with "Question: {q} Answer: {a}".
+FUYU_PROMPT = "Here is a question and answer pair. Is '{}' true for this image?\nPlease answer this question with Yes or No.\n"
+QA_FAMILIES = ("common_vqa", "adv_vqa", "long_qa", "mc_vqa", "md", "md_long")
+YES, NO = ("Yes", "yes", "YES"), ("No", "no", "NO")
+# Fuyu's patch input was renamed across transformers versions (image_patches -> pixel_values).
+FUYU_PATCHES = "image_patches" if "image_patches" in inspect.signature(FuyuForCausalLM.forward).parameters else "pixel_values"
+
+
+def qa_pairs(record: dict) -> list[tuple[str, str]]:
+    """(question, answer) texts of a parsed record; records without a text answer (a box) give none."""
+    if "turns" in record:
+        return [(t["question"], t["answer"]) for t in record["turns"]]
+    if "choices" in record:  # the options as the generator wrote them; the letter with its text
+        k = record["answer_index"]
+        return [(format_mc_question(record["question"], record["choices"]), f"{LETTERS[k]}. {record['choices'][k]}")]
+    if isinstance(record.get("answer"), str):
+        return [(record["question"], record["answer"])]
+    return []
+
+
+def single_token_ids(tokenizer, words: Iterable[str]) -> list[int]:
+    """Ids of the words and their leading-space forms that are one token ("Yes", "▁Yes", " Yes", ...)."""
+    vocab, ids = tokenizer.get_vocab(), set()
+    for word in words:
+        ids.update(vocab[form] for form in (word, "▁" + word) if form in vocab)
+        for text in (word, " " + word):
+            encoded = tokenizer.encode(text, add_special_tokens=False)
+            if len(encoded) == 1:
+                ids.add(encoded[0])
+    ids.discard(tokenizer.unk_token_id)
+    return sorted(ids)
+
+
+class Judge(Scorer):
+    """Judge base: items, P(Yes) scoring and summaries; subclasses load the model and build the prompt ids.
+
+    ``families``: task families to judge (a row's ``parsed["task"]`` for task-agnostic and shared
+    generations, else its ``task``). ``prompt``: a template with one ``{}``. ``dtype``: load dtype
+    (None: torch's default, which ``bf16-true`` precision sets to bf16 while the model is built).
+    """
+
+    def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] = QA_FAMILIES,
+                 name: str = "judge", max_pixels: int | None = None, dtype: str | None = None) -> None:
+        if prompt.count("{}") != 1:
+            raise ValueError(f"the judge prompt needs exactly one '{{}}' placeholder: {prompt!r}")
+        self.path, self.prompt, self.families, self.name = str(path), prompt, tuple(families), name
+        self.max_pixels, self.dtype = max_pixels, dtype
+
+    # items ---------------------------------------------------------------------------------
+    def items(self, row: dict) -> list[dict]:
+        if row.get("status") != "ok" or row["parsed"].get("task", row["task"]) not in self.families:
+            return []
+        return [{"id": f"{row['id']}#{k}", "row_id": row["id"], "image": row["image"], "question": q, "answer": a,
+                 "pair": k} for k, (q, a) in enumerate(qa_pairs(row["parsed"]))]
+
+    def text(self, item: dict) -> str:
+        return self.prompt.format(f"Question: {item['question']} Answer: {item['answer']}")
+
+    def image(self, item: dict, image_root: Path):
+        return load_rgb(Path(image_root) / item["image"], self.max_pixels)  # an absolute image path wins
+
+    # batching and scoring --------------------------------------------------------------------
+    image_key = "pixel_values"  # the model's image argument
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the prompt ids (loaded lazily: in each worker, and once for ``score``)."""
+        raise NotImplementedError
+
+    def collate(self, loaded: list[dict]) -> dict:
+        """Left-pad the prompts, so the last position is every row's last real token; join the images."""
+        width = max(len(x["input_ids"]) for x in loaded)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(loaded), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(loaded), width), dtype=torch.long)
+        for i, x in enumerate(loaded):
+            n = len(x["input_ids"])
+            input_ids[i, width - n :], attention_mask[i, width - n :] = x["input_ids"], 1
+        images = torch.cat([x["image"] for x in loaded])
+        return {"input_ids": input_ids, "attention_mask": attention_mask, self.image_key: images}
+
+    @cached_property
+    def answer_ids(self) -> tuple[list[int], list[int]]:
+        """Single-token ids of Yes and of No; an error if the tokenizer has either missing."""
+        yes, no = single_token_ids(self.tokenizer, YES), single_token_ids(self.tokenizer, NO)
+        if not yes or not no:
+            raise ValueError(f"{self.path}: the tokenizer has no single-token {'Yes' if not yes else 'No'} "
+                             f"(tried {YES if not yes else NO} with and without a leading space)")
+        return yes, no
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
+        # Positions count real tokens only, as generate does (RoPE is shift-invariant: this keeps the numbers
+        # of a padded row identical to scoring it alone).
+        positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        logits = model(**batch, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        logp = logits.float().log_softmax(-1)
+        yes_ids, no_ids = self.answer_ids
+        yes, no = logp[:, yes_ids].logsumexp(-1), logp[:, no_ids].logsumexp(-1)
+        p_yes = torch.sigmoid(yes - no).tolist()  # = P(yes) / (P(yes) + P(no)), stable when both are tiny
+        mass = torch.logaddexp(yes, no).exp().tolist()
+        return [{**m, "p_yes": p, "verdict": "Yes" if p >= 0.5 else "No", "yes_no_mass": s}
+                for m, p, s in zip(meta, p_yes, mass)]
+
+    def summarize(self, lines: list[dict]) -> dict:
+        """Per pair ``p_yes`` / ``verdict`` (None where the pair failed), their minimum, the first failure."""
+        p_yes = [line.get("p_yes") for line in lines]
+        scored = [p for p in p_yes if p is not None]
+        out = {"p_yes": p_yes, "verdict": [line.get("verdict") for line in lines],
+               "p_yes_min": min(scored) if scored else None, "pairs": len(lines)}
+        failed = next((line for line in lines if "status" in line), None)
+        if failed:
+            out.update(status=failed["status"], reason=failed["reason"])
+        return out
+
+    def config(self) -> dict:
+        return {"architecture": type(self).__name__, "model": self.path, "prompt": self.prompt}
+
+
+class FuyuJudge(Judge):
+    """Fuyu (``FuyuForCausalLM`` + ``FuyuProcessor`` from a local dir), the original's judge.
+
+    The processor appends ``<0x04>`` (beginning of answer), so the next token is the answer.
+    """
+
+    image_key = FUYU_PATCHES
+
+    @cached_property
+    def processor(self) -> FuyuProcessor:
+        return FuyuProcessor.from_pretrained(self.path)  # it sets pad_token_id = 0 on its own tokenizer
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def load(self, item: dict, image_root: Path) -> dict:
+        out = self.processor(images=self.image(item, image_root), text=self.text(item), return_tensors="pt")
+        patches = out["image_patches"] if "image_patches" in out else out["pixel_values"]
+        if isinstance(patches, list):  # legacy nesting: a list per image
+            patches = torch.cat([torch.as_tensor(p).reshape(-1, p.shape[-1]) for p in patches])
+        return {"input_ids": out["input_ids"][0], "image": patches.reshape(-1, patches.shape[-1])}
+
+    def build(self) -> nn.Module:
+        self.answer_ids  # noqa: B018 - fail before loading weights when Yes/No are not single tokens
+        return FuyuForCausalLM.from_pretrained(self.path, dtype=getattr(torch, self.dtype) if self.dtype else None)
+
+
+class LlavaJudge(Judge):
+    """A LLaVA-style checkpoint dir (ours, or llava-hf with ``conversation`` given) judging in its own template.
+
+    The prompt is the first human turn with the image, ending where the assistant's answer starts.
+    """
+
+    def __init__(self, path: str, conversation: Conversation | None = None, prompt: str = FUYU_PROMPT,
+                 families: Iterable[str] = QA_FAMILIES, name: str = "judge", max_pixels: int | None = None,
+                 dtype: str | None = None) -> None:
+        super().__init__(path, prompt, families, name, max_pixels, dtype)
+        self.backbone = PretrainedLlava(self.path, conversation, self.dtype)
+
+    @cached_property
+    def codec(self):
+        return self.backbone.codec()
+
+    @property
+    def tokenizer(self):
+        return self.codec.tokenizer
+
+    def load(self, item: dict, image_root: Path) -> dict:
+        return {"input_ids": self.codec.encode_prompt(self.text(item)),
+                "image": self.codec.image(self.image(item, image_root))[None]}
+
+    def build(self) -> nn.Module:
+        self.answer_ids  # noqa: B018 - fail before loading weights when Yes/No are not single tokens
+        return self.backbone.build()

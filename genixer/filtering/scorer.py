@@ -1,0 +1,97 @@
+"""The scorer contract: what a filter scores, how its inputs load, how a batch scores.
+
+A generation row (``samples.jsonl``, status ok) yields zero or more *items* (``Scorer.items``):
+one per QA pair for the judge, one per (expression, box) for CLIP. Items load and preprocess in
+DataLoader workers (``Scorer.load``); a failed load is an error item, never a crash. The filter
+module scores batches (``Scorer.score``) and the shard writer appends one JSON line per item, keyed
+by the item id (``<sample id>#<k>``), which is what a resume skips. ``Scorer.summarize`` folds a
+row's item lines into the row's annotation. Scorers annotate only; ``selection`` drops.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+class Scorer:
+    """Base class: subclasses set ``name`` by config and implement the five hooks below."""
+
+    name = "score"
+
+    def items(self, row: dict) -> list[dict]:
+        """Items to score from one generation row: dicts with ``id`` (``<row id>#<k>``) and ``row_id``."""
+        raise NotImplementedError
+
+    def load(self, item: dict, image_root: Path) -> dict:
+        """Decode and preprocess one item (runs in a worker); raise to make it an error item."""
+        raise NotImplementedError
+
+    def collate(self, loaded: list[dict]) -> dict:
+        """Stack successfully loaded items into model inputs."""
+        raise NotImplementedError
+
+    def build(self) -> nn.Module:
+        """The scoring model (weights loaded); built late, once per process."""
+        raise NotImplementedError
+
+    def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
+        """One output line per item of ``meta``: ``{"id", "row_id", ...fields}``."""
+        raise NotImplementedError
+
+    def summarize(self, lines: list[dict]) -> dict:
+        """A row's annotation from its item lines (in item order)."""
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """What makes scores comparable (model, prompt, ...): stored beside the shards, checked on resume."""
+        return {}
+
+
+class Rejected(Exception):
+    """An item that loads but must not be scored (e.g. a crop under the minimum side): a reason, not a crash."""
+
+
+class ItemDataset(Dataset):
+    """Items of one scorer; ``load`` failures become ``{"meta", "status", "reason"}`` rows."""
+
+    def __init__(self, scorer: Scorer, items: list[dict], image_root: str | Path) -> None:
+        self.scorer, self.items, self.image_root = scorer, items, Path(image_root)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.items[i]
+        meta = {"id": item["id"], "row_id": item["row_id"]}
+        try:
+            return {"meta": meta, "inputs": self.scorer.load(item, self.image_root)}
+        except Rejected as err:
+            return {"meta": meta, "status": "rejected", "reason": str(err)}
+        except Exception as err:  # any undecodable input is an error row, never a crash
+            return {"meta": meta, "status": "error", "reason": f"{type(err).__name__}: {err}"}
+
+
+class ItemCollator:
+    """Splits loaded items from failed ones; the scorer stacks the loaded ones."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    def __call__(self, batch: list[dict]) -> dict:
+        ok = [b for b in batch if "inputs" in b]
+        failed = [{**b["meta"], "status": b["status"], "reason": b["reason"]} for b in batch if "inputs" not in b]
+        inputs = self.scorer.collate([b["inputs"] for b in ok]) if ok else None
+        return {"meta": [b["meta"] for b in ok], "failed": failed, "inputs": inputs}
+
+
+def to_device(inputs: dict, device: torch.device, dtype: torch.dtype | None = None) -> dict:
+    """Move tensors; floating tensors take ``dtype`` (the model's) when given."""
+    out = {}
+    for key, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device, dtype=dtype if dtype is not None and value.is_floating_point() else None)
+        out[key] = value
+    return out

@@ -1,0 +1,36 @@
+"""The filter LightningModule: runs one or more scorers' models over their item loaders (predict only)."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from genixer.filtering.scorer import Scorer, to_device
+
+
+class FilterModule(L.LightningModule):
+    """``scorers`` in loader order: predict dataloader ``k`` feeds ``scorers[k]``.
+
+    Models are built late (``configure_model``) so config tests never touch weights; the trainer's
+    precision plugin casts them (``bf16-true`` on GPU).
+    """
+
+    def __init__(self, scorers: list[Scorer]) -> None:
+        super().__init__()
+        self.scorers = list(scorers)
+        self.models = None
+
+    def configure_model(self) -> None:
+        if self.models is None:
+            self.models = nn.ModuleList([scorer.build().eval().requires_grad_(False) for scorer in self.scorers])
+
+    @torch.no_grad()
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        """Score the items that loaded; failed items pass through as error/rejected lines."""
+        lines = list(batch["failed"])
+        if batch["meta"]:
+            model = self.models[dataloader_idx]
+            dtype = next(model.parameters()).dtype
+            inputs = to_device(batch["inputs"], self.device, dtype)
+            lines += self.scorers[dataloader_idx].score(model, inputs, batch["meta"])
+        return lines

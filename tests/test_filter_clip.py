@@ -1,0 +1,242 @@
+"""CLIP REC crop scorer: row parsing over every REC template, box rules, exact scores, the filter module."""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import open_clip
+import pytest
+import torch
+from conftest import compose_config
+from hydra.utils import instantiate
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from genixer.filtering.clip import (
+    ClipCropScorer,
+    check_box,
+    pixel_box,
+    preprocess_config,
+    save_open_clip,
+)
+from genixer.filtering.scorer import ItemCollator, ItemDataset, Rejected
+from genixer.modules.filter import FilterModule
+from genixer.tasks import EXPR, format_box, format_qa
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+EXPRESSION = "the red umbrella beside a wooden bench"
+BOX = [0.125, 0.25, 0.75, 0.875]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(in-memory model, its checkpoint dir) of a random tiny open_clip model."""
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**TINY_CLIP).eval()
+    directory = save_open_clip(model, TINY_CLIP, tmp_path_factory.mktemp("tiny_clip"), PREPROCESS)
+    return model, directory
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny) -> ClipCropScorer:
+    return ClipCropScorer(checkpoint=str(tiny[1]))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Non-square noise images: 200x100 and 120x160."""
+    root = tmp_path_factory.mktemp("images")
+    for name, size, seed in (("wide.png", (200, 100), 1), ("tall.png", (120, 160), 2)):
+        Image.effect_noise(size, 60 + seed).convert("RGB").save(root / name)
+    return root
+
+
+def row(row_id: str, image: str, box, expression, width=200, height=100, **extra) -> dict:
+    parsed = {"question": f"Where is {expression}?", "expression": expression, "box": box}
+    return {"id": row_id, "image": image, "width": width, "height": height, "status": "ok", "parsed": parsed, **extra}
+
+
+def direct_scores(model, image_path, box_px, expression) -> tuple[float, float]:
+    """(raw, cosine) computed by hand with open_clip's own transforms and tokenizer."""
+    _, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{image_path[1]}")
+    pixels = preprocess(Image.open(image_path[0]).convert("RGB").crop(box_px))[None]
+    tokens = open_clip.get_tokenizer(f"local-dir:{image_path[1]}")([expression])
+    with torch.no_grad():
+        i, t = model.encode_image(pixels)[0], model.encode_text(tokens)[0]
+    return float(i @ t), float(i @ t / (i.norm() * t.norm()))
+
+
+# ---- rows -> items ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["conf", "builtin"])
+def test_every_rec_template_parses_back(source, tiny, tmp_path):
+    """A text-only row written with any REC question template yields its expression and box."""
+    task = instantiate(compose_config("generate", [f"paths.output_dir={tmp_path}", "task=rec"]).task)
+    scorer = ClipCropScorer(checkpoint=str(tiny[1]), task=task if source == "conf" else None)
+    assert len(task.questions) == 36
+    for k, template in enumerate(task.questions.templates):
+        text = format_qa(template.replace(EXPR, EXPRESSION), format_box(BOX))
+        base = {"id": f"img/rec/{k}", "image": "wide.png", "width": 200, "height": 100, "status": "ok"}
+        human, gpt = text.removeprefix("Question: ").split(" Answer: ")
+        conversations = [{"from": "human", "value": f"<image>\n{human}"}, {"from": "gpt", "value": gpt}]
+        for variant in ({"text": text}, {"conversations": conversations}):
+            [item] = scorer.items({**base, **variant})
+            assert (item["expression"], item["box"], item["id"]) == (EXPRESSION, tuple(BOX), f"img/rec/{k}#0"), template
+
+
+def test_items_from_parsed_rows_of_each_task(scorer):
+    rec = row("1/rec/0", "wide.png", BOX, "the green square")
+    reg = {**row("1/reg/0", "wide.png", BOX, "the purple star"), "task": "reg"}
+    agnostic_rec = row("1/agnostic/0", "wide.png", BOX, "the purple circle")
+    agnostic_rec["parsed"]["task"] = "rec"
+    assert [scorer.items(r)[0]["expression"] for r in (rec, reg, agnostic_rec)] == [
+        "the green square", "the purple star", "the purple circle"]
+    item = scorer.items(rec)[0]
+    assert item == {"id": "1/rec/0#0", "row_id": "1/rec/0", "image": "wide.png", "width": 200, "height": 100,
+                    "box": BOX, "expression": "the green square"}
+    # Not REC-shaped or not ok: nothing to score.
+    common = {**rec, "parsed": {"task": "common_vqa", "question": "What?", "answer": "A cat."}}
+    point = {**rec, "parsed": {"question": "What is this?", "box": BOX, "answer": "A cat."}}
+    assert scorer.items(common) == scorer.items(point) == scorer.items({**rec, "status": "rejected"}) == []
+    assert scorer.items({"id": "x", "image": "wide.png", "status": "ok", "text": "Question: Why? Answer: Yes."}) == []
+
+
+# ---- boxes --------------------------------------------------------------------------------------
+
+def test_pixel_boxes_round_with_the_original_size():
+    assert pixel_box([0.0, 0.0, 0.5, 0.5], 640, 480, 50) == (0, 0, 320, 240)
+    assert pixel_box([0.1234, 0.2, 0.5678, 0.9], 1000, 500, 1) == (123, 100, 568, 450)  # int() gives 567
+    assert pixel_box([0.0, 0.0, 1.0 + 1e-9, 1.0], 640, 480, 50) == (0, 0, 640, 480)
+
+
+@pytest.mark.parametrize("box, size, reason", [
+    ([0.0, 0.0, 0.245, 0.5], (200, 100), "crop 49x50 px under min side 50"),
+    ([0.0, 0.0, 0.25, 0.49], (200, 100), "crop 50x49 px under min side 50"),
+    ([0.1, 0.1, 0.3, 0.9], (100, 1000), "crop 20x800 px under min side 50"),
+    ([-0.1, 0.0, 0.5, 0.5], (200, 100), "outside [0, 1]"),
+    ([0.0, 0.0, 1.2, 1.0], (200, 100), "outside [0, 1]"),
+    ([0.5, 0.1, 0.5, 0.9], (200, 100), "degenerate box"),
+    ([0.6, 0.1, 0.4, 0.9], (200, 100), "degenerate box"),
+    ([0.1, 0.2, 0.3], (200, 100), "not 4 finite numbers"),
+    ([0.1, 0.2, 0.3, math.nan], (200, 100), "not 4 finite numbers"),
+    ([0.1, 0.2, math.inf, 0.4], (200, 100), "not 4 finite numbers"),
+    ([True, 0.2, 0.3, 0.4], (200, 100), "not 4 finite numbers"),
+    ("[0.1,0.2,0.3,0.4]", (200, 100), "not 4 finite numbers"),
+])
+def test_bad_boxes_rejected_with_reason(box, size, reason):
+    with pytest.raises(Rejected, match=reason.replace("[", r"\[").replace("]", r"\]")):
+        pixel_box(box, *size, 50)
+
+
+def test_min_side_is_inclusive_on_non_square_images():
+    assert pixel_box([0.0, 0.0, 0.25, 0.5], 200, 100, 50) == (0, 0, 50, 50)
+    assert pixel_box([0.5, 0.0, 0.745, 0.5], 200, 100, 49) == (100, 0, 149, 50)
+    assert check_box((0, 0, 1, 1)) == (0.0, 0.0, 1.0, 1.0)
+
+
+def test_load_failures_become_reasoned_rows(scorer, images):
+    rows = [row("ok", "wide.png", [0.0, 0.0, 0.5, 1.0], "a cat", width=400, height=200),  # file is 200x100
+            row("small", "wide.png", [0.0, 0.0, 0.245, 0.5], "a cat"),
+            row("gone", "missing.png", BOX, "a cat"),
+            row("nomatch", "wide.png", BOX, None),
+            row("outside", "missing.png", [0.0, 0.0, 1.5, 1.0], "a cat")]
+    dataset = ItemDataset(scorer, [scorer.items(r)[0] for r in rows], images)
+    loaded = [dataset[i] for i in range(len(dataset))]
+    # The decoded size is the frame when the row's size disagrees with the file.
+    assert loaded[0]["inputs"]["crop"].tolist() == [100, 100]
+    assert loaded[0]["inputs"]["image"].shape == (3, 32, 32)
+    expected = [("rejected", "crop 49x50 px under min side 50"), ("error", "FileNotFoundError: "),
+                ("rejected", "no expression: the question matches no REC template"),
+                ("rejected", "box [0.0, 0.0, 1.5, 1.0] outside [0, 1]")]
+    for got, (status, reason) in zip(loaded[1:], expected, strict=True):
+        assert got["status"] == status and got["reason"].startswith(reason), got
+
+
+# ---- scores -------------------------------------------------------------------------------------
+
+def test_scores_equal_a_direct_computation(tiny, scorer, images):
+    model, directory = tiny
+    cases = [("wide.png", [0.1, 0.05, 0.8, 0.9], "the red umbrella"),
+             ("tall.png", [0.0, 0.2, 0.5, 0.6], "a small striped cat on the left"),
+             ("wide.png", [0.3, 0.0, 1.0, 1.0], "sky")]
+    items = [scorer.items(row(f"r{k}", name, box, expr))[0] for k, (name, box, expr) in enumerate(cases)]
+    loaded = [scorer.load(item, images) for item in items]
+    with torch.no_grad():
+        lines = scorer.score(model, scorer.collate(loaded), [{"id": i["id"], "row_id": i["row_id"]} for i in items])
+    for line, (name, box, expr) in zip(lines, cases):
+        size = Image.open(images / name).size
+        x1, y1, x2, y2 = pixel_box(box, *size, 1)
+        raw, cosine = direct_scores(model, (images / name, directory), (x1, y1, x2, y2), expr)
+        assert line["raw"] == pytest.approx(raw, rel=1e-5, abs=1e-5)
+        assert line["cosine"] == pytest.approx(cosine, abs=1e-5)
+        assert line["clipscore"] == pytest.approx(2.5 * max(cosine, 0.0), abs=1e-5)
+        assert line["crop"] == [x2 - x1, y2 - y1]
+    assert len({round(line["raw"], 6) for line in lines}) == 3
+
+
+def test_long_expression_is_truncated_not_dropped(tiny, scorer, images):
+    model, _ = tiny
+    long, cut = "striped " * 200, "striped " * 75  # one BPE token per word: 75 + start + end = 77
+    items = [scorer.items(row(f"r{k}", "wide.png", BOX, expr))[0] for k, expr in enumerate((long, cut))]
+    loaded = [scorer.load(item, images) for item in items]
+    tokens = loaded[0]["text"]
+    assert tokens.shape == (77,) and int(tokens[-1]) == scorer.tokenizer.eot_token_id
+    assert torch.equal(tokens, loaded[1]["text"])
+    with torch.no_grad():
+        lines = scorer.score(model, scorer.collate(loaded), [{"id": "a"}, {"id": "b"}])
+    assert math.isfinite(lines[0]["raw"]) and lines[0]["raw"] == pytest.approx(lines[1]["raw"], abs=1e-5)
+
+
+def test_checkpoint_round_trip_and_preprocessing(tiny, scorer, images):
+    model, directory = tiny
+    built = scorer.build().eval()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), built.state_dict().values()))
+    # Workers resolve preprocessing from configs alone: it must match what open_clip sets on the model.
+    assert open_clip.get_model_preprocess_cfg(built) == vars(preprocess_config(f"local-dir:{directory}"))
+    assert tuple(PREPROCESS["std"]) == tuple(preprocess_config(f"local-dir:{directory}").std)
+    batch = scorer.collate([scorer.load(scorer.items(row("r", "tall.png", BOX, EXPRESSION))[0], images)])
+    with torch.no_grad():
+        assert scorer.score(model, batch, [{"id": "r"}]) == scorer.score(built, batch, [{"id": "r"}])
+
+
+def test_builtin_architecture_preprocessing_and_config(tiny):
+    cfg = preprocess_config("ViT-L-14", "openai")
+    assert (cfg.size, cfg.interpolation, cfg.resize_mode) == ((224, 224), "bicubic", "shortest")
+    assert ClipCropScorer(min_side=32).config() == {"model": "ViT-L-14", "pretrained": None, "min_side": 32}
+    assert ClipCropScorer(checkpoint=str(tiny[1])).config()["model"] == f"local-dir:{tiny[1]}"
+    with pytest.raises(ValueError, match="own weights"):
+        ClipCropScorer(checkpoint=str(tiny[1]), pretrained="openai")
+    with pytest.raises(ValueError):
+        ClipCropScorer(model="No-Such-Model")
+
+
+# ---- the filter module end to end ---------------------------------------------------------------
+
+def test_filter_module_predict_end_to_end(tiny, scorer, images):
+    model, directory = tiny
+    rows = [row("a/rec/0", "wide.png", [0.1, 0.05, 0.8, 0.9], "the red umbrella"),
+            row("b/rec/0", "tall.png", [0.0, 0.2, 0.5, 0.6], "a cat", width=120, height=160),
+            row("c/rec/0", "missing.png", BOX, "a dog"),
+            row("d/rec/0", "wide.png", [0.0, 0.0, 0.1, 0.1], "a dot")]
+    items = [item for r in rows for item in scorer.items(r)]
+    loader = DataLoader(ItemDataset(scorer, items, images), batch_size=3, collate_fn=ItemCollator(scorer), num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    batches = trainer.predict(FilterModule([scorer]), loader)
+    lines = {line["id"]: line for batch in batches for line in batch}
+    assert sorted(lines) == ["a/rec/0#0", "b/rec/0#0", "c/rec/0#0", "d/rec/0#0"]
+    summary = {r["id"]: scorer.summarize([lines[f"{r['id']}#0"]]) for r in rows}
+    assert summary["c/rec/0"]["status"] == "error" and "FileNotFoundError" in summary["c/rec/0"]["reason"]
+    assert summary["d/rec/0"] == {"status": "rejected", "reason": "crop 20x10 px under min side 50"}
+    for r in rows[:2]:
+        x1, y1, x2, y2 = pixel_box(r["parsed"]["box"], *Image.open(images / r["image"]).size, 1)
+        raw, cosine = direct_scores(model, (images / r["image"], directory), (x1, y1, x2, y2), r["parsed"]["expression"])
+        got = summary[r["id"]]
+        assert got.pop("crop") == [x2 - x1, y2 - y1]
+        assert got == pytest.approx({"raw": raw, "clipscore": 2.5 * max(cosine, 0.0), "cosine": cosine}, abs=1e-5)
+    assert scorer.summarize([]) == {}
