@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
+from benchmarks.timing import Stopwatch
 from genixer.filtering.clip import ClipCropScorer, pixel_box, save_open_clip
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.generation.writer import ShardWriter
@@ -122,10 +123,11 @@ def main() -> None:
     # (b) our stage: workers decode/crop/preprocess, the predict loop scores, the writer appends lines.
     module = FilterModule([scorer])
     module.models = nn.ModuleList([model])  # already built: configure_model keeps it
+    stopwatch = Stopwatch()
     loader = DataLoader(ItemDataset(scorer, items, work / "images"), batch_size=args.batch_size,
                         num_workers=args.workers, collate_fn=ItemCollator(scorer), pin_memory=not args.tiny)
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision="bf16-true", logger=False,
-                        callbacks=[ShardWriter(work / "run")], enable_model_summary=False, enable_progress_bar=False)
+                        callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False, enable_progress_bar=False)
     start = time.perf_counter()
     trainer.predict(module, loader, return_predictions=False)
     seconds = time.perf_counter() - start
@@ -143,6 +145,8 @@ def main() -> None:
         "reference_crops_per_s": round(ref_rate, 1), "pipeline_crops_per_s": round(ours_rate, 1),
         "gpu_only_crops_per_s": round(gpu_rate, 1), "pipeline_over_reference": round(ours_rate / ref_rate, 1),
         "pipeline_over_gpu_only": round(ours_rate / gpu_rate, 3), "pipeline_seconds": round(seconds, 2),
+        "first_batch_s": round(stopwatch.first_batch_seconds(), 2),
+        "steady_crops_per_s": round(stopwatch.steady_rate() or 0.0, 1),
     }
     print("\n".join(f"{k:>24}: {v}" for k, v in result.items()))
     out = Path(args.out) if args.out else (None if args.tiny else Path(__file__).parent / "results")

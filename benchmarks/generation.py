@@ -20,10 +20,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
+from benchmarks.timing import Stopwatch
 from benchmarks.llava7b import (
     NEW_TOKENS,
     build_llava_7b,
@@ -34,22 +34,6 @@ from genixer.data.images import load_rgb
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import ShardWriter, merge
 from genixer.modules.generator import GeneratorModule
-
-
-class Stopwatch(Callback):
-    """Wall time from every rank ready (after setup) to every rank done; rank 0's batch end times."""
-
-    def on_predict_start(self, trainer, pl_module) -> None:
-        trainer.strategy.barrier("bench:start")
-        self.start = time.perf_counter()
-        self.batches = []  # (seconds since start, samples)
-
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.batches.append((time.perf_counter() - self.start, len(outputs)))
-
-    def on_predict_end(self, trainer, pl_module) -> None:
-        trainer.strategy.barrier("bench:end")
-        self.seconds = time.perf_counter() - self.start
 
 
 def write_images(folder: Path, n: int) -> Path:
@@ -139,10 +123,9 @@ def main() -> None:
         "copy_bandwidth_GBps": round(bandwidth / 1e9), "roofline_req_per_s": round(roofline_rps, 2),
         "fraction_of_roofline": round(ours_rps / roofline_rps, 3), "rows": counts["samples"], "status": counts["status"],
     }
-    if len(stopwatch.batches) > 1:  # rank 0 after its first batch (warm-up: kernels, allocator, workers)
-        (first, _), (last, _) = stopwatch.batches[0], stopwatch.batches[-1]
-        steady = sum(n for _, n in stopwatch.batches[1:]) * world / (last - first)
-        result.update(first_batch_s=round(first, 2), steady_req_per_s=round(steady, 2),
+    steady = stopwatch.steady_rate(world)
+    if steady:
+        result.update(first_batch_s=round(stopwatch.first_batch_seconds(), 2), steady_req_per_s=round(steady, 2),
                       steady_fraction_of_roofline=round(steady / roofline_rps, 3))
     if ref_rps:
         result.update(reference_req_per_s=round(ref_rps, 3), reference_tok_per_s=round(ref_rps * NEW_TOKENS, 1),

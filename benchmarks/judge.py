@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import FuyuForCausalLM
 
+from benchmarks.timing import Stopwatch
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.filtering.tiny_fuyu import fuyu_config, fuyu_processor
@@ -114,16 +115,19 @@ def main() -> None:
     # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.
     module = FilterModule([scorer])
     module.models = nn.ModuleList([model])
+    stopwatch = Stopwatch()
     loader = DataLoader(ItemDataset(scorer, items, work / "images"), batch_size=args.batch_size,
                         num_workers=args.workers, collate_fn=ItemCollator(scorer), pin_memory=device == "cuda")
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision="bf16-true",
-                        logger=False, callbacks=[ShardWriter(work / "run")], enable_model_summary=False)
+                        logger=False, callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False,
+                        enable_progress_bar=False)
     start = sync(device)
     trainer.predict(module, loader, return_predictions=False)
     lines = [json.loads(x) for x in (work / "run/shards/rank0.jsonl").read_text().splitlines()]
     pipeline = rate(len(lines), start, device)
 
-    # (c) the forward alone on one prebuilt batch.
+    # (c) the forward alone on one prebuilt batch (Lightning's teardown moved the model to the CPU).
+    model.to(device)
     batch = to_device(ItemCollator(scorer)([loader.dataset[i] for i in range(args.batch_size)])["inputs"],
                       torch.device(device), torch.bfloat16)
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
@@ -143,6 +147,8 @@ def main() -> None:
         "reference_judgements_per_s": round(reference, 2), "pipeline_judgements_per_s": round(pipeline, 1),
         "speedup": round(pipeline / reference, 1), "forward_judgements_per_s": round(forward_rate, 1),
         "pipeline_fraction_of_forward": round(pipeline / forward_rate, 3),
+        "first_batch_s": round(stopwatch.first_batch_seconds(), 2),
+        "steady_judgements_per_s": round(stopwatch.steady_rate() or 0.0, 1),
     }
     print("\n".join(f"{k:>30}: {v}" for k, v in result.items()))
     out = work if args.tiny else Path(args.out)
