@@ -9,8 +9,9 @@ GENERATOR_L ?= checkpoints/genixer_l_mini_all
 GENERATOR_S ?= checkpoints/genixer_s_mini
 GENERIC := common_vqa,adv_vqa,mc_vqa,md,long_qa,rec,agnostic
 GROUNDING := rec,reg,pointqa,qca_box,rd
+FILTERED := main/common_vqa main/rec genixer_l/md genixer_l/mc_vqa genixer_s/rec genixer_s/reg
 
-.PHONY: install demo test clean
+.PHONY: install demo demo-generate demo-filter test clean
 
 install: $(STAMP)
 
@@ -20,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-# make demo          : shipped mini-world Genixer_L -> generate Common VQA + REC -> oracle table
+# make demo          : shipped mini-world generators -> generate every family -> filter (judge + CLIP) -> oracle tables
 # make demo TRAIN=1  : the whole recipe from scratch on this machine (time-boxed), then the same
 demo: $(STAMP)
 	rm -rf $(DEMO)
@@ -31,6 +32,7 @@ ifeq ($(TRAIN),1)
 else
 	$(MAKE) --no-print-directory demo-generate
 endif
+	$(MAKE) --no-print-directory demo-filter
 
 # Issue-2 generator on Common VQA + REC, then every family with the all-family Genixer_L / Genixer_S.
 demo-generate:
@@ -43,6 +45,11 @@ demo-generate:
 	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/main] hydra.run.dir=$(DEMO)/evaluate/main
 	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/genixer_l,$(DEMO)/generate/genixer_s] \
 		hydra.run.dir=$(DEMO)/evaluate/families
+
+# The mini-world judge (QA rows) and CLIP filter (REC rows), then their precision / recall against the oracle.
+demo-filter:
+	for run in $(FILTERED); do $(PY) filter.py run=$(DEMO)/generate/$$run filter=mini || exit 1; done
+	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
 test: $(STAMP)
 	$(PY) -m pytest -q

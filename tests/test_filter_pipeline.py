@@ -174,3 +174,26 @@ def test_resume_after_kill_matches_uninterrupted_run(generation_run, reference, 
     assert same_selection(selected(tmp_path / "out"), reference)
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     assert manifest["throughput"]["items_scored"] == 12 - complete + 10  # the rest of the judge + all CLIP items
+
+
+def test_oracle_precision_recall_of_a_selection(small_world):
+    from genixer.evaluation.mini_world import MiniWorldOracle, format_filter_table
+
+    ann = small_world / "annotations"
+    bench = MiniWorldOracle(str(ann / "instances_train.json"), str(ann / "v2_mini_train_annotations.json"))
+    recs = [json.loads(line) for line in (ann / "rec_train.jsonl").read_text().splitlines()][:8]
+    rows = []
+    for k, rec in enumerate(recs):
+        box = list(normalize_box(rec["bbox"], rec["width"], rec["height"]))
+        if k % 2:  # a wrong box: the mirror image of the right one
+            box = [1 - box[2], 1 - box[3], 1 - box[0], 1 - box[1]]
+        parsed = {"question": f"Where is {rec['expression']}?", "expression": rec["expression"], "box": box}
+        rows.append({"id": str(k), "task": "rec", "image": rec["img_path"], "parsed": parsed, "kept": k < 4})
+    correct = [bench._rec(bench.oracle.image_id(r["image"]), r["parsed"])[0] for r in rows]
+    assert sum(correct) >= 3  # mostly the even rows (a mirrored box can still land on a twin)
+    result = bench.evaluate_selection(rows)["rec"]
+    kept_correct = sum(c for c, r in zip(correct, rows) if r["kept"])
+    assert result["n"] == 8 and result["kept"] == 4 and result["correct"] == sum(correct)
+    assert result["precision"] == kept_correct / 4 == result["accuracy_kept"]
+    assert result["recall"] == kept_correct / sum(correct) and result["accuracy_all"] == sum(correct) / 8
+    assert "rec" in format_filter_table({"run:mini": {"rec": result}})

@@ -43,7 +43,7 @@ def test_tiny_recipe_trains_generates_and_evaluates(tmp_path, small_world):
         assert prov["generator"] == str(gen) and prov["task"] == task and prov["generation"]["max_new_tokens"] == 8
         assert isinstance(prov["template_id"], int) and isinstance(prov["seed"], int)
         runs.append(str(out))
-    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs[:2])}]", *world]))
+    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs[:2])}]", *world]))["generation"]
     assert set(results) == {"generator:common_vqa", "generator:rec"} and results["generator:rec"]["samples"] == 12
 
 
@@ -77,7 +77,7 @@ def test_shipped_checkpoint_beats_trivial_baselines(tmp_path, small_world):
         generate.run(compose_config("generate", [
             f"paths.output_dir={out}", f"generator={ROOT / 'checkpoints/genixer_l_mini'}", f"task={task}", *world]))
         runs.append(str(out))
-    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs)}]", *world]))
+    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs)}]", *world]))["generation"]
     qa_run, rec_run = results["genixer_l_mini:common_vqa"], results["genixer_l_mini:rec"]
     assert qa_run["parse_reject_rate"] <= 0.1 and rec_run["parse_reject_rate"] <= 0.1
     qa, rec = qa_run["families"]["common_vqa"], rec_run["families"]["rec"]
@@ -134,7 +134,7 @@ def test_shipped_family_generators_beat_baselines(tmp_path, small_world):
             generate.run(compose_config("generate", [
                 f"paths.output_dir={out}", f"generator={ROOT / 'checkpoints' / generator}", f"task={task}", *world]))
             runs.append(str(out))
-    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs)}]", *world]))
+    results = evaluate.run(compose_config("evaluate", [f"paths.output_dir={tmp_path / 'eval'}", f"runs=[{','.join(runs)}]", *world]))["generation"]
     families = {f"{run}/{name}": f for run, m in results.items() for name, f in m["families"].items()}
     assert {"genixer_s_mini:pointqa/pointqa_local", "genixer_l_mini_all:md/md", "genixer_s_mini:rd/rd"} <= set(families)
     for name, f in families.items():

@@ -32,11 +32,23 @@ def expand_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
+def expand_filter_runs(paths: list[str]) -> list[Path]:
+    """Filter run dirs (holding ``selected.jsonl``); any folder above them stands for those inside."""
+    runs = []
+    for path in map(Path, paths):
+        runs += [path] if (path / "selected.jsonl").exists() else sorted(p.parent for p in path.rglob("selected.jsonl"))
+    return runs
+
+
+def load_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def load_samples(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir, "samples.jsonl")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a generation run dir (run generate.py first)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return load_rows(path)
 
 
 class MiniWorldOracle:
@@ -94,6 +106,37 @@ class MiniWorldOracle:
             "baseline": sum(v[1] for v in verdicts) / len(rows),
             "unverifiable": statuses["unverifiable"] / len(rows),
         }
+
+    def evaluate_filters(self, filter_dirs: list[str]) -> dict[str, dict]:
+        """Per filter run and family: how well "kept" predicts "oracle-correct", and what filtering gains."""
+        return {self._filter_name(d): self.evaluate_selection(load_rows(d / "selected.jsonl"))
+                for d in expand_filter_runs(filter_dirs)}
+
+    @staticmethod
+    def _filter_name(filter_dir: Path) -> str:
+        info = json.loads((filter_dir / "manifest.json").read_text()) if (filter_dir / "manifest.json").exists() else {}
+        return f"{Path(info.get('run', filter_dir.parent.parent)).name}:{filter_dir.name}"
+
+    def evaluate_selection(self, rows: list[dict]) -> dict[str, dict]:
+        """Precision (correct among kept), recall (kept among correct), and oracle accuracy of all vs kept."""
+        result = {}
+        for task, group in self._by_family(rows).items():
+            if task not in FAMILIES:
+                continue
+            check = getattr(self, f"_{FAMILIES[task][0]}")
+            correct = [check(self.oracle.image_id(r["image"]), r["parsed"])[0] for r in group]
+            kept = [r["kept"] for r in group]
+            both = sum(c and k for c, k in zip(correct, kept))
+            wrong = len(group) - sum(correct)
+            result[task] = {
+                "n": len(group), "kept": sum(kept), "correct": sum(correct),
+                "precision": both / sum(kept) if any(kept) else 0.0,
+                "recall": both / sum(correct) if any(correct) else 0.0,
+                "wrong_dropped": sum(not c and not k for c, k in zip(correct, kept)) / wrong if wrong else 0.0,
+                "accuracy_all": sum(correct) / len(group),
+                "accuracy_kept": both / sum(kept) if any(kept) else 0.0,
+            }
+        return result
 
     # one checker per family: (correct, baseline correct, status) ------------------------------
     def _qa(self, image_id: int, p: dict):
@@ -153,5 +196,17 @@ def format_table(results: dict[str, dict]) -> str:
             lines.append([run, str(m["samples"]), f"{m['parse_reject_rate']:.1%}", str(m["errors"]), family,
                           str(f.get("n", 0)), f.get("metric", "-"),
                           *(f"{f[k]:.1%}" if k in f else "-" for k in ("accuracy", "baseline", "unverifiable"))])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in lines)
+
+
+def format_filter_table(results: dict[str, dict]) -> str:
+    """One line per (filter run, family): kept of n, precision / recall of "kept" for "correct", accuracy gain."""
+    header = ["filter run", "family", "n", "kept", "precision", "recall", "wrong dropped", "acc. all", "acc. kept"]
+    lines = [header]
+    for run, families in results.items():
+        for family, f in families.items():
+            lines.append([run, family, str(f["n"]), str(f["kept"]),
+                          *(f"{f[k]:.1%}" for k in ("precision", "recall", "wrong_dropped", "accuracy_all", "accuracy_kept"))])
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in lines)
