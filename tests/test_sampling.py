@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from conftest import compose_config
@@ -38,3 +39,35 @@ def test_sampled_text_does_not_depend_on_batching(tmp_path, small_world):
     assert texts[1] == texts[5] and len(texts[1]) == 24
     pairs = [(texts[1][f"{i}/common_vqa/0"], texts[1][f"{i}/common_vqa/1"]) for i in range(1_000_001, 1_000_013)]
     assert sum(a != b for a, b in pairs) >= 3  # the two samples of an image really are different draws
+
+
+def test_static_cache_loop_matches_hf_generate():
+    """``cache: static`` (our loop) gives HF generate's tokens, greedy and per-sample sampled, with left padding."""
+    from PIL import Image
+
+    from conftest import ROOT
+    from genixer.backbones.llava import PretrainedLlava
+    from genixer.generation.queries import PromptCollator
+    from genixer.modules.generator import GeneratorModule
+
+    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
+    codec = backbone.codec()
+    prompts = ["Ask a question about the image and answer it.\nThis is the Common VQA task.",
+               "Where is it?\nThis is a Referring Expression Comprehension (REC) task.", "Describe"]
+    items = [{"meta": {"seed": 11 * k}, "input_ids": codec.encode_prompt(p),
+              "pixel_values": codec.image(Image.effect_noise((90 + 20 * k, 80), 60).convert("RGB"))}
+             for k, p in enumerate(prompts)]
+    batch = PromptCollator(codec.tokenizer.pad_token_id)(items)
+    assert len(set(batch["attention_mask"].sum(-1).tolist())) > 1  # rows are padded differently
+    for sampling in ({"do_sample": False}, {"do_sample": True, "temperature": 1.5, "top_k": 20}):
+        outputs = []
+        for cache in ("dynamic", "static"):
+            module = GeneratorModule(backbone, codec, generation={"cache": cache, "max_new_tokens": 24, **sampling})
+            module.model = backbone.build(codec).eval()
+            with torch.no_grad():
+                outputs.append([codec.decode(ids) for ids in module.generate(batch)])
+        assert outputs[0] == outputs[1], sampling
+    beams = GeneratorModule(backbone, codec, generation={"cache": "static", "max_new_tokens": 4, "num_beams": 2})
+    beams.model = module.model
+    with torch.no_grad(), pytest.raises(ValueError, match="unsupported"):
+        beams.generate(batch)
