@@ -112,10 +112,12 @@ class MiniWorldOracle:
         return {self._filter_name(d): self.evaluate_selection(load_rows(d / "selected.jsonl"))
                 for d in expand_filter_runs(filter_dirs)}
 
-    @staticmethod
-    def _filter_name(filter_dir: Path) -> str:
-        info = json.loads((filter_dir / "manifest.json").read_text()) if (filter_dir / "manifest.json").exists() else {}
-        return f"{Path(info.get('run', filter_dir.parent.parent)).name}:{filter_dir.name}"
+    @classmethod
+    def _filter_name(cls, filter_dir: Path) -> str:
+        """``<generator>:<task>:<filter>`` (the filtered run's name, as in the generation table)."""
+        manifest = filter_dir / "manifest.json"
+        run = Path(json.loads(manifest.read_text())["run"]) if manifest.exists() else filter_dir.parent.parent
+        return f"{cls._name(run)}:{filter_dir.name}"
 
     def evaluate_selection(self, rows: list[dict]) -> dict[str, dict]:
         """Precision (correct among kept), recall (kept among correct), and oracle accuracy of all vs kept."""

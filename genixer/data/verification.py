@@ -1,0 +1,247 @@
+"""Yes / No verification data for a judge: true QA pairs and corrupted twins, checked against ground truth.
+
+True pairs are the QA pairs of annotation records (short and long answers, multiple choice,
+dialogue turns, image descriptions), taken as the judge takes them from a generated sample
+(``genixer.filtering.judge.qa_pairs``). Each true pair gets one twin with a plausible wrong
+answer in the same form: another answer of the same kind that questions of the data have (a
+colour for a colour question, a count for a count question, the other of yes / no), as a word
+or as the sentence a long answer would be; another option of a multiple-choice question; a
+description with one object's colour or shape changed. The mini-world oracle (for descriptions:
+the instance list) must call the true pair right and the twin wrong, else both are dropped: the
+labels are balanced and every one is verified.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from genixer.backbones.codec import Codec
+from genixer.data.images import load_rgb
+from genixer.data.instructions import TrainCollator
+from genixer.data.mini_world import COLORS, SHAPES, Oracle, Scene, normalize_answer
+from genixer.data.mini_world.families_text import aokvqa_question
+from genixer.data.mini_world.grammar import ANSWER_KIND
+from genixer.data.mini_world.language import make_questions
+from genixer.data.mini_world.longform import long_answer
+from genixer.data.sources.files import read_json
+from genixer.filtering.judge import FUYU_PROMPT, Judge, qa_pairs
+from genixer.tasks.mc_vqa import LETTERS
+
+YES, NO = "Yes", "No"
+# "a small red circle": an object named in a description (captions list every object).
+MENTION = re.compile(rf"\b(?:(small|large) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
+
+
+def mentions(text: str) -> list[re.Match]:
+    return list(MENTION.finditer(text.lower()))
+
+
+def describes(objects: Sequence, text: str) -> bool:
+    """A description names every object by colour and shape (and size where it says one), nothing else."""
+    found = mentions(text)
+    if Counter((m[2], m[3]) for m in found) != Counter((o.color, o.shape) for o in objects):
+        return False
+    sized = Counter((m[1], m[2], m[3]) for m in found if m[1])
+    return not sized - Counter((o.size, o.color, o.shape) for o in objects)
+
+
+class Corruptor:
+    """Writes a wrong twin for a true pair and confirms both with the oracle; None when it cannot.
+
+    ``mismatch``: the share of short answers replaced by a word of another kind ("3" for a colour
+    question). Easy negatives, but the only ones whose falsity shows at the judge's answer position
+    before fine-tuning (a linear probe there separates them, not same-kind ones); they bootstrap the
+    route from the answer to the verdict that the plausible negatives then use.
+    """
+
+    def __init__(self, oracle: Oracle, pools: Mapping[str, Sequence[str]], mismatch: float = 0.0,
+                 tries: int = 20) -> None:
+        self.oracle, self.pools, self.mismatch, self.tries = oracle, pools, mismatch, tries
+
+    def pairs(self, image_id: int, record: dict, rng: np.random.Generator) -> Iterator[tuple[str, str, str, str]]:
+        """(question, true answer, wrong answer, kind) for each checkable pair of a record."""
+        if "choices" in record:
+            wrong = self.option(image_id, record, rng)
+            if wrong is not None:
+                (question, answer), = qa_pairs(record)
+                yield question, answer, f"{LETTERS[wrong]}. {record['choices'][wrong]}", "mc"
+            return
+        for question, answer in qa_pairs(record):
+            twin = self.answer(image_id, question, answer, rng)
+            if twin is not None:
+                yield question, answer, *twin
+
+    def answer(self, image_id: int, question: str, answer: str, rng: np.random.Generator) -> tuple[str, str] | None:
+        """(wrong answer, kind): a short or long answer of the same kind, or a changed description."""
+        verdict = self.oracle.check_qa(image_id, question, answer)
+        if verdict.status == "unverifiable" and describes(self.oracle.objects(image_id), answer):
+            return self.description(image_id, answer, rng), "description"
+        if not verdict.correct:
+            return None
+        short, kind = normalize_answer(answer) == verdict.truth, ANSWER_KIND[verdict.qtype]
+        if short and rng.random() < self.mismatch:
+            kind = sorted(k for k in self.pools if k != kind)[rng.integers(len(self.pools) - 1)]
+        pool = self.pools[kind]
+        for _ in range(self.tries):
+            word = pool[rng.integers(len(pool))]
+            if word == verdict.truth:
+                continue
+            wrong = word if short else long_answer(question, word)
+            if self.oracle.check_qa(image_id, question, wrong).status == "incorrect":
+                return wrong, "long" if not short else "short" if kind == ANSWER_KIND[verdict.qtype] else "mismatch"
+        return None
+
+    def option(self, image_id: int, record: dict, rng: np.random.Generator) -> int | None:
+        """A false option of a multiple-choice question whose keyed option is the one true option."""
+        question, choices = record["question"], record["choices"]
+        if not self.oracle.check_mc(image_id, question, choices, record["answer_index"]).correct:
+            return None
+        false = [k for k in range(len(choices)) if self.oracle.check_mc(image_id, question, choices, k).status == "incorrect"]
+        return int(false[rng.integers(len(false))]) if false else None
+
+    def description(self, image_id: int, text: str, rng: np.random.Generator) -> str:
+        """One mentioned object gets another colour or shape (so the named objects no longer match)."""
+        m = mentions(text)[rng.integers(len(mentions(text)))]
+        group, vocab = (2, COLORS) if rng.random() < 0.5 else (3, SHAPES)
+        others = [v for v in vocab if v != m[group]]
+        start, end = m.span(group)
+        wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
+        assert not describes(self.oracle.objects(image_id), wrong)
+        return wrong
+
+
+def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]]:
+    """True short answers of the data by answer kind (colour, shape, size, number, yes/no), with repeats."""
+    pools: dict[str, list[str]] = defaultdict(list)
+    for record in records:
+        image_id = oracle.image_id(record["image"])
+        for question, answer in qa_pairs(record) if "choices" not in record else ():
+            verdict = oracle.check_qa(image_id, question, answer)
+            if verdict.correct:
+                pools[ANSWER_KIND[verdict.qtype]].append(verdict.truth)
+    return {kind: sorted(words) for kind, words in pools.items()}
+
+
+def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, seed: int,
+                         mismatch: float = 0.0) -> list[dict]:
+    """Balanced Yes / No records from (source name, annotation record) pairs; draws depend on (seed, index)."""
+    corruptor = Corruptor(oracle, answer_pools((r for _, r in records), oracle), mismatch)
+    out = []
+    for i, (source, record) in enumerate(records):
+        rng = np.random.default_rng([seed, i])
+        image_id = oracle.image_id(record["image"])
+        for question, answer, wrong, kind in corruptor.pairs(image_id, record, rng):
+            base = {"image": record["image"], "image_id": image_id, "question": question, "source": source, "kind": kind}
+            out += [{**base, "answer": answer, "label": YES}, {**base, "answer": wrong, "label": NO}]
+    return out
+
+
+def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tuple[str, dict]]:
+    """Fresh annotations for images that have none (the held-out split), with the world's own language:
+    its questions with short and sentence answers, and one multiple-choice question per image."""
+    oracle, out = Oracle.from_instances(instances), []
+    for image in read_json(instances)["images"]:
+        objects = oracle.objects(image["id"])
+        scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)
+        rng = np.random.default_rng([seed, image["id"]])
+        base = {"image": str(Path(image_root) / image["file_name"])}
+        for k, qa in enumerate(make_questions(scene, rng)):
+            answer = long_answer(qa.question, qa.answer) if k % 2 else qa.answer
+            out.append(("qa", {**base, "question": qa.question, "answer": answer}))
+        mc = aokvqa_question(scene, rng)
+        if mc is not None:
+            out.append(("mc", {**base, "question": mc["question"], "choices": mc["choices"],
+                               "answer_index": mc["correct_choice_idx"]}))
+    return out
+
+
+class VerificationDataset(Dataset):
+    """One human turn (image + the judge's prompt for the pair) and the reply ``Yes`` or ``No``."""
+
+    def __init__(self, records: list[dict], codec: Codec, judge: Judge) -> None:
+        self.records, self.codec, self.judge = records, codec, judge
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        record = self.records[i]
+        turn = (self.codec.human_message(self.judge.text(record)), record["label"])
+        input_ids, labels = self.codec.encode_train([turn])
+        return {"input_ids": input_ids, "labels": labels, "pixel_values": self.codec.image(load_rgb(record["image"]))}
+
+
+class TwinSampler(Sampler[int]):
+    """Shuffles true / corrupted twins (records 2k, 2k+1) as units, so a batch holds both of each pair:
+    their image and question then cancel out of the gradient, leaving the answer's effect (the only
+    signal there is: by construction neither the question nor the answer alone predicts the label)."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.generator = n, torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        for k in torch.randperm(self.n // 2, generator=self.generator).tolist():
+            yield from (2 * k, 2 * k + 1)
+
+
+class VerificationDataModule(L.LightningDataModule):
+    """Verification records of annotation ``sources`` (checked by the oracle of ``instances``).
+
+    ``prompt`` is the judge's (one ``{}``); texts render with ``Judge.text``, so training and
+    scoring see the same words. ``twins``: batches hold both records of each pair (``TwinSampler``;
+    an even ``batch_size``). ``mismatch``: see ``Corruptor``. The pipeline attaches ``codec``.
+    """
+
+    def __init__(self, sources: Mapping | Sequence, instances: str, batch_size: int, num_workers: int = 0,
+                 seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True, mismatch: float = 0.0) -> None:
+        super().__init__()
+        self.sources = dict(sources) if isinstance(sources, Mapping) else {f"source{k}": s for k, s in enumerate(sources)}
+        self.instances, self.batch_size, self.num_workers, self.seed = instances, batch_size, num_workers, seed
+        if twins and batch_size % 2:
+            raise ValueError(f"twin batches need an even batch_size, got {batch_size}")
+        self.twins, self.mismatch = twins, mismatch
+        self.judge = Judge(path="(training data)", prompt=prompt)  # its text() only: no model
+        self.codec: Codec | None = None
+        self._records: list[dict] | None = None
+
+    @property
+    def records(self) -> list[dict]:
+        if self._records is None:
+            annotations = [(name, r) for name, source in self.sources.items() for r in source.load()]
+            oracle = Oracle.from_instances(self.instances)
+            self._records = verification_records(annotations, oracle, self.seed, self.mismatch)
+        return self._records
+
+    def corpus(self) -> Iterator[str]:
+        """Every text the judge reads or writes (for a backbone that trains its tokenizer)."""
+        for record in self.records:
+            yield self.judge.text(record)
+            yield record["label"]
+
+    def train_dataloader(self) -> DataLoader:
+        if self.codec is None:
+            raise RuntimeError("attach a codec (datamodule.codec = ...) before training")
+        dataset = VerificationDataset(self.records, self.codec, self.judge)
+        order = {"sampler": TwinSampler(len(dataset), self.seed)} if self.twins else {
+            "shuffle": True, "generator": torch.Generator().manual_seed(self.seed)}
+        return DataLoader(
+            dataset, batch_size=self.batch_size, num_workers=self.num_workers, **order,
+            collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id), drop_last=len(dataset) >= self.batch_size,
+            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+        )
+
+
+def summary(records: Sequence[dict]) -> dict[str, int]:
+    """Counts by label and by kind (for logs and tests)."""
+    return dict(Counter(r["label"] for r in records) + Counter(r["kind"] for r in records))
+

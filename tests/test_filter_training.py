@@ -1,0 +1,211 @@
+"""Training the mini world's filter models: verification data, CLIP pairs and loss, train.py smoke runs."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from conftest import ROOT, compose_config
+from hydra.utils import instantiate
+from PIL import Image
+
+from genixer.data.clip_pairs import (
+    CAPTION,
+    CROP,
+    NEGATIVE,
+    PHRASE,
+    UNPARSED,
+    UNSAID,
+    WHOLE,
+    jitter_box,
+    off_box,
+    phrase_codes,
+    positives,
+)
+from genixer.data.mini_world import Oracle
+from genixer.data.mini_world.grammar import box_iou
+from genixer.data.sources.files import read_json
+from genixer.data.verification import YES, TwinSampler, describes
+from genixer.evaluation import filter_models
+from genixer.filtering.clip import ClipCropScorer
+from genixer.filtering.judge import LlavaJudge
+from genixer.modules.clip_pretrain import MultiPositiveClipLoss
+from genixer.pipelines import train
+from genixer.tasks.mc_vqa import parse_mc_pair
+
+JUDGE_INIT = ROOT / "checkpoints/genixer_l_mini_all"
+
+
+def overrides(tmp_path: Path, world: Path, experiment: str) -> list[str]:
+    return [f"paths.output_dir={tmp_path}", f"experiment={experiment}", "debug=fast", f"paths.mini_world={world}",
+            "world=mini", "world.num_train=60", "world.num_heldout=12"]
+
+
+@pytest.fixture(scope="module")
+def verification(small_world, tmp_path_factory):
+    return instantiate(compose_config("train", overrides(tmp_path_factory.mktemp("v"), small_world, "mini_world_judge")).data)
+
+
+@pytest.fixture(scope="module")
+def clip_setup(small_world, tmp_path_factory):
+    cfg = compose_config("train", overrides(tmp_path_factory.mktemp("c"), small_world, "mini_world_clip"))
+    datamodule, module = instantiate(cfg.data), instantiate(cfg.module)
+    module.bind(datamodule)
+    return datamodule, module
+
+
+# verification data ------------------------------------------------------------------------------
+def truth_of(oracle: Oracle, record: dict):
+    """(correct?) of a rendered pair by the oracle alone (the corruptor's work is not trusted)."""
+    image_id = oracle.image_id(record["image"])
+    if record["kind"] == "mc":
+        mc = parse_mc_pair(record["question"], record["answer"].split(".")[0]).record  # "C. square" -> C
+        return oracle.check_mc(image_id, mc["question"], mc["choices"], mc["answer_index"]).correct
+    if record["kind"] == "description":
+        return describes(oracle.objects(image_id), record["answer"])
+    return oracle.check_qa(image_id, record["question"], record["answer"]).correct
+
+
+def test_verification_records_are_balanced_and_true_to_ground_truth(verification, small_world):
+    records = verification.records
+    labels, kinds = Counter(r["label"] for r in records), Counter(r["kind"] for r in records)
+    assert labels[YES] == labels["No"] > 300
+    assert {"short", "long", "mc", "description"} <= set(kinds)
+    assert set(Counter(r["source"] for r in records)) == set(verification.sources)
+    oracle = Oracle.from_instances(small_world / "annotations/instances_train.json")
+    assert all(truth_of(oracle, r) == (r["label"] == YES) for r in records)
+    for true, wrong in zip(records[::2], records[1::2]):  # twins: same image and question, another answer
+        assert (true["image"], true["question"], true["label"]) == (wrong["image"], wrong["question"], YES)
+        assert wrong["answer"] != true["answer"] and wrong["label"] == "No"
+
+
+def test_twin_batches():
+    order = list(TwinSampler(10, seed=1))
+    assert sorted(order) == list(range(10)) and order != list(range(10))
+    assert all(order[k + 1] == order[k] + 1 and order[k] % 2 == 0 for k in range(0, 10, 2))
+    assert list(TwinSampler(10, seed=1)) == order
+
+
+def test_descriptions_match_the_world_captions(small_world):
+    oracle = Oracle.from_instances(small_world / "annotations/instances_train.json")
+    captions = read_json(small_world / "annotations/captions_train.json")["annotations"]
+    assert all(describes(oracle.objects(c["image_id"]), c["caption"]) for c in captions)
+    objects = oracle.objects(captions[0]["image_id"])
+    assert not describes(objects, captions[0]["caption"] + " And a small red circle.")
+    assert not describes(objects[:-1], captions[0]["caption"])
+
+
+def test_training_text_is_what_the_judge_scores(verification):
+    judge = LlavaJudge(str(JUDGE_INIT))
+    verification.codec = judge.codec
+    dataset = verification.train_dataloader().dataset
+    yes_ids, no_ids = judge.answer_ids
+    for k in (0, 1):  # a Yes record and its No twin
+        record, item = dataset.records[k], dataset[k]
+        prompt = judge.load(record, Path("/"))["input_ids"]
+        assert torch.equal(item["input_ids"][:-2], prompt)  # then the answer token and </s>
+        target = item["labels"][item["labels"] != -100].tolist()
+        assert target == [item["input_ids"][-2].item(), judge.tokenizer.eos_token_id]
+        assert target[0] in (yes_ids if record["label"] == YES else no_ids)
+        assert judge.tokenizer.decode(target[:1]).strip() == record["label"]
+
+
+# CLIP pairs and loss -----------------------------------------------------------------------------
+def test_boxes_for_positive_and_negative_crops():
+    rng = np.random.default_rng(0)
+    box, other = (20, 30, 50, 56), (70, 10, 100, 40)
+    for _ in range(200):
+        jittered = jitter_box(box, rng, 0.1, 0.7, 120, 100)
+        assert box_iou(jittered, box) >= 0.7
+        bad = off_box(box, [box, other], rng, 120, 100, min_side=8)
+        if bad is not None:
+            assert max(box_iou(bad, box), box_iou(bad, other)) < 0.5 and min(bad[2] - bad[0], bad[3] - bad[1]) >= 8
+            assert 0 <= bad[0] < bad[2] <= 120 and 0 <= bad[1] < bad[3] <= 100
+
+
+def test_phrases_and_positives():
+    said = {w: phrase_codes(f"the {w}") for w in ("small red circle", "red circle", "blue circle")}
+    assert phrase_codes("the large red circle on the left") == said["small red circle"] == said["red circle"]
+    assert phrase_codes("a large diamond")[0] == UNSAID and phrase_codes("this object") is None
+    none = [UNSAID] * 2
+    image_meta = torch.tensor([[CROP, *said["red circle"], 0], [CROP, *said["blue circle"], 0],
+                               [WHOLE, *none, 7], [NEGATIVE, *none, 0]])
+    text_meta = torch.tensor([[PHRASE, *said["small red circle"], 0], [PHRASE, *said["blue circle"], 0],
+                              [CAPTION, *none, 7]])
+    assert positives(image_meta, text_meta).int().tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    text_meta[1] = torch.tensor([PHRASE, UNSAID, phrase_codes("a circle")[1], 0])  # fits both crops
+    text_meta[0] = torch.tensor([UNPARSED, *none, 0])  # only its own crop
+    assert positives(image_meta, text_meta).int().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
+
+
+def test_multi_positive_loss():
+    torch.manual_seed(0)
+    image, text = torch.nn.functional.normalize(torch.randn(2, 6, 8), dim=-1)
+    scale, eye = torch.tensor(10.0), torch.eye(6, dtype=torch.bool)
+    loss = MultiPositiveClipLoss()
+    assert torch.allclose(loss(image, text, scale, eye), open_clip.ClipLoss()(image, text, scale))
+    # a hard negative that looks exactly like image 0 takes half of text 0's image-side probability
+    with_negative = torch.cat([image, image[:1]])
+    assert loss(with_negative, text, scale, torch.cat([eye, eye[:1] & False])) > loss(image, text, scale, eye)
+
+
+def test_clip_pairs_batches(clip_setup):
+    datamodule, _ = clip_setup
+    batch = next(iter(datamodule.train_dataloader()))
+    again = next(iter(datamodule.train_dataloader()))
+    n_images, n_texts = batch["images"].shape[0], batch["texts"].shape[0]
+    assert batch["images"].shape[1:] == (3, 64, 64) and batch["texts"].shape[1] == 32
+    assert batch["positives"].shape == (n_images, n_texts) and n_images >= n_texts > datamodule.batch_size
+    assert batch["positives"].diagonal().all() and not batch["positives"][n_texts:].any()
+    assert all(torch.equal(batch[k], again[k]) for k in batch)  # seeded: the same draws
+
+
+def test_clip_training_steps_and_export_round_trip(clip_setup, tmp_path):
+    datamodule, module = clip_setup
+    module.configure_model()
+    batch = next(iter(datamodule.train_dataloader()))
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        loss = module.loss(*module.model(batch["images"], batch["texts"]), batch["positives"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    module.export(tmp_path)
+    scorer = ClipCropScorer(checkpoint=str(tmp_path), min_side=8)
+    loaded = scorer.build().eval()
+    module.model.eval()
+    image = Image.new("RGB", (40, 24), (200, 30, 30))
+    pixels = scorer.transform(image)[None]
+    assert torch.equal(pixels, module.image_transform()(image)[None])
+    assert torch.equal(scorer.tokenizer(["the red circle"]), module.tokenizer()(["the red circle"]))
+    with torch.no_grad():
+        assert torch.allclose(loaded.encode_image(pixels), module.model.encode_image(pixels), atol=1e-5)
+        text = scorer.tokenizer(["the red circle"])
+        assert torch.allclose(loaded.encode_text(text), module.model.encode_text(text), atol=1e-5)
+
+
+# train.py + held-out checks ----------------------------------------------------------------------
+def test_train_py_and_heldout_checks(tmp_path, small_world):
+    clip = train.run(compose_config("train", overrides(tmp_path / "clip", small_world, "mini_world_clip")))
+    assert clip["steps"] == 3 and clip["train/loss"] > 0
+    checkpoint = tmp_path / "clip/checkpoint"
+    config = json.loads((checkpoint / "open_clip_config.json").read_text())
+    assert config["preprocess_cfg"] == {"resize_mode": "longest"} and config["model_cfg"]["embed_dim"] == 64
+    assert (checkpoint / "open_clip_model.safetensors").stat().st_size < 15e6  # fp16
+    clip_metrics = filter_models.main(["clip", str(checkpoint), "--world", str(small_world)])[str(checkpoint)]["cosine"]
+    assert clip_metrics["failed"] == 0 and clip_metrics["matched"] > 10 and clip_metrics["bad_box"] > 10
+    assert 0 <= clip_metrics["auc"] <= 1 and clip_metrics["retrieval_crops"] > 0
+
+    judge = train.run(compose_config("train", overrides(tmp_path / "judge", small_world, "mini_world_judge")))
+    assert judge["steps"] == 3 and judge["train/loss"] > 0
+    results = filter_models.main(["judge", str(tmp_path / "judge"), "--world", str(small_world)])
+    metrics = results[str(tmp_path / "judge")]
+    assert metrics["failed"] == 0 and metrics["pairs"] > 50 and {"acc_all", "acc_short", "acc_mc"} <= set(metrics)
+    assert 0 <= metrics["auc"] <= 1 and 0 < metrics["yes_no_mass"] <= 1
