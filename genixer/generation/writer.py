@@ -17,7 +17,8 @@ SHARD_DIR = "shards"
 class ShardWriter(BasePredictionWriter):
     """Appends each finished batch to ``<dir>/shards/rank{R}.jsonl`` (one row per id), flushed.
 
-    With several predict dataloaders, ``output_dirs[k]`` receives dataloader ``k``'s rows.
+    With several output dirs, ``output_dirs[k]`` receives predict dataloader ``k``'s rows; with one,
+    every dataloader's rows go there.
     """
 
     def __init__(self, *output_dirs: str | Path) -> None:
@@ -25,7 +26,7 @@ class ShardWriter(BasePredictionWriter):
         self.dirs = [Path(d) / SHARD_DIR for d in output_dirs]
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        folder = self.dirs[dataloader_idx]
+        folder = self.dirs[dataloader_idx if len(self.dirs) > 1 else 0]
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / f"rank{trainer.global_rank}.jsonl").open("a") as f:
             for row in prediction:
