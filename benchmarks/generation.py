@@ -23,13 +23,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from benchmarks.timing import Stopwatch
 from benchmarks.llava7b import (
     NEW_TOKENS,
     build_llava_7b,
     copy_bandwidth,
     kv_bytes_per_token,
 )
+from benchmarks.timing import Stopwatch
 from genixer.data.images import load_rgb
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import ShardWriter, merge

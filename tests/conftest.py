@@ -26,3 +26,24 @@ def small_world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mini_world")
     build_world(root, seed=0, num_train=60, num_heldout=12)
     return root
+
+
+def kill_after_lines(command: list[str], env: dict, shard: Path, lines: int = 3) -> None:
+    """Run ``command`` and ``kill -9`` it once ``shard`` holds ``lines`` complete lines (a crash mid-run)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if shard.exists() and shard.read_bytes().count(b"\n") >= lines:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, "the first run should have been killed mid-way"

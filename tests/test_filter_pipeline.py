@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import open_clip
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, kill_after_lines
 from genixer.filtering.clip import save_open_clip
 from genixer.filtering.selection import Rule, select
 from genixer.tasks.boxes import normalize_box
@@ -152,19 +150,7 @@ def test_resume_after_kill_matches_uninterrupted_run(generation_run, reference, 
     command = filter_cmd(generation_run, f"hydra.run.dir={tmp_path / 'out'}", f"scores_dir={tmp_path / 'scores'}",
                          "filter.scorers.judge.batch_size=1")
     shard = tmp_path / "scores/judge/shards/rank0.jsonl"
-    proc = subprocess.Popen(command, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            if shard.exists() and shard.read_bytes().count(b"\n") >= 3:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the first run should have been killed mid-way"
+    kill_after_lines(command, ENV, shard)
     complete = shard.read_bytes().count(b"\n")
     with shard.open("ab") as f:
         f.write(b'{"id": "005/common_vqa/0#0", "p_y')  # a write torn by the crash

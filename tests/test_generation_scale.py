@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, kill_after_lines
 from genixer.generation.writer import merge, read_shards, repair_shards, written_ids
 
 N = 24  # 12 held-out images x samples_per_image 2
@@ -74,19 +72,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, small_world, refe
     env, run = env_for(tmp_path, small_world), tmp_path / "run"
     command = generate_cmd("batch_size=1", f"hydra.run.dir={run}")
     shard = run / "shards/rank0.jsonl"
-    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            if shard.exists() and shard.read_bytes().count(b"\n") >= 3:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "the first run should have been killed mid-way"
+    kill_after_lines(command, env, shard)
     assert not (run / "manifest.json").exists()
     before = shard.read_bytes()
     complete = before.count(b"\n")

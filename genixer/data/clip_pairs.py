@@ -29,7 +29,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from genixer.data.images import load_rgb
 from genixer.data.mini_world import COLORS, SHAPES
-from genixer.data.mini_world.grammar import EXPRESSION, MIN_IOU, attrs, box_iou, normalize_question
+from genixer.data.mini_world.grammar import (
+    EXPRESSION,
+    MIN_IOU,
+    attrs,
+    box_iou,
+    normalize_question,
+)
 from genixer.data.sources.files import field as get_field
 from genixer.data.sources.files import read_json
 
