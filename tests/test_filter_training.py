@@ -59,7 +59,7 @@ def clip_setup(small_world, tmp_path_factory):
 
 
 # verification data ------------------------------------------------------------------------------
-def truth_of(oracle: Oracle, record: dict):
+def truth_of(oracle: Oracle, record: dict) -> bool:
     """(correct?) of a rendered pair by the oracle alone (the corruptor's work is not trusted)."""
     image_id = oracle.image_id(record["image"])
     if record["kind"] == "mc":

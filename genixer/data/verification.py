@@ -8,7 +8,7 @@ colour for a colour question, a count for a count question, the other of yes / n
 or as the sentence a long answer would be; another option of a multiple-choice question; a
 description with one object's colour or shape changed. The mini-world oracle (for descriptions:
 the instance list) must call the true pair right and the twin wrong, else both are dropped: the
-labels are balanced and every one is verified.
+labels are balanced and every one is verified. Records come in twins: true pair, then its twin.
 """
 from __future__ import annotations
 
@@ -53,17 +53,10 @@ def describes(objects: Sequence, text: str) -> bool:
 
 
 class Corruptor:
-    """Writes a wrong twin for a true pair and confirms both with the oracle; None when it cannot.
+    """Writes a wrong twin for a true pair and confirms both with the oracle; None when it cannot."""
 
-    ``mismatch``: the share of short answers replaced by a word of another kind ("3" for a colour
-    question). Easy negatives, but the only ones whose falsity shows at the judge's answer position
-    before fine-tuning (a linear probe there separates them, not same-kind ones); they bootstrap the
-    route from the answer to the verdict that the plausible negatives then use.
-    """
-
-    def __init__(self, oracle: Oracle, pools: Mapping[str, Sequence[str]], mismatch: float = 0.0,
-                 tries: int = 20) -> None:
-        self.oracle, self.pools, self.mismatch, self.tries = oracle, pools, mismatch, tries
+    def __init__(self, oracle: Oracle, pools: Mapping[str, Sequence[str]], tries: int = 20) -> None:
+        self.oracle, self.pools, self.tries = oracle, pools, tries
 
     def pairs(self, image_id: int, record: dict, rng: np.random.Generator) -> Iterator[tuple[str, str, str, str]]:
         """(question, true answer, wrong answer, kind) for each checkable pair of a record."""
@@ -85,17 +78,15 @@ class Corruptor:
             return self.description(image_id, answer, rng), "description"
         if not verdict.correct:
             return None
-        short, kind = normalize_answer(answer) == verdict.truth, ANSWER_KIND[verdict.qtype]
-        if short and rng.random() < self.mismatch:
-            kind = sorted(k for k in self.pools if k != kind)[rng.integers(len(self.pools) - 1)]
-        pool = self.pools[kind]
+        short = normalize_answer(answer) == verdict.truth
+        pool = self.pools[ANSWER_KIND[verdict.qtype]]
         for _ in range(self.tries):
             word = pool[rng.integers(len(pool))]
             if word == verdict.truth:
                 continue
             wrong = word if short else long_answer(question, word)
             if self.oracle.check_qa(image_id, question, wrong).status == "incorrect":
-                return wrong, "long" if not short else "short" if kind == ANSWER_KIND[verdict.qtype] else "mismatch"
+                return wrong, "short" if short else "long"
         return None
 
     def option(self, image_id: int, record: dict, rng: np.random.Generator) -> int | None:
@@ -129,10 +120,9 @@ def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]
     return {kind: sorted(words) for kind, words in pools.items()}
 
 
-def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, seed: int,
-                         mismatch: float = 0.0) -> list[dict]:
+def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, seed: int) -> list[dict]:
     """Balanced Yes / No records from (source name, annotation record) pairs; draws depend on (seed, index)."""
-    corruptor = Corruptor(oracle, answer_pools((r for _, r in records), oracle), mismatch)
+    corruptor = Corruptor(oracle, answer_pools((r for _, r in records), oracle))
     out = []
     for i, (source, record) in enumerate(records):
         rng = np.random.default_rng([seed, i])
@@ -149,7 +139,7 @@ def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tupl
     oracle, out = Oracle.from_instances(instances), []
     for image in read_json(instances)["images"]:
         objects = oracle.objects(image["id"])
-        scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)
+        scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)  # questions need no background
         rng = np.random.default_rng([seed, image["id"]])
         base = {"image": str(Path(image_root) / image["file_name"])}
         for k, qa in enumerate(make_questions(scene, rng)):
@@ -181,7 +171,8 @@ class VerificationDataset(Dataset):
 class TwinSampler(Sampler[int]):
     """Shuffles true / corrupted twins (records 2k, 2k+1) as units, so a batch holds both of each pair:
     their image and question then cancel out of the gradient, leaving the answer's effect (the only
-    signal there is: by construction neither the question nor the answer alone predicts the label)."""
+    signal there is: by construction neither the question nor the answer alone predicts the label,
+    so training starts on a 50/50 plateau)."""
 
     def __init__(self, n: int, seed: int = 0) -> None:
         self.n, self.generator = n, torch.Generator().manual_seed(seed)
@@ -199,17 +190,17 @@ class VerificationDataModule(L.LightningDataModule):
 
     ``prompt`` is the judge's (one ``{}``); texts render with ``Judge.text``, so training and
     scoring see the same words. ``twins``: batches hold both records of each pair (``TwinSampler``;
-    an even ``batch_size``). ``mismatch``: see ``Corruptor``. The pipeline attaches ``codec``.
+    an even ``batch_size``). The pipeline attaches ``codec`` (the generator's).
     """
 
     def __init__(self, sources: Mapping | Sequence, instances: str, batch_size: int, num_workers: int = 0,
-                 seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True, mismatch: float = 0.0) -> None:
+                 seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True) -> None:
         super().__init__()
         self.sources = dict(sources) if isinstance(sources, Mapping) else {f"source{k}": s for k, s in enumerate(sources)}
         self.instances, self.batch_size, self.num_workers, self.seed = instances, batch_size, num_workers, seed
         if twins and batch_size % 2:
             raise ValueError(f"twin batches need an even batch_size, got {batch_size}")
-        self.twins, self.mismatch = twins, mismatch
+        self.twins = twins
         self.judge = Judge(path="(training data)", prompt=prompt)  # its text() only: no model
         self.codec: Codec | None = None
         self._records: list[dict] | None = None
@@ -218,8 +209,7 @@ class VerificationDataModule(L.LightningDataModule):
     def records(self) -> list[dict]:
         if self._records is None:
             annotations = [(name, r) for name, source in self.sources.items() for r in source.load()]
-            oracle = Oracle.from_instances(self.instances)
-            self._records = verification_records(annotations, oracle, self.seed, self.mismatch)
+            self._records = verification_records(annotations, Oracle.from_instances(self.instances), self.seed)
         return self._records
 
     def corpus(self) -> Iterator[str]:
@@ -239,9 +229,4 @@ class VerificationDataModule(L.LightningDataModule):
             collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id), drop_last=len(dataset) >= self.batch_size,
             persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
         )
-
-
-def summary(records: Sequence[dict]) -> dict[str, int]:
-    """Counts by label and by kind (for logs and tests)."""
-    return dict(Counter(r["label"] for r in records) + Counter(r["kind"] for r in records))
 
