@@ -134,7 +134,7 @@ def test_changed_scorer_settings_refuse_stale_scores(generation_run, tmp_path):
                f"filter.scorers.clip.scorer.checkpoint={generation_run.parent / 'clip'}", f"hydra.run.dir={tmp_path / 'a'}")
     proc = subprocess.run(filter_cmd(generation_run, f"hydra.run.dir={tmp_path / 'b'}", scores, "filter.scorers.clip.scorer.min_side=30"),
                           env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "holds scores from other settings" in proc.stderr
+    assert proc.returncode != 0 and "holds results made with other settings" in proc.stderr
 
 
 def test_two_ddp_processes_match_one_process(generation_run, reference, tmp_path):

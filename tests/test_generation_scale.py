@@ -90,6 +90,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, small_world, refe
     assert counts["resumed"] == complete and counts["generated"] == N - complete and counts["samples"] == N
 
 
+def test_resume_refuses_shards_of_other_settings(tmp_path, small_world):
+    env, run = env_for(tmp_path, small_world), tmp_path / "run"
+    run_generate(env, "batch_size=12", "generation.max_new_tokens=4", f"hydra.run.dir={run}")
+    proc = subprocess.run(generate_cmd("batch_size=12", "generation.max_new_tokens=5", f"hydra.run.dir={run}"),
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "holds results made with other settings" in proc.stderr
+
+
 def test_merge_handles_duplicates_and_partial_lines(tmp_path):
     from hydra.utils import instantiate
 

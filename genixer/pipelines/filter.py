@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -54,22 +53,6 @@ def image_root(cfg: DictConfig, run: Path) -> Path:
     return Path(generated["image_root"])
 
 
-def claim_scores(folder: Path, scorer: Scorer) -> None:
-    """Record the scorer's settings beside its scores; refuse to mix scores from other settings."""
-    settings = json.loads(json.dumps(scorer.config(), default=str))
-    path = folder / SCORER_FILE
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored != settings:
-            raise ValueError(f"{folder} holds scores from other settings {stored}, not {settings}: "
-                             f"name the scorer differently or delete that folder")
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(settings, indent=2))
-    os.replace(tmp, path)  # every process writes the same content; the rename is atomic
-
-
 def annotations(scorer: Scorer, folder: Path) -> dict[str, dict]:
     """Each row's annotation, folded from its item lines in item order."""
     by_row = defaultdict(list)
@@ -91,7 +74,7 @@ def run(cfg: DictConfig) -> dict:
         scorer = instantiate(spec.scorer)
         scorer.name = name
         folder = scores_dir / name
-        claim_scores(folder, scorer)
+        rundir.claim(folder / SCORER_FILE, scorer.config())
         repair_shards(folder)
         done = written_ids(folder)
         todo = [item for row in rows for item in scorer.items(row) if item["id"] not in done]

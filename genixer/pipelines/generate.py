@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 from genixer.generation.progress import SampleProgress
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import (
+    SHARD_DIR,
     ShardWriter,
     merge,
     repair_shards,
@@ -41,6 +42,11 @@ def run(cfg: DictConfig) -> dict:
     module.codec = module.backbone.codec()
     queries = load_queries(cfg.queries)
     dataset = PromptDataset(queries, cfg.image_root, task, module.codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
+    # Shards only ever hold one configuration's samples (the cache is a speed option with the same tokens).
+    rundir.claim(out / SHARD_DIR / "settings.json", {
+        "generator": str(cfg.module.backbone.path), "task": OmegaConf.to_container(cfg.task, resolve=True),
+        "queries": str(cfg.queries), "seed": cfg.seed, "samples_per_image": cfg.samples_per_image,
+        "generation": {k: v for k, v in OmegaConf.to_container(cfg.generation).items() if k != "cache"}})
     # Resume: every rank reads the same complete lines before any rank appends (children of the
     # subprocess launcher start inside predict, and nobody writes before the process group forms).
     torn = repair_shards(out)

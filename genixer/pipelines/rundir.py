@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -51,3 +52,21 @@ def write_manifest(out: Path, cfg: DictConfig, stage: str, **content) -> dict:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def claim(path: Path, settings: dict) -> None:
+    """Record what made a resumable folder's contents; refuse to add to contents made otherwise.
+
+    Every process of a run writes the same file (atomically), so the first to arrive wins harmlessly.
+    """
+    settings = json.loads(json.dumps(settings, default=str))
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != settings:
+            raise ValueError(f"{path.parent} holds results made with other settings {stored}, not {settings}: "
+                             f"use another run dir or delete that one")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(settings, indent=2))
+    os.replace(tmp, path)
