@@ -34,7 +34,8 @@ from genixer.data.sources.files import read_json
 from genixer.data.verification import YES, heldout_annotations, verification_records
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
-from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer, to_device
+from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
+from genixer.modules.filter import FilterModule
 
 HELDOUT = "annotations/instances_heldout.json"
 
@@ -42,18 +43,12 @@ HELDOUT = "annotations/instances_heldout.json"
 def score_items(scorer: Scorer, items: list[dict], image_root: str | Path, batch_size: int = 64,
                 num_workers: int = 0, device: str | None = None) -> dict[str, dict]:
     """Score line by item id (failed items keep their status and reason); the model runs in fp32."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = scorer.build().eval().float().to(device)
+    module = FilterModule([scorer])  # the filter stage's own predict step, without a trainer
+    module.configure_model()
+    module.float().to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     loader = DataLoader(ItemDataset(scorer, items, image_root), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=ItemCollator(scorer))
-    lines = {}
-    with torch.no_grad():
-        for batch in loader:
-            lines.update((line["id"], line) for line in batch["failed"])
-            if batch["meta"]:
-                inputs = to_device(batch["inputs"], device, next(model.parameters()).dtype)
-                lines.update((line["id"], line) for line in scorer.score(model, inputs, batch["meta"]))
-    return lines
+    return {line["id"]: line for i, batch in enumerate(loader) for line in module.predict_step(batch, i)}
 
 
 def auc(positive: Sequence[float], negative: Sequence[float]) -> float | None:

@@ -29,7 +29,7 @@ class SampleProgress(Callback):
                             dynamic_ncols=True, smoothing=0.1)
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        n = len(batch["meta"]) + len(batch.get("errors", batch.get("failed", [])))
+        n = len(outputs)  # predict steps return one row per sample (error rows included)
         self.samples += n
         elapsed = time.perf_counter() - self.started
         self.rate = self.samples * trainer.world_size / elapsed if elapsed > 0 else 0.0

@@ -119,11 +119,18 @@ def write_exports(output_dir: str | Path, rows: list[dict]) -> dict[str, str]:
     ok = [r for r in rows if r["status"] == "ok"]
     write_llava(ok, out / "llava.json")
     paths = {"samples": str(out / "samples.jsonl"), "llava": str(out / "llava.json")}
-    # Any accepted (expression, box) pair: REC, REG, or REC-shaped task-agnostic output.
-    rec = [r for r in ok if "box" in r["parsed"] and r["parsed"].get("expression")]
-    if rec:
-        write_shikra_rec(({"img_path": r["image"], "bbox": list(denormalize_box(r["parsed"]["box"], r["width"], r["height"])),
-                           "expression": r["parsed"]["expression"], "height": r["height"], "width": r["width"]} for r in rec),
-                         out / "rec_shikra.jsonl")
+    if write_rec(ok, out / "rec_shikra.jsonl"):
         paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
     return paths
+
+
+def write_rec(rows: list[dict], path: Path, extra=lambda row: {}) -> int:
+    """Shikra REC jsonl of every (expression, box) pair among accepted rows: REC, REG, or REC-shaped
+    task-agnostic output, with pixel boxes; ``extra(row)`` adds fields (e.g. a score). Nothing is
+    written when there is none; returns the count."""
+    rec = [r for r in rows if "box" in r["parsed"] and r["parsed"].get("expression")]
+    if not rec:
+        return 0
+    return write_shikra_rec(({"img_path": r["image"], "bbox": list(denormalize_box(r["parsed"]["box"], r["width"], r["height"])),
+                              "expression": r["parsed"]["expression"], "height": r["height"], "width": r["width"], **extra(r)}
+                             for r in rec), path)

@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from genixer.data.exports import write_llava, write_shikra_rec
+from genixer.data.exports import write_llava
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
 from genixer.filtering.selection import select
 from genixer.generation.progress import SampleProgress
@@ -25,11 +25,11 @@ from genixer.generation.writer import (
     ShardWriter,
     read_shards,
     repair_shards,
+    write_rec,
     written_ids,
 )
 from genixer.modules.filter import FilterModule
 from genixer.pipelines import rundir
-from genixer.tasks.boxes import denormalize_box
 
 log = logging.getLogger(__name__)
 SCORER_FILE = "scorer.json"
@@ -53,12 +53,22 @@ def image_root(cfg: DictConfig, run: Path) -> Path:
     return Path(generated["image_root"])
 
 
+def item_index(line: dict) -> int:
+    """k of an item id ``<row id>#<k>``."""
+    return int(line["id"].rsplit("#", 1)[1])
+
+
+def clip_score(row: dict) -> dict:
+    """The released Shikra rows' ``clip_score`` (raw dot product), when the CLIP scorer scored the row."""
+    return {"clip_score": row["scores"]["clip"]["raw"]} if "raw" in row["scores"].get("clip", {}) else {}
+
+
 def annotations(scorer: Scorer, folder: Path) -> dict[str, dict]:
     """Each row's annotation, folded from its item lines in item order."""
     by_row = defaultdict(list)
-    for item_id, line in sorted(read_shards(folder).items(), key=lambda kv: (kv[0].rsplit("#", 1)[0], int(kv[0].rsplit("#", 1)[1]))):
+    for line in read_shards(folder).values():
         by_row[line["row_id"]].append(line)
-    return {row_id: scorer.summarize(lines) for row_id, lines in by_row.items()}
+    return {row_id: scorer.summarize(sorted(lines, key=item_index)) for row_id, lines in by_row.items()}
 
 
 def run(cfg: DictConfig) -> dict:
@@ -136,11 +146,6 @@ def write_selection(out: Path, selected: list[dict]) -> dict[str, str]:
     kept = [r for r in selected if r["kept"]]
     write_llava(kept, out / "llava.json")
     paths = {"selected": str(out / "selected.jsonl"), "llava": str(out / "llava.json")}
-    rec = [r for r in kept if "box" in r["parsed"] and r["parsed"].get("expression")]
-    if rec:
-        write_shikra_rec(({"img_path": r["image"], "bbox": list(denormalize_box(r["parsed"]["box"], r["width"], r["height"])),
-                           "expression": r["parsed"]["expression"], "height": r["height"], "width": r["width"],
-                           **({"clip_score": r["scores"]["clip"]["raw"]} if "raw" in r["scores"].get("clip", {}) else {})}
-                          for r in rec), out / "rec_shikra.jsonl")
+    if write_rec(kept, out / "rec_shikra.jsonl", clip_score):
         paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
     return paths
