@@ -29,7 +29,7 @@ from benchmarks.timing import Stopwatch
 from genixer.filtering.clip import ClipCropScorer, pixel_box, save_open_clip
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.generation.writer import ShardWriter
-from genixer.modules.filter import FilterModule
+from genixer.filtering.module import FilterModule
 from genixer.tasks import normalize_box
 
 WORDS = ("red", "blue", "small", "large", "man", "woman", "dog", "cat", "car", "tree", "left", "right", "front",

@@ -33,7 +33,7 @@ from benchmarks.timing import Stopwatch
 from genixer.data.images import load_rgb
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import ShardWriter, merge
-from genixer.modules.generator import GeneratorModule
+from genixer.training.generator import GeneratorModule
 
 
 def write_images(folder: Path, n: int) -> Path:

@@ -29,9 +29,9 @@ from transformers import FuyuForCausalLM
 from benchmarks.timing import Stopwatch
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
-from genixer.filtering.tiny_fuyu import fuyu_config, fuyu_processor
+from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
 from genixer.generation.writer import ShardWriter
-from genixer.modules.filter import FilterModule
+from genixer.filtering.module import FilterModule
 
 # Fuyu-8B shapes (fuyu_config adds its rotary embedding: theta 25000 on half the head dims).
 FUYU_8B = {"vocab_size": 262144, "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 36,

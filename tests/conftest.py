@@ -21,7 +21,7 @@ def compose_config(primary: str, overrides: list[str]):
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Path:
     """A mini world with 60 train and 12 held-out images (built once per session)."""
-    from genixer.data.mini_world import build_world
+    from genixer.miniworld import build_world
 
     root = tmp_path_factory.mktemp("mini_world")
     build_world(root, seed=0, num_train=60, num_heldout=12)

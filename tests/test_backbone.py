@@ -126,7 +126,7 @@ def test_shikra_prompt_masking_and_white_padding():
 def test_shikra_single_linear_projector_loads_without_custom_code(tmp_path):
     from transformers import LlavaForConditionalGeneration
 
-    from genixer.modules.generator import GeneratorModule
+    from genixer.training.generator import GeneratorModule
 
     backbone, codec = tiny_shikra()
     model = backbone.build(codec)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from genixer.data.mini_world import build_world
+from genixer.miniworld import build_world
 from genixer.data.sources.aokvqa import AOKVQA
 from genixer.data.sources.files import AnnotationError
 from genixer.data.sources.gpt4gen import PH_ED, GPT4GenBoxCoT

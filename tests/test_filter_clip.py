@@ -20,7 +20,7 @@ from genixer.filtering.clip import (
     save_open_clip,
 )
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Rejected
-from genixer.modules.filter import FilterModule
+from genixer.filtering.module import FilterModule
 from genixer.tasks import EXPR, format_box, format_qa
 
 TINY_CLIP = {

@@ -14,9 +14,9 @@ from genixer.backbones.conversation import Conversation
 from genixer.backbones.llava import TinyLlava
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, LlavaJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset
-from genixer.filtering.tiny_fuyu import fuyu_config, fuyu_processor
+from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
 from genixer.generation.writer import ShardWriter
-from genixer.modules.filter import FilterModule
+from genixer.filtering.module import FilterModule
 
 SYSTEM = "A chat between a curious user and an artificial intelligence assistant."
 QA = [("What color is the star?", "red"), ("How many circles are there?", "There are three circles."),

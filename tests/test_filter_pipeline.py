@@ -163,7 +163,7 @@ def test_resume_after_kill_matches_uninterrupted_run(generation_run, reference, 
 
 
 def test_oracle_precision_recall_of_a_selection(small_world):
-    from genixer.evaluation.mini_world import MiniWorldOracle, format_filter_table
+    from genixer.miniworld.evaluator import MiniWorldOracle, format_filter_table
 
     ann = small_world / "annotations"
     bench = MiniWorldOracle(str(ann / "instances_train.json"), str(ann / "v2_mini_train_annotations.json"))

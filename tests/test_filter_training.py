@@ -13,7 +13,7 @@ from conftest import ROOT, compose_config
 from hydra.utils import instantiate
 from PIL import Image
 
-from genixer.data.clip_pairs import (
+from genixer.miniworld.models.clip_pairs import (
     CAPTION,
     CROP,
     NEGATIVE,
@@ -26,14 +26,14 @@ from genixer.data.clip_pairs import (
     phrase_codes,
     positives,
 )
-from genixer.data.mini_world import Oracle
-from genixer.data.mini_world.grammar import box_iou
+from genixer.miniworld import Oracle
+from genixer.miniworld.grammar import box_iou
 from genixer.data.sources.files import read_json
-from genixer.data.verification import YES, TwinSampler, describes
-from genixer.evaluation import filter_models
+from genixer.miniworld.models.verification import YES, TwinSampler, describes
+from genixer.miniworld.models import heldout as filter_models
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
-from genixer.modules.clip_pretrain import MultiPositiveClipLoss
+from genixer.training.clip import MultiPositiveClipLoss
 from genixer.pipelines import train
 from genixer.tasks.mc_vqa import parse_mc_pair
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genixer.data.mini_world import (
+from genixer.miniworld import (
     ANNOTATION_FILES,
     CENTRAL_BOX,
     COLORS,

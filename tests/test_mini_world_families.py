@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genixer.data.mini_world import (
+from genixer.miniworld import (
     ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, Baselines, Oracle, build_world, groups_from_seq,
     majority_answers,
 )

@@ -114,7 +114,7 @@ def test_exports_round_trip(tmp_path):
 
 
 def test_world_is_built_once(tmp_path):
-    from genixer.pipelines.world import ensure_world
+    from genixer.miniworld.ensure import ensure_world
 
     root = ensure_world(str(tmp_path / "w"), seed=0, num_train=5, num_heldout=2)
     stamp = (root / "world.json").stat().st_mtime_ns

@@ -48,7 +48,7 @@ def test_static_cache_loop_matches_hf_generate():
     from conftest import ROOT
     from genixer.backbones.llava import PretrainedLlava
     from genixer.generation.queries import PromptCollator
-    from genixer.modules.generator import GeneratorModule
+    from genixer.training.generator import GeneratorModule
 
     backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
     codec = backbone.codec()

@@ -6,8 +6,8 @@ import json
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from genixer.evaluation.mini_world import examples, format_filter_table, format_table
-from genixer.pipelines import rundir
+from genixer.miniworld.evaluator import examples, format_filter_table, format_table
+from genixer.runs import layout as rundir
 
 
 def run(cfg: DictConfig) -> dict:

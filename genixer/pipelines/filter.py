@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from genixer.data.exports import write_llava
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
 from genixer.filtering.selection import select
-from genixer.generation.progress import SampleProgress
+from genixer.runs.progress import SampleProgress
 from genixer.generation.writer import (
     ShardWriter,
     read_shards,
@@ -28,8 +28,8 @@ from genixer.generation.writer import (
     write_rec,
     written_ids,
 )
-from genixer.modules.filter import FilterModule
-from genixer.pipelines import rundir
+from genixer.filtering.module import FilterModule
+from genixer.runs import layout as rundir
 
 log = logging.getLogger(__name__)
 SCORER_FILE = "scorer.json"

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
-from genixer.generation.progress import SampleProgress
+from genixer.runs.progress import SampleProgress
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.writer import (
     SHARD_DIR,
@@ -25,7 +25,7 @@ from genixer.generation.writer import (
     write_exports,
     written_ids,
 )
-from genixer.pipelines import rundir
+from genixer.runs import layout as rundir
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genixer.backbones.llava import CHECKPOINT_DIR
-from genixer.pipelines import rundir
+from genixer.runs import layout as rundir
 
 log = logging.getLogger(__name__)
 

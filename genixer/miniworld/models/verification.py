@@ -25,11 +25,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from genixer.backbones.codec import Codec
 from genixer.data.images import load_rgb
 from genixer.data.instructions import TrainCollator
-from genixer.data.mini_world import COLORS, SHAPES, Oracle, Scene, normalize_answer
-from genixer.data.mini_world.families_text import aokvqa_question
-from genixer.data.mini_world.grammar import ANSWER_KIND
-from genixer.data.mini_world.language import make_questions
-from genixer.data.mini_world.longform import long_answer
+from genixer.miniworld import COLORS, SHAPES, Oracle, Scene, normalize_answer
+from genixer.miniworld.families_text import aokvqa_question
+from genixer.miniworld.grammar import ANSWER_KIND
+from genixer.miniworld.language import make_questions
+from genixer.miniworld.longform import long_answer
 from genixer.data.sources.files import read_json
 from genixer.filtering.judge import FUYU_PROMPT, Judge, qa_pairs
 from genixer.tasks.mc_vqa import LETTERS

@@ -12,7 +12,7 @@ from genixer.backbones.codec import Codec
 from genixer.backbones.llava import parts
 from genixer.generation.decoding import decode_static
 from genixer.generation.sampling import PerSampleSampler
-from genixer.modules import optim
+from genixer.training import optim
 
 
 class GeneratorModule(L.LightningModule):

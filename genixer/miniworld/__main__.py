@@ -1,4 +1,4 @@
-"""CLI: python -m genixer.data.mini_world --root DIR [--seed 0 --num-train 2000 --num-heldout 200 --workers 0]."""
+"""CLI: python -m genixer.miniworld --root DIR [--seed 0 --num-train 2000 --num-heldout 200 --workers 0]."""
 
 import argparse
 from pathlib import Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from genixer.data.mini_world import VERSION, build_world
+from genixer.miniworld import VERSION, build_world
 
 
 def ensure_world(root: str, seed: int, num_train: int, num_heldout: int, workers: int = 0, fresh: bool = False) -> Path:

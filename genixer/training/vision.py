@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genixer.backbones.llava import VISION_DIR
-from genixer.modules import optim
+from genixer.training import optim
 
 
 class VisionPretrainModule(L.LightningModule):

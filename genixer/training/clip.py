@@ -13,7 +13,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preproc
 from torch.nn import functional as F
 
 from genixer.filtering.clip import save_open_clip
-from genixer.modules import optim
+from genixer.training import optim
 
 
 class MultiPositiveClipLoss(ClipLoss):

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from genixer.data.mini_world import Baselines, Oracle, majority_answers
+from genixer.miniworld import Baselines, Oracle, majority_answers
 
 # task name -> (family checked, what its accuracy means)
 FAMILIES = {

@@ -8,11 +8,11 @@ mismatched ones: the crop of an object whose colour or shape contradicts the exp
 badly placed box (IoU < 0.5 with every object) at the object, each also reported alone.
 
 ``judge``: accuracy and AUC of P(Yes) on balanced true / corrupted QA pairs of the held-out
-images (``genixer.data.verification``), per checkpoint (e.g. the fine-tuned judge and the
+images (``genixer.miniworld.models.verification``), per checkpoint (e.g. the fine-tuned judge and the
 generator it started from).
 
-    python -m genixer.evaluation.filter_models clip CHECKPOINT --world ROOT [--out FILE]
-    python -m genixer.evaluation.filter_models judge CHECKPOINT [CHECKPOINT ...] --world ROOT [--out FILE]
+    python -m genixer.miniworld.models.heldout clip CHECKPOINT --world ROOT [--out FILE]
+    python -m genixer.miniworld.models.heldout judge CHECKPOINT [CHECKPOINT ...] --world ROOT [--out FILE]
 """
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ import torch
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import binary_auroc
 
-from genixer.data.clip_pairs import ATTRIBUTES, CODES, UNSAID, off_box, phrase_codes
-from genixer.data.mini_world import Oracle
-from genixer.data.mini_world.language import describe
+from genixer.miniworld.models.clip_pairs import ATTRIBUTES, CODES, UNSAID, off_box, phrase_codes
+from genixer.miniworld import Oracle
+from genixer.miniworld.language import describe
 from genixer.data.sources.files import read_json
-from genixer.data.verification import YES, heldout_annotations, verification_records
+from genixer.miniworld.models.verification import YES, heldout_annotations, verification_records
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
-from genixer.modules.filter import FilterModule
+from genixer.filtering.module import FilterModule
 
 HELDOUT = "annotations/instances_heldout.json"
 
@@ -150,7 +150,7 @@ def judge_metrics(records: list[dict], lines: dict[str, dict]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m genixer.evaluation.filter_models", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m genixer.miniworld.models.heldout", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", choices=("clip", "judge"))
     parser.add_argument("checkpoints", nargs="+", help="checkpoint dirs (run dirs work for the judge)")
     parser.add_argument("--world", required=True, type=Path, help="mini world root (with its held-out split)")

@@ -28,8 +28,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genixer.data.images import load_rgb
-from genixer.data.mini_world import COLORS, SHAPES
-from genixer.data.mini_world.grammar import (
+from genixer.miniworld import COLORS, SHAPES
+from genixer.miniworld.grammar import (
     EXPRESSION,
     MIN_IOU,
     attrs,

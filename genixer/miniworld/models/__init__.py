@@ -1,0 +1,1 @@
+"""The mini world's own models: training data (dense labels, CLIP pairs, verification pairs), a tiny Fuyu, held-out checks."""

@@ -1,1 +1,0 @@
-"""LightningModules: generator training + prediction, vision-tower pretraining."""

@@ -1,0 +1,1 @@
+"""Training: LightningModules for generators, vision towers and CLIP, and their optimizer schedules."""
