@@ -22,12 +22,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # make demo          : shipped mini-world generators -> generate every family -> filter (judge + CLIP) -> oracle tables
-# make demo TRAIN=1  : the whole recipe from scratch on this machine (time-boxed), then the same
+# make demo TRAIN=1  : the whole recipe from scratch on this machine (time-boxed here: trainer.max_time), then the same
 demo: $(STAMP)
 	rm -rf $(DEMO)
 ifeq ($(TRAIN),1)
-	$(PY) train.py experiment=mini_world_cpu_vision hydra.run.dir=$(DEMO)/train/vision
-	$(PY) train.py experiment=mini_world_cpu_generator backbone.vision_init=$(DEMO)/train/vision hydra.run.dir=$(DEMO)/train/generator
+	$(PY) train.py experiment=mini_world_cpu_vision trainer.max_time=00:00:02:00 hydra.run.dir=$(DEMO)/train/vision
+	$(PY) train.py experiment=mini_world_cpu_generator backbone.vision_init=$(DEMO)/train/vision \
+		trainer.max_time=00:00:08:00 hydra.run.dir=$(DEMO)/train/generator
 	$(MAKE) --no-print-directory demo-generate GENERATOR=$(DEMO)/train/generator
 else
 	$(MAKE) --no-print-directory demo-generate

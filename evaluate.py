@@ -5,15 +5,21 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from genixer.runs.naming import register_resolvers
+
 # Config paths resolve from the repository root unless GENIXER_ROOT says otherwise.
 os.environ.setdefault("GENIXER_ROOT", str(Path(__file__).resolve().parent))
+# The run dirs in conf/hydra use genixer.* resolvers: registered before Hydra composes.
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     from genixer.pipelines import evaluate
+    from genixer.pipelines.checks import metric_value
 
-    evaluate.run(cfg)
+    # A sweeper (e.g. Optuna) optimizes what main returns: optimized_metric names it.
+    return metric_value(evaluate.run(cfg), cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from benchmarks.timing import Stopwatch
-from genixer.filtering.clip import ClipCropScorer, pixel_box, save_open_clip
+from genixer.backbones.open_clip import save_open_clip
+from genixer.filtering.clip import ClipCropScorer, pixel_box
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
-from genixer.generation.writer import ShardWriter
+from genixer.runs.shards import ShardWriter
 from genixer.filtering.module import FilterModule
 from genixer.tasks import normalize_box
 
@@ -51,10 +52,10 @@ def write_rows(folder: Path, n_items: int, per_image: int, seed: int = 0) -> lis
         for k in range(min(per_image, n_items - len(rows))):
             w, h = rng.randint(60, 400), rng.randint(60, 300)
             x, y = rng.randint(0, SIZE[0] - w), rng.randint(0, SIZE[1] - h)
-            parsed = {"expression": " ".join(rng.choices(WORDS, k=rng.randint(2, 10))),
+            region = {"expression": " ".join(rng.choices(WORDS, k=rng.randint(2, 10))),
                       "box": list(normalize_box([x, y, x + w, y + h], *SIZE))}
             rows.append({"id": f"{i:05d}/rec/{k}", "image": f"{i:05d}.jpg", "width": SIZE[0], "height": SIZE[1],
-                         "status": "ok", "parsed": parsed})
+                         "status": "ok", "family": "rec", "regions": [region]})
     return rows
 
 
@@ -127,7 +128,7 @@ def main() -> None:
     loader = DataLoader(ItemDataset(scorer, items, work / "images"), batch_size=args.batch_size,
                         num_workers=args.workers, collate_fn=ItemCollator(scorer), pin_memory=not args.tiny)
     trainer = L.Trainer(accelerator=accelerator, devices=1, precision="bf16-true", logger=False,
-                        callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False, enable_progress_bar=False)
+                        callbacks=[ShardWriter(work / "run/shards"), stopwatch], enable_model_summary=False, enable_progress_bar=False)
     start = time.perf_counter()
     trainer.predict(module, loader, return_predictions=False)
     seconds = time.perf_counter() - start

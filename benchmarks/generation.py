@@ -32,8 +32,10 @@ from benchmarks.llava7b import (
 from benchmarks.timing import Stopwatch
 from genixer.data.images import load_rgb
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
-from genixer.generation.writer import ShardWriter, merge
-from genixer.training.generator import GeneratorModule
+from genixer.generation.records import merge
+from genixer.runs.shards import ShardWriter
+from genixer.generation.module import GenerationModule
+from genixer.generation.settings import Decoding
 
 
 def write_images(folder: Path, n: int) -> Path:
@@ -94,19 +96,19 @@ def main() -> None:
     dataset = PromptDataset(load_queries(queries), work / "images", task, codec, 1, 0)
     order = dataset.by_prompt_length(list(range(len(dataset))))
     lengths = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in order]
-    module = GeneratorModule(None, codec, generation=dict(cache=args.cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS))
+    module = GenerationModule(None, codec, Decoding.from_config(dict(cache=args.cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)))
     module.model = model
     loader = DataLoader(Subset(dataset, order), batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=PromptCollator(codec.tokenizer.pad_token_id), pin_memory=True)
     stopwatch = Stopwatch()
     trainer = L.Trainer(accelerator="gpu", devices=world, strategy="ddp" if world > 1 else "auto", precision="bf16-true",
-                        logger=False, callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False,
+                        logger=False, callbacks=[ShardWriter(work / "run/shards"), stopwatch], enable_model_summary=False,
                         enable_progress_bar=False)
     trainer.predict(module, loader, return_predictions=False)
     if rank != 0:
         return
     start = time.perf_counter()
-    rows, counts = merge(work / "run", task, {"generator": "random LLaVA-1.5-7B shape"})
+    rows, counts = merge(work / "run/shards", task, {"generator": "random LLaVA-1.5-7B shape"})
     seconds = stopwatch.seconds + time.perf_counter() - start
     ours_rps = len(rows) / seconds
 

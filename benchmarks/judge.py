@@ -1,6 +1,6 @@
 """Judge benchmark at Fuyu-8B shape (random weights, bf16), baseline in the same process.
 
-(a) the original's loop (spec §7.1): per item PIL load, FuyuProcessor, sampled ``generate`` (10 new
+(a) the original's loop (docs/original.md §4): per item PIL load, FuyuProcessor, sampled ``generate`` (10 new
 tokens, top-k 10, top-p 0.95, scores kept) at batch 1, then its probability from
 ``compute_transition_scores``; (b) our filter stage end to end: ItemDataset in DataLoader workers,
 FilterModule, Lightning predict (bf16-true), shard writer; (c) the model forward alone on a
@@ -30,7 +30,7 @@ from benchmarks.timing import Stopwatch
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
-from genixer.generation.writer import ShardWriter
+from genixer.runs.shards import ShardWriter
 from genixer.filtering.module import FilterModule
 
 # Fuyu-8B shapes (fuyu_config adds its rotary embedding: theta 25000 on half the head dims).
@@ -47,7 +47,7 @@ ORIGINAL_GENERATION = {"max_new_tokens": 10, "do_sample": True, "top_p": 0.95, "
 
 
 def original_probability(model: nn.Module, out) -> float:
-    """``getavgjointprob``: the product over all n new tokens, but the (n-1)-th root (spec §7.1)."""
+    """``getavgjointprob``: the product over all n new tokens, but the (n-1)-th root (docs/original.md §4)."""
     p = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0].float().exp()
     return p.prod().item() ** (1 / (len(p) - 1))
 
@@ -56,8 +56,8 @@ def write_rows(folder: Path, n: int, height: int, width: int) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         Image.effect_noise((width, height), 40 + i % 50).convert("RGB").save(folder / f"{i:05d}.jpg", quality=90)
-    return [{"id": f"{i}/common_vqa/0", "image": f"{i:05d}.jpg", "task": "common_vqa", "status": "ok",
-             "parsed": dict(zip(("question", "answer"), QA[i % len(QA)]))} for i in range(n)]
+    return [{"id": f"{i}/common_vqa/0", "image": f"{i:05d}.jpg", "task": "common_vqa", "status": "ok", "family": "common_vqa",
+             "qa_pairs": [dict(zip(("question", "answer"), QA[i % len(QA)]))]} for i in range(n)]
 
 
 def sync(device: str) -> float:
@@ -119,7 +119,7 @@ def main() -> None:
     loader = DataLoader(ItemDataset(scorer, items, work / "images"), batch_size=args.batch_size,
                         num_workers=args.workers, collate_fn=ItemCollator(scorer), pin_memory=device == "cuda")
     trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision="bf16-true",
-                        logger=False, callbacks=[ShardWriter(work / "run"), stopwatch], enable_model_summary=False,
+                        logger=False, callbacks=[ShardWriter(work / "run/shards"), stopwatch], enable_model_summary=False,
                         enable_progress_bar=False)
     start = sync(device)
     trainer.predict(module, loader, return_predictions=False)

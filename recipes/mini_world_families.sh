@@ -14,6 +14,7 @@ case $which in
 esac
 $py train.py experiment=$vision hydra.run.dir="$runs/${tag}_vision" > "$runs/${tag}_vision.log" 2>&1
 tail -n 1 "$runs/${tag}_vision.log"
-$py train.py experiment=$generator backbone.vision_init="$runs/${tag}_vision" \
+# trainer.max_time: the cap the shipped checkpoints were trained under (one device call).
+$py train.py experiment=$generator backbone.vision_init="$runs/${tag}_vision" trainer.max_time=00:00:07:00 \
   hydra.run.dir="$runs/${tag}_generator" > "$runs/${tag}_generator.log" 2>&1
 tail -n 1 "$runs/${tag}_generator.log"

@@ -21,13 +21,14 @@ world=$GENIXER_DATA/mini_world
 mkdir -p "$runs"
 
 if [[ $which != judge ]]; then
-  $py train.py experiment=mini_world_clip hydra.run.dir="$runs/clip" "${overrides[@]}" > "$runs/clip.log" 2>&1
+  # trainer.max_time: the cap the shipped model was trained under (one device call); overrides come after it.
+  $py train.py experiment=mini_world_clip trainer.max_time=00:00:04:00 hydra.run.dir="$runs/clip" "${overrides[@]}" > "$runs/clip.log" 2>&1
   tail -n 1 "$runs/clip.log"
   $py -m genixer.miniworld.models.heldout clip "$runs/clip/checkpoint" --world "$world" \
     --out "$runs/heldout_clip.json" "${eval_args[@]}"
 fi
 if [[ $which != clip ]]; then
-  $py train.py experiment=mini_world_judge hydra.run.dir="$runs/judge" "${overrides[@]}" > "$runs/judge.log" 2>&1
+  $py train.py experiment=mini_world_judge trainer.max_time=00:00:04:00 hydra.run.dir="$runs/judge" "${overrides[@]}" > "$runs/judge.log" 2>&1
   tail -n 1 "$runs/judge.log"
   $py -m genixer.miniworld.models.heldout judge "$runs/judge/checkpoint" checkpoints/genixer_l_mini_all \
     --world "$world" --out "$runs/heldout_judge.json" "${eval_args[@]}"

@@ -47,3 +47,40 @@ def kill_after_lines(command: list[str], env: dict, shard: Path, lines: int = 3)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL, "the first run should have been killed mid-way"
+
+
+_TASKS: dict = {}
+
+
+def task(name: str):
+    """``conf/task/<name>.yaml`` instantiated as generation does (cached)."""
+    from hydra.utils import instantiate
+
+    if name not in _TASKS:
+        _TASKS[name] = instantiate(compose_config("generate", [f"task={name}"]).task)
+    return _TASKS[name]
+
+
+def generated(task_name: str, text: str, row_id: str, image: str, **extra) -> dict:
+    """A generation row as the pipeline merges it: the task parses ``text`` and writes its typed fields."""
+    from genixer.generation.records import finish_row
+
+    row = {"id": row_id, "image": image, "task": task_name, "template_id": 0, "text": text, **extra}
+    return finish_row(row, task(task_name), {})
+
+
+def accepted(task_name: str, record: dict, row_id: str, image: str, **extra) -> dict:
+    """An accepted generation row for a known record: the task writes its typed fields."""
+    return {"id": row_id, "image": image, "task": task_name, "status": "ok", **task(task_name).fields(record), **extra}
+
+
+def write_generation_run(run: Path, rows: list[dict], image_root: Path, **inputs) -> Path:
+    """A finished generation run dir holding ``rows`` (``samples.jsonl`` + the manifest a later stage reads)."""
+    import json
+
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {"stage": "generate", "rows": len(rows), "status": "ok",
+                "inputs": {"generator": "by-hand", "task": "mixed", "image_root": str(image_root), **inputs}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run

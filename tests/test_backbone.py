@@ -138,7 +138,21 @@ def test_shikra_single_linear_projector_loads_without_custom_code(tmp_path):
     assert torch.allclose(reloaded.model.multi_modal_projector(x), projector.linear_1(x), atol=1e-6)
     codec2 = PretrainedLlava(str(tmp_path)).codec()
     assert (codec2.image_prefix, codec2.image_token, codec2.image.pad_color) == ("<im_start>", "<im_patch>", (255, 255, 255))
-    module = GeneratorModule(PretrainedLlava(str(tmp_path)), codec2, trainable=("projector",))
+    module = GeneratorModule(PretrainedLlava(str(tmp_path)), codec2, torch.optim.AdamW, trainable=("projector",))
     module.configure_model()
     trained = {n for n, p in module.model.named_parameters() if p.requires_grad}
     assert trained == {"model.multi_modal_projector.linear_1.weight", "model.multi_modal_projector.linear_1.bias"}
+
+
+def test_backbones_declare_their_sharding_blocks(tmp_path):
+    """The decoder-layer classes a sharded strategy wraps come from the backbone, without building a model."""
+    from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+
+    from genixer.backbones.protocol import Backbone
+
+    backbone, codec = tiny_codec()
+    assert isinstance(backbone, Backbone) and backbone.decoder_layers == (LlamaDecoderLayer, CLIPEncoderLayer)
+    backbone.save(backbone.build(codec), codec, tmp_path)
+    pretrained = PretrainedLlava(str(tmp_path))
+    assert isinstance(pretrained, Backbone) and pretrained.decoder_layers == (LlamaDecoderLayer, CLIPEncoderLayer)

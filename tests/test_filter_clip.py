@@ -1,4 +1,4 @@
-"""CLIP REC crop scorer: row parsing over every REC template, box rules, exact scores, the filter module."""
+"""CLIP crop scorer: items from the regions tasks write (every REC template), box rules, exact scores, the filter module."""
 from __future__ import annotations
 
 import math
@@ -7,21 +7,15 @@ import lightning as L
 import open_clip
 import pytest
 import torch
-from conftest import compose_config
-from hydra.utils import instantiate
+from conftest import generated, task
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from genixer.filtering.clip import (
-    ClipCropScorer,
-    check_box,
-    pixel_box,
-    preprocess_config,
-    save_open_clip,
-)
+from genixer.backbones.open_clip import preprocess_config, save_open_clip
+from genixer.filtering.clip import ClipCropScorer, check_box, pixel_box
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Rejected
 from genixer.filtering.module import FilterModule
-from genixer.tasks import EXPR, format_box, format_qa
+from genixer.tasks import EXPR, Region, format_box, format_qa
 
 TINY_CLIP = {
     "embed_dim": 32,
@@ -57,8 +51,9 @@ def images(tmp_path_factory):
 
 
 def row(row_id: str, image: str, box, expression, width=200, height=100, **extra) -> dict:
-    parsed = {"question": f"Where is {expression}?", "expression": expression, "box": box}
-    return {"id": row_id, "image": image, "width": width, "height": height, "status": "ok", "parsed": parsed, **extra}
+    """An accepted row with one region, as a REC task writes it."""
+    fields = task("rec").fields({"question": f"Where is {expression}?", "expression": expression, "box": tuple(box)})
+    return {"id": row_id, "image": image, "width": width, "height": height, "status": "ok", **fields, **extra}
 
 
 def direct_scores(model, image_path, box_px, expression) -> tuple[float, float]:
@@ -73,37 +68,30 @@ def direct_scores(model, image_path, box_px, expression) -> tuple[float, float]:
 
 # ---- rows -> items ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source", ["conf", "builtin"])
-def test_every_rec_template_parses_back(source, tiny, tmp_path):
-    """A text-only row written with any REC question template yields its expression and box."""
-    task = instantiate(compose_config("generate", [f"paths.output_dir={tmp_path}", "task=rec"]).task)
-    scorer = ClipCropScorer(checkpoint=str(tiny[1]), task=task if source == "conf" else None)
-    assert len(task.questions) == 36
-    for k, template in enumerate(task.questions.templates):
+def test_every_rec_template_gives_its_region(scorer):
+    """A generated REC sample written with any question template yields its expression and box."""
+    rec = task("rec")
+    assert len(rec.questions) == 36
+    for k, template in enumerate(rec.questions.templates):
         text = format_qa(template.replace(EXPR, EXPRESSION), format_box(BOX))
-        base = {"id": f"img/rec/{k}", "image": "wide.png", "width": 200, "height": 100, "status": "ok"}
-        human, gpt = text.removeprefix("Question: ").split(" Answer: ")
-        conversations = [{"from": "human", "value": f"<image>\n{human}"}, {"from": "gpt", "value": gpt}]
-        for variant in ({"text": text}, {"conversations": conversations}):
-            [item] = scorer.items({**base, **variant})
-            assert (item["expression"], item["box"], item["id"]) == (EXPRESSION, tuple(BOX), f"img/rec/{k}#0"), template
+        [item] = scorer.items(generated("rec", text, f"img/rec/{k}", "wide.png"))
+        assert (item["expression"], item["box"], item["id"]) == (EXPRESSION, BOX, f"img/rec/{k}#0"), template
 
 
-def test_items_from_parsed_rows_of_each_task(scorer):
-    rec = row("1/rec/0", "wide.png", BOX, "the green square")
-    reg = {**row("1/reg/0", "wide.png", BOX, "the purple star"), "task": "reg"}
-    agnostic_rec = row("1/agnostic/0", "wide.png", BOX, "the purple circle")
-    agnostic_rec["parsed"]["task"] = "rec"
-    assert [scorer.items(r)[0]["expression"] for r in (rec, reg, agnostic_rec)] == [
-        "the green square", "the purple star", "the purple circle"]
-    item = scorer.items(rec)[0]
-    assert item == {"id": "1/rec/0#0", "row_id": "1/rec/0", "image": "wide.png", "width": 200, "height": 100,
-                    "box": BOX, "expression": "the green square"}
-    # Not REC-shaped or not ok: nothing to score.
-    common = {**rec, "parsed": {"task": "common_vqa", "question": "What?", "answer": "A cat."}}
-    point = {**rec, "parsed": {"question": "What is this?", "box": BOX, "answer": "A cat."}}
-    assert scorer.items(common) == scorer.items(point) == scorer.items({**rec, "status": "rejected"}) == []
-    assert scorer.items({"id": "x", "image": "wide.png", "status": "ok", "text": "Question: Why? Answer: Yes."}) == []
+def test_items_from_the_regions_of_each_task(scorer):
+    """One item per region: REC, REG and REC-shaped task-agnostic rows; none for other families."""
+    box = format_box(BOX)
+    rows = [generated("rec", f"Question: Where is the green square? Answer: {box}", "1/rec/0", "wide.png"),
+            generated("reg", f"Question: What is in {box}? Answer: the purple star.", "1/reg/0", "wide.png"),
+            generated("agnostic", f"Question: Where is the purple circle? Answer: {box}", "1/agnostic/0", "wide.png")]
+    assert [scorer.items(r)[0]["expression"] for r in rows] == ["the green square", "the purple star", "the purple circle"]
+    assert scorer.items(rows[0]) == [{"id": "1/rec/0#0", "row_id": "1/rec/0", "image": "wide.png", "box": BOX,
+                                      "expression": "the green square"}]
+    assert task("rec").regions(rows[0]["parsed"]) == [Region("the green square", tuple(BOX))]
+    # Not a region or not ok: nothing to score.
+    common = generated("common_vqa", "Question: What? Answer: A cat.", "1/common_vqa/0", "wide.png")
+    point = generated("pointqa_local", f"Question: What is this?{box} Answer: A cat.", "1/pointqa_local/0", "wide.png")
+    assert scorer.items(common) == scorer.items(point) == scorer.items({**rows[0], "status": "rejected"}) == []
 
 
 # ---- boxes --------------------------------------------------------------------------------------
@@ -150,7 +138,7 @@ def test_load_failures_become_reasoned_rows(scorer, images):
     # The decoded size is the frame when the row's size disagrees with the file.
     assert loaded[0]["inputs"]["crop"].tolist() == [100, 100]
     assert loaded[0]["inputs"]["image"].shape == (3, 32, 32)
-    expected = [("rejected", "crop 49x50 px under min side 50"), ("error", "FileNotFoundError: "),
+    expected = [("rejected", "crop 49x50 px under min side 50"), ("error", "image: FileNotFoundError: "),
                 ("rejected", "no expression: the question matches no REC template"),
                 ("rejected", "box [0.0, 0.0, 1.5, 1.0] outside [0, 1]")]
     for got, (status, reason) in zip(loaded[1:], expected, strict=True):
@@ -232,11 +220,14 @@ def test_filter_module_predict_end_to_end(tiny, scorer, images):
     assert sorted(lines) == ["a/rec/0#0", "b/rec/0#0", "c/rec/0#0", "d/rec/0#0"]
     summary = {r["id"]: scorer.summarize([lines[f"{r['id']}#0"]]) for r in rows}
     assert summary["c/rec/0"]["status"] == "error" and "FileNotFoundError" in summary["c/rec/0"]["reason"]
-    assert summary["d/rec/0"] == {"status": "rejected", "reason": "crop 20x10 px under min side 50"}
+    assert summary["d/rec/0"] == {"raw": [None], "clipscore": [None], "cosine": [None], "crop": [None],
+                                  "status": "rejected", "reason": "crop 20x10 px under min side 50"}
     for r in rows[:2]:
-        x1, y1, x2, y2 = pixel_box(r["parsed"]["box"], *Image.open(images / r["image"]).size, 1)
-        raw, cosine = direct_scores(model, (images / r["image"], directory), (x1, y1, x2, y2), r["parsed"]["expression"])
+        [region] = r["regions"]
+        x1, y1, x2, y2 = pixel_box(region["box"], *Image.open(images / r["image"]).size, 1)
+        raw, cosine = direct_scores(model, (images / r["image"], directory), (x1, y1, x2, y2), region["expression"])
         got = summary[r["id"]]
-        assert got.pop("crop") == [x2 - x1, y2 - y1]
-        assert got == pytest.approx({"raw": raw, "clipscore": 2.5 * max(cosine, 0.0), "cosine": cosine}, abs=1e-5)
-    assert scorer.summarize([]) == {}
+        assert got.pop("crop") == [[x2 - x1, y2 - y1]]
+        assert {k: v[0] for k, v in got.items()} == pytest.approx(
+            {"raw": raw, "clipscore": 2.5 * max(cosine, 0.0), "cosine": cosine}, abs=1e-5)
+    assert scorer.summarize([]) == {"raw": [], "clipscore": [], "cosine": [], "crop": []}

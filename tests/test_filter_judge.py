@@ -10,12 +10,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from transformers import FuyuForCausalLM, LlavaProcessor
 
+from conftest import generated
 from genixer.backbones.conversation import Conversation
 from genixer.backbones.llava import TinyLlava
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, LlavaJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset
 from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
-from genixer.generation.writer import ShardWriter
+from genixer.runs.shards import ShardWriter
 from genixer.filtering.module import FilterModule
 
 SYSTEM = "A chat between a curious user and an artificial intelligence assistant."
@@ -29,19 +30,14 @@ YES_FORMS = [p + w for w in ("Yes", "yes", "YES") for p in ("", "▁")]
 NO_FORMS = [p + w for w in ("No", "no", "NO") for p in ("", "▁")]
 
 
-def row(task: str, parsed: dict, image: str = "a.png", status: str = "ok", k: int = 0) -> dict:
-    return {"id": f"1/{task}/{k}", "image": image, "task": task, "status": status, "parsed": parsed}
-
-
+MC = "Question: What is the shape of the green object?\nA. star\nB. circle\nC. square\nAnswer: C"
 ROWS = [
-    row("common_vqa", {"question": "What color is the star?", "answer": "red"}),
-    row("md", {"turns": [{"question": q, "answer": a} for q, a in QA[:2]]}, image="b.png"),
-    row("mc_vqa", {"question": "What is the shape of the green object?", "choices": ["star", "circle", "square"],
-                   "answer_index": 2, "answer": "C"}, image="c.png"),
-    row("agnostic", {"task": "common_vqa", "question": "Is there a star?", "answer": "yes"}),
-    row("agnostic", {"task": "rec", "question": "Where is the star?", "expression": "the star",
-                     "box": [0.1, 0.2, 0.3, 0.4]}, k=1),
-    row("long_qa", {"question": "What is here?", "answer": "A red star."}, status="rejected"),
+    generated("common_vqa", "Question: What color is the star? Answer: red", "1/common_vqa/0", "a.png"),
+    generated("md", "\n".join(f"Question: {q}\nAnswer: {a}" for q, a in QA[:2]), "1/md/0", "b.png"),
+    generated("mc_vqa", MC, "1/mc_vqa/0", "c.png"),
+    generated("agnostic", "Question: Is there a star? Answer: yes", "1/agnostic/0", "a.png"),
+    generated("agnostic", "Question: Where is the star? Answer: [0.100,0.200,0.300,0.400]", "1/agnostic/1", "a.png"),
+    {"id": "1/long_qa/0", "image": "a.png", "task": "long_qa", "status": "rejected", "reason": "answer too short"},
 ]
 
 
@@ -100,6 +96,7 @@ def test_items_one_per_qa_pair_of_judged_families():
     assert [(i["question"], i["answer"], i["pair"], i["image"]) for i in md] == [(*QA[0], 0, "b.png"), (*QA[1], 1, "b.png")]
     mc = next(i for i in items if i["row_id"] == "1/mc_vqa/0")
     assert (mc["question"], mc["answer"]) == QA[2]
+    assert ROWS[3]["family"] == "common_vqa" and ROWS[4]["family"] == "rec"
     assert judge.items(ROWS[4]) == []  # REC-shaped agnostic output: a box, no text answer
     assert FuyuJudge("unused", families=["md"]).items(ROWS[0]) == []
     assert judge.text(mc) == ("Here is a question and answer pair. Is 'Question: What is the shape of the green object?"
@@ -181,14 +178,15 @@ def test_missing_image_is_an_error_line_and_summaries(fuyu, images):
     batch = ItemCollator(fuyu)([ItemDataset(fuyu, items, images)[k] for k in range(2)])
     assert batch["failed"] == [{"id": "1/md/0#1", "row_id": "1/md/0", "status": "error",
                                 "reason": batch["failed"][0]["reason"]}]
-    assert batch["failed"][0]["reason"].startswith("FileNotFoundError")
+    assert batch["failed"][0]["reason"].startswith("image: FileNotFoundError")
     lines = fuyu.score(fuyu.build().eval(), batch["inputs"], batch["meta"]) + batch["failed"]
     summary = fuyu.summarize(lines)
     assert summary == {"p_yes": [lines[0]["p_yes"], None], "verdict": [lines[0]["verdict"], None],
                        "p_yes_min": lines[0]["p_yes"], "pairs": 2, "status": "error", "reason": lines[1]["reason"]}
     ok = fuyu.summarize([{"p_yes": 0.8, "verdict": "Yes"}, {"p_yes": 0.3, "verdict": "No"}])
     assert ok == {"p_yes": [0.8, 0.3], "verdict": ["Yes", "No"], "p_yes_min": 0.3, "pairs": 2}
-    assert fuyu.config() == {"architecture": "FuyuJudge", "model": fuyu.path, "prompt": FUYU_PROMPT}
+    assert fuyu.config() == {"architecture": "FuyuJudge", "model": fuyu.path, "prompt": FUYU_PROMPT,
+                             "max_pixels": None, "families": None}
 
 
 def test_filter_module_predicts_both_judges_end_to_end(fuyu, llava, images, tmp_path):
@@ -203,7 +201,7 @@ def test_filter_module_predicts_both_judges_end_to_end(fuyu, llava, images, tmp_
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[ShardWriter(tmp_path)],
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.predict(FilterModule([fuyu, llava]), loaders, return_predictions=False)
-    lines = [json.loads(x) for x in (tmp_path / "shards/rank0.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "rank0.jsonl").read_text().splitlines()]
     assert len(lines) == 12  # predict runs loader 0 (Fuyu), then loader 1 (LLaVA)
     for got, expected in zip((lines[:6], lines[6:]), want):
         errors = [line for line in got if "status" in line]

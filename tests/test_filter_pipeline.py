@@ -12,8 +12,8 @@ import open_clip
 import pytest
 import torch
 
-from conftest import ROOT, kill_after_lines
-from genixer.filtering.clip import save_open_clip
+from conftest import ROOT, accepted, kill_after_lines, write_generation_run
+from genixer.backbones.open_clip import save_open_clip
 from genixer.filtering.selection import Rule, select
 from genixer.tasks.boxes import normalize_box
 
@@ -41,26 +41,22 @@ def test_rules_give_countable_reasons():
 
 @pytest.fixture(scope="module")
 def generation_run(tmp_path_factory, small_world) -> Path:
-    """A generation run dir written by hand from ground truth: QA rows, REC rows, one error, one tiny box."""
+    """A finished generation run dir written by hand from ground truth: QA rows, REC rows, one error, one tiny box."""
     run = tmp_path_factory.mktemp("generated")
     recs = [json.loads(line) for line in (small_world / "annotations/rec_train.jsonl").read_text().splitlines()][:10]
     rows = []
     for k, rec in enumerate(recs):
-        base = {"image": rec["img_path"], "width": rec["width"], "height": rec["height"], "status": "ok"}
-        rows.append({**base, "id": f"{k:03d}/common_vqa/0", "task": "common_vqa",
-                     "parsed": {"question": "What is shown?", "answer": rec["expression"]}, "conversations": [
-                         {"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": rec["expression"]}]})
-        box = normalize_box(rec["bbox"], rec["width"], rec["height"]) if k else [0.1, 0.1, 0.12, 0.12]  # k=0: tiny
-        question = f"Where is {rec['expression']}?"
-        rows.append({**base, "id": f"{k:03d}/rec/0", "task": "rec",
-                     "parsed": {"question": question, "expression": rec["expression"], "box": list(box)},
-                     "conversations": [{"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": str(box)}]})
-    rows.append({"id": "999/md/0", "task": "md", "image": "train/missing.png", "width": 10, "height": 10, "status": "ok",
-                 "parsed": {"turns": [{"question": "a?", "answer": "b"}, {"question": "c?", "answer": "d"}]}, "conversations": []})
+        base = {"image": rec["img_path"], "width": rec["width"], "height": rec["height"]}
+        rows.append(accepted("common_vqa", {"question": "What is shown?", "answer": rec["expression"]},
+                             f"{k:03d}/common_vqa/0", **base))
+        box = normalize_box(rec["bbox"], rec["width"], rec["height"]) if k else (0.1, 0.1, 0.12, 0.12)  # k=0: tiny
+        record = {"question": f"Where is {rec['expression']}?", "expression": rec["expression"], "box": box}
+        rows.append(accepted("rec", record, f"{k:03d}/rec/0", **base))
+    rows.append(accepted("md", {"turns": [{"question": "a?", "answer": "b"}, {"question": "c?", "answer": "d"}]},
+                         "999/md/0", image="train/missing.png", width=10, height=10))
     rows.append({"id": "998/common_vqa/0", "task": "common_vqa", "image": recs[0]["img_path"], "status": "rejected",
                  "reason": "no answer"})
-    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sorted(rows, key=lambda r: r["id"])))
-    (run / "config.yaml").write_text(f"image_root: {small_world / 'images'}\n")
+    write_generation_run(run, sorted(rows, key=lambda r: r["id"]), small_world / "images")
     torch.manual_seed(0)
     save_open_clip(open_clip.CLIP(**TINY_CLIP).eval(), TINY_CLIP, run.parent / "clip")
     return run
@@ -163,7 +159,8 @@ def test_resume_after_kill_matches_uninterrupted_run(generation_run, reference, 
 
 
 def test_oracle_precision_recall_of_a_selection(small_world):
-    from genixer.miniworld.evaluator import MiniWorldOracle, format_filter_table
+    from genixer.evaluation.tables import filter_table
+    from genixer.miniworld.evaluator import MiniWorldOracle
 
     ann = small_world / "annotations"
     bench = MiniWorldOracle(str(ann / "instances_train.json"), str(ann / "v2_mini_train_annotations.json"))
@@ -173,13 +170,13 @@ def test_oracle_precision_recall_of_a_selection(small_world):
         box = list(normalize_box(rec["bbox"], rec["width"], rec["height"]))
         if k % 2:  # a wrong box: the mirror image of the right one
             box = [1 - box[2], 1 - box[3], 1 - box[0], 1 - box[1]]
-        parsed = {"question": f"Where is {rec['expression']}?", "expression": rec["expression"], "box": box}
-        rows.append({"id": str(k), "task": "rec", "image": rec["img_path"], "parsed": parsed, "kept": k < 4})
-    correct = [bench._rec(bench.oracle.image_id(r["image"]), r["parsed"])[0] for r in rows]
+        record = {"question": f"Where is {rec['expression']}?", "expression": rec["expression"], "box": tuple(box)}
+        rows.append(accepted("rec", record, str(k), rec["img_path"], kept=k < 4))
+    correct = [bench.check(r)[0] for r in rows]
     assert sum(correct) >= 3  # mostly the even rows (a mirrored box can still land on a twin)
     result = bench.evaluate_selection(rows)["rec"]
     kept_correct = sum(c for c, r in zip(correct, rows) if r["kept"])
     assert result["n"] == 8 and result["kept"] == 4 and result["correct"] == sum(correct)
     assert result["precision"] == kept_correct / 4 == result["accuracy_kept"]
     assert result["recall"] == kept_correct / sum(correct) and result["accuracy_all"] == sum(correct) / 8
-    assert "rec" in format_filter_table({"run:mini": {"rec": result}})
+    assert "rec" in filter_table({"run:mini": {"rec": result}})

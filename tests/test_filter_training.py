@@ -45,17 +45,19 @@ def overrides(tmp_path: Path, world: Path, experiment: str) -> list[str]:
             "world=mini", "world.num_train=60", "world.num_heldout=12"]
 
 
+def assembled(cfg):
+    """The data module and module as the train pipeline builds them."""
+    return train.assemble(cfg, instantiate(cfg.backbone))
+
+
 @pytest.fixture(scope="module")
 def verification(small_world, tmp_path_factory):
-    return instantiate(compose_config("train", overrides(tmp_path_factory.mktemp("v"), small_world, "mini_world_judge")).data)
+    return assembled(compose_config("train", overrides(tmp_path_factory.mktemp("v"), small_world, "mini_world_judge")))[0]
 
 
 @pytest.fixture(scope="module")
 def clip_setup(small_world, tmp_path_factory):
-    cfg = compose_config("train", overrides(tmp_path_factory.mktemp("c"), small_world, "mini_world_clip"))
-    datamodule, module = instantiate(cfg.data), instantiate(cfg.module)
-    module.bind(datamodule)
-    return datamodule, module
+    return assembled(compose_config("train", overrides(tmp_path_factory.mktemp("c"), small_world, "mini_world_clip")))
 
 
 # verification data ------------------------------------------------------------------------------
@@ -100,8 +102,7 @@ def test_descriptions_match_the_world_captions(small_world):
 
 
 def test_training_text_is_what_the_judge_scores(verification):
-    judge = LlavaJudge(str(JUDGE_INIT))
-    verification.codec = judge.codec
+    judge = LlavaJudge(str(JUDGE_INIT))  # the judge's own codec: the generator it is fine-tuned from
     dataset = verification.train_dataloader().dataset
     yes_ids, no_ids = judge.answer_ids
     for k in (0, 1):  # a Yes record and its No twin
@@ -183,8 +184,8 @@ def test_clip_training_steps_and_export_round_trip(clip_setup, tmp_path):
     module.model.eval()
     image = Image.new("RGB", (40, 24), (200, 30, 30))
     pixels = scorer.transform(image)[None]
-    assert torch.equal(pixels, module.image_transform()(image)[None])
-    assert torch.equal(scorer.tokenizer(["the red circle"]), module.tokenizer()(["the red circle"]))
+    assert torch.equal(pixels, module.codec.image(image)[None])
+    assert torch.equal(scorer.tokenizer(["the red circle"]), module.codec.tokenizer(["the red circle"]))
     with torch.no_grad():
         assert torch.allclose(loaded.encode_image(pixels), module.model.encode_image(pixels), atol=1e-5)
         text = scorer.tokenizer(["the red circle"])
@@ -209,3 +210,10 @@ def test_train_py_and_heldout_checks(tmp_path, small_world):
     metrics = results[str(tmp_path / "judge")]
     assert metrics["failed"] == 0 and metrics["pairs"] > 50 and {"acc_all", "acc_short", "acc_mc"} <= set(metrics)
     assert 0 <= metrics["auc"] <= 1 and 0 < metrics["yes_no_mass"] <= 1
+
+
+def test_auc_of_raw_scores_is_the_pairwise_probability():
+    """Raw CLIP scores (tens) are ranked, not squashed by a float32 sigmoid that would tie them."""
+    positive, negative = [40.0, 30.5, 30.25, 20.0], [30.25, 30.0, 25.0]
+    exact = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative) / 12
+    assert filter_models.auc(positive, negative) == pytest.approx(exact, abs=1e-6) and exact < 1

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, compose_config, kill_after_lines
-from genixer.generation.writer import merge, read_shards, repair_shards, written_ids
+from genixer.generation.records import merge
+from genixer.runs.shards import read_shards, repair_shards, written_ids
 
 N = 24  # 12 held-out images x samples_per_image 2
 COMMON = ["generation.max_new_tokens=20", "samples_per_image=2", "+trainer.enable_progress_bar=false"]
@@ -59,7 +60,7 @@ def reference(tmp_path_factory, small_world) -> list[tuple]:
 def test_two_ddp_processes_match_one_process(tmp_path, small_world, reference):
     # No hydra.run.dir: the run dir derives from the overrides, which leave the process count out.
     run_generate(env_for(tmp_path, small_world), "batch_size=4", "trainer=ddp_cpu")
-    run = tmp_path / "runs/generate/common_vqa/generation.max_new_tokens=20,samples_per_image=2"
+    [run] = [p.parent for p in (tmp_path / "runs/generate/common_vqa").glob("*/manifest.json")]
     rank0, rank1 = shard_ids(run / "shards/rank0.jsonl"), shard_ids(run / "shards/rank1.jsonl")
     assert rank0 and rank1 and not set(rank0) & set(rank1)
     assert len(rank0) + len(rank1) == N and set(rank0) | set(rank1) == {r[0] for r in reference}
@@ -112,13 +113,13 @@ def test_merge_handles_duplicates_and_partial_lines(tmp_path):
     (shards / "rank0.jsonl").write_text(row("a/common_vqa/0", qa) + row("b/common_vqa/0", qa) + '{"id": "c/comm')
     (shards / "rank1.jsonl").write_text(row("b/common_vqa/0", qa) + row("c/common_vqa/0", "no answer here"))
     (shards / "rank2.jsonl").write_text("")
-    assert set(read_shards(tmp_path)) == written_ids(tmp_path) == {"a/common_vqa/0", "b/common_vqa/0", "c/common_vqa/0"}
+    assert set(read_shards(shards)) == written_ids(shards) == {"a/common_vqa/0", "b/common_vqa/0", "c/common_vqa/0"}
 
-    rows, counts = merge(tmp_path, task, {"generator": "g"})
+    rows, counts = merge(shards, task, {"generator": "g"})
     assert [r["id"] for r in rows] == ["a/common_vqa/0", "b/common_vqa/0", "c/common_vqa/0"]
     assert counts["samples"] == 3 and counts["status"]["rejected"] == 1
     assert all(r["provenance"]["generator"] == "g" for r in rows)
 
-    assert repair_shards(tmp_path) == len('{"id": "c/comm')
-    assert (shards / "rank0.jsonl").read_text().endswith("\n") and repair_shards(tmp_path) == 0
+    assert repair_shards(shards) == len('{"id": "c/comm')
+    assert (shards / "rank0.jsonl").read_text().endswith("\n") and repair_shards(shards) == 0
     assert [json.loads(line)["id"] for line in (shards / "rank0.jsonl").read_text().splitlines()] == ["a/common_vqa/0", "b/common_vqa/0"]

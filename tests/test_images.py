@@ -65,3 +65,4 @@ def test_generation_turns_bad_inputs_into_error_rows(inputs, tmp_path_factory):
     assert set(errors) == {"huge.png", "empty.png", "truncated.jpg", "notes.jpg"}
     assert "ImageTooLarge" in errors["huge.png"] and "UnidentifiedImageError" in errors["notes.jpg"]
     assert "truncated" in errors["truncated.jpg"] or "OSError" in errors["truncated.jpg"]
+    assert (rows["huge.jpg"]["width"], rows["huge.jpg"]["height"]) == (3000, 2000)  # decoded smaller, recorded as is

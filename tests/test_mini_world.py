@@ -37,7 +37,7 @@ FROZEN_SHA256 = {
     "annotations/rec_train.jsonl": "ed8ba89d47ab21e5b70e34144e72a36c3dd2289d21cea40ca20ee07b89259524",
     "annotations/v2_OpenEnded_mini_train_questions.json": "0f35333894fb6b5b38f985926627949d1d03e98387f23609b36bc696d7a3971c",
     "annotations/v2_mini_train_annotations.json": "cf0e46905875ec870eabe70a51e4f3f6c9cc0f532d50ab274ef7ae3df0e3a6a2",
-    "queries/heldout.jsonl": "b14581c1e5cfdcbf09b55fa4762d82795a689e2f35785121789b693088a1fd51",
+    "images/heldout.jsonl": "b14581c1e5cfdcbf09b55fa4762d82795a689e2f35785121789b693088a1fd51",  # was queries/
 }
 # Over decoded pixels (not PNG bytes, which depend on the zlib build): relative path, shape, RGB bytes.
 FROZEN_PIXELS_SHA256 = "eb475d72324f21f974aeb392a92c8d1027e9a81bbec0f7f41ce313d828760254"
@@ -173,7 +173,9 @@ def test_rec_captions_llava_queries(world):
         assert (world["images"] / c["image"]).exists()
     queries = [json.loads(line) for line in world["queries_heldout"].read_text().splitlines()]
     assert [q["question_id"] for q in queries] == [1_000_001 + i for i in range(N_HELDOUT)]
-    assert all((world["images"] / q["image"]).exists() for q in queries)
+    assert world["queries_heldout"].parent == world["images"]  # image paths are relative to the file's folder
+    assert all((world["queries_heldout"].parent / q["image"]).exists() for q in queries)
+    assert not (world["root"] / "queries").exists()
     assert load(world["world"])["counts"]["train_images"] == N_TRAIN
 
 

@@ -64,7 +64,8 @@ def inside(box, w, h) -> bool:
 def test_world_json_lists_every_file(world):
     info = load(world["world"])
     assert info["files"] == {k: f"annotations/{v}" for k, v in ANNOTATION_FILES.items()}
-    for key, rel in info["files"].items():
+    assert info["queries"] == {"queries_heldout": "images/heldout.jsonl"}  # beside the images it names
+    for key, rel in {**info["files"], **info["queries"]}.items():
         assert (world["root"] / rel).is_file() and world[key] == world["root"] / rel
     assert info["counts"]["gqa_questions"] > 0 and info["counts"]["boxcot"] == N_TRAIN
 

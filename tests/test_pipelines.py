@@ -65,7 +65,7 @@ def test_bad_images_become_error_rows(tmp_path, small_world):
     rows = {json.loads(line)["image_id"]: json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()}
     assert rows["a"]["status"] in ("ok", "rejected")
     assert "FileNotFoundError" in rows["b"]["reason"] and "UnidentifiedImageError" in rows["c"]["reason"]
-    assert rows["q.jsonl:4"]["reason"].startswith("malformed query line 4")
+    assert rows["q.jsonl:4"]["reason"] == "query line 4: not JSON (Expecting property name enclosed in double quotes)"
 
 
 def test_shipped_checkpoint_beats_trivial_baselines(tmp_path, small_world):
@@ -90,11 +90,13 @@ def test_filter_needs_a_generation_run(tmp_path):
     import pytest
 
     from genixer.pipelines import filter as filter_pipeline
+    from genixer.runs.layout import RunError
 
     with pytest.raises(ValueError, match="needs run=<generation run dir>"):
-        filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path}"]))
-    with pytest.raises(FileNotFoundError, match="samples.jsonl not found"):
-        filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path}", f"run={tmp_path}"]))
+        filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path / 'out'}"]))
+    with pytest.raises(RunError, match="never finished"):
+        filter_pipeline.run(compose_config("filter", [f"paths.output_dir={tmp_path / 'out'}", f"run={tmp_path}"]))
+    assert not (tmp_path / "out").exists()
 
 
 def test_exports_round_trip(tmp_path):
@@ -107,7 +109,7 @@ def test_exports_round_trip(tmp_path):
         write_llava(records, tmp_path / name)
         assert read_llava(tmp_path / name) == [{k: records[0][k] for k in ("id", "image", "conversations")}]
     row = {"img_path": "00202/002023245.jpg", "bbox": [20, 204, 197, 333], "expression": "a black and yellow vintage record label",
-           "height": 336, "width": 502, "clip_score": 62.36908}  # a released syn_lcs_filtered60 row (spec §7.2)
+           "height": 336, "width": 502, "clip_score": 62.36908}  # a released syn_lcs_filtered60 row (docs/original.md §4)
     write_shikra_rec([row], tmp_path / "rec.jsonl")
     assert read_shikra_rec(tmp_path / "rec.jsonl") == [row]
     assert json.loads((tmp_path / "rec.jsonl").read_text()) == row
@@ -143,8 +145,7 @@ def test_shipped_family_generators_beat_baselines(tmp_path, small_world):
 
 
 def test_one_of_accepts_either_family():
-    from genixer.tasks import PointQALocal, PointQAV7W, TemplatePool
-    from genixer.tasks.one_of import OneOf
+    from genixer.tasks import OneOf, PointQALocal, PointQAV7W, TemplatePool
 
     pool = TemplatePool.from_strings(["Look."])
     task = OneOf("pointqa", {"local": PointQALocal("pointqa_local", " S.", pool), "v7w": PointQAV7W("pointqa_v7w", " S.", pool)})
@@ -152,6 +153,8 @@ def test_one_of_accepts_either_family():
     local = task.parse("Question: What color is this?[0.100,0.200,0.300,0.400] Answer: red")
     v7w = task.parse("Question: Which one is the red star? Candidates: [0.100,0.200,0.300,0.400] "
                      "[0.500,0.500,0.900,0.900] Answer: [0.500,0.500,0.900,0.900]")
-    assert (local.record["task"], v7w.record["task"]) == ("pointqa_local", "pointqa_v7w")
-    assert task.conversation(v7w.record)[0][1] == "[0.500,0.500,0.900,0.900]"
+    assert (local.task.family, v7w.task.family) == ("pointqa_local", "pointqa_v7w")
+    assert v7w.task.conversation(v7w.record)[0][1] == "[0.500,0.500,0.900,0.900]"
+    spaced = task.parse("Question: What color is this? [0.100,0.200,0.300,0.400] Answer: red")
+    assert spaced.ok and spaced.task.family == "pointqa_local"
     assert not task.parse("Question: What? Answer: red").ok

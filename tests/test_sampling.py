@@ -34,7 +34,7 @@ def test_sampled_text_does_not_depend_on_batching(tmp_path, small_world):
         out = tmp_path / f"b{batch_size}"
         generate.run(compose_config("generate", [
             f"paths.output_dir={out}", f"batch_size={batch_size}", "samples_per_image=2", *world,
-            "generation.do_sample=true", "+generation.temperature=1.0", "generation.max_new_tokens=24"]))
+            "generation.do_sample=true", "generation.temperature=1.0", "generation.max_new_tokens=24"]))
         texts[batch_size] = {r["id"]: r["text"] for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
     assert texts[1] == texts[5] and len(texts[1]) == 24
     pairs = [(texts[1][f"{i}/common_vqa/0"], texts[1][f"{i}/common_vqa/1"]) for i in range(1_000_001, 1_000_013)]
@@ -48,7 +48,8 @@ def test_static_cache_loop_matches_hf_generate():
     from conftest import ROOT
     from genixer.backbones.llava import PretrainedLlava
     from genixer.generation.queries import PromptCollator
-    from genixer.training.generator import GeneratorModule
+    from genixer.generation.module import GenerationModule
+    from genixer.generation.settings import Decoding
 
     backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
     codec = backbone.codec()
@@ -62,12 +63,10 @@ def test_static_cache_loop_matches_hf_generate():
     for sampling in ({"do_sample": False}, {"do_sample": True, "temperature": 1.5, "top_k": 20}):
         outputs = []
         for cache in ("dynamic", "static"):
-            module = GeneratorModule(backbone, codec, generation={"cache": cache, "max_new_tokens": 24, **sampling})
+            module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": 24, **sampling}))
             module.model = backbone.build(codec).eval()
             with torch.no_grad():
                 outputs.append([codec.decode(ids) for ids in module.generate(batch)])
         assert outputs[0] == outputs[1], sampling
-    beams = GeneratorModule(backbone, codec, generation={"cache": "static", "max_new_tokens": 4, "num_beams": 2})
-    beams.model = module.model
-    with torch.no_grad(), pytest.raises(ValueError, match="unsupported"):
-        beams.generate(batch)
+    with pytest.raises(ValueError, match="unsupported"):  # refused before any model exists
+        Decoding.from_config({"cache": "static", "max_new_tokens": 4, "num_beams": 2})

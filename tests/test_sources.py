@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
 from genixer.data.mixture import Component, Mixture
 from genixer.data.sources.files import AnnotationError
 from genixer.data.sources.rec_jsonl import RECJsonl
+from genixer.data.sources.refcoco import RefCOCO, read_refs
 from genixer.data.sources.vqav2 import VQAv2
 from genixer.tasks import CommonVQA, REC, TemplatePool
 from genixer.tasks.templates import TEMPLATES_DIR
@@ -97,3 +99,55 @@ print(hashlib.sha256(json.dumps(items).encode()).hexdigest(), len(items))
     assert len(outs) == 1
     n_rec = len(RECJsonl(small_world / "annotations/rec_train.jsonl", small_world / "images").load())
     assert int(outs.pop().split()[1]) == 2 * int(n_rec * 0.5)
+
+
+# ---- RefCOCO refs pickles load without running code ---------------------------------------------
+REFS = [{"ref_id": 0, "ann_id": 11, "image_id": 1, "split": "train", "category_id": 1, "sent_ids": [0],
+         "sentences": [{"sent_id": 0, "sent": "left man", "raw": "Left man", "tokens": ("left", "man")}],
+         "score": 0.5, "note": None, "ok": True}]
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL])
+def test_refs_pickle_of_plain_data_loads(tmp_path, protocol):
+    path = tmp_path / "refs(unc).p"
+    path.write_bytes(pickle.dumps(REFS, protocol=protocol))
+    assert read_refs(path) == REFS
+
+
+def test_python2_refs_pickle_reads_byte_strings_as_utf8(tmp_path):
+    # Protocol 2 as Python 2 writes it: SHORT_BINSTRING for str (UTF-8 bytes, one invalid), BINUNICODE for unicode.
+    path = tmp_path / "refs(unc).p"
+    path.write_bytes(b"\x80\x02]q\x00}q\x01(U\x04sentq\x02U\x05caf\xc3\xa9q\x03U\x03rawq\x04"
+                     b"X\x05\x00\x00\x00caf\xc3\xa9q\x05U\x03badq\x06U\x01\xffq\x07ua.")
+    assert read_refs(path) == [{"sent": "café", "raw": "café", "bad": "\ufffd"}]
+
+
+class _Call:
+    """Pickles as a call of ``func(*args)``: what a crafted refs file would run on load."""
+
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.DEFAULT_PROTOCOL])
+@pytest.mark.parametrize("call", ["system", "eval"])
+def test_refs_pickle_that_calls_code_is_refused(tmp_path, protocol, call):
+    import builtins
+    import os
+
+    flag = tmp_path / "pwned"
+    # The global as the pickle names it: os.system is posix.system; protocols < 3 say __builtin__.
+    func, arg, name = {
+        "system": (os.system, f"echo pwned > {flag}", r"(posix|os)\.system"),
+        "eval": (builtins.eval, f"open({str(flag)!r}, 'w').write('pwned')", r"(builtins|__builtin__)\.eval"),
+    }[call]
+    path = tmp_path / "refs(unc).p"
+    path.write_bytes(pickle.dumps([{**REFS[0], "sentences": [_Call(func, arg)]}], protocol=protocol))
+    with pytest.raises(AnnotationError, match=rf"refs\(unc\)\.p: refused to load global '{name}'"):
+        read_refs(path)
+    with pytest.raises(AnnotationError, match="refused to load global"):
+        RefCOCO(path, tmp_path / "instances.json", tmp_path).load()
+    assert not flag.exists()

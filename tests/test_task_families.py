@@ -14,7 +14,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from genixer.tasks import (BoxQA, MultiTurnDialogue, PointQALocal, PointQAV7W, Task, TaskAgnostic,
+from conftest import compose_config
+from genixer.tasks import (BoxQA, MultiTurnDialogue, OneOf, PointQALocal, PointQAV7W, Task,
                            TemplatePool, box_problem, format_box, format_box_group, format_point, normalize_box,
                            normalize_point)
 
@@ -46,9 +47,8 @@ B1, B2, B3 = "[0.100,0.200,0.300,0.400]", "[0.500,0.500,0.900,0.900]", "[0.000,0
 
 
 def load_task(name: str, **overrides) -> Task:
-    """Instantiate conf/task/<name>.yaml the way Hydra would, with paths.templates set."""
-    cfg = OmegaConf.merge({"paths": {"templates": str(REPO / "genixer/tasks/templates")}},
-                          {"task": OmegaConf.load(TASK_CONF / f"{name}.yaml")}, {"task": overrides})
+    """Instantiate conf/task/<name>.yaml as composed by Hydra (defaults lists included)."""
+    cfg = compose_config("generate", [f"task={name}", *(f"task.{k}={v}" for k, v in overrides.items())])
     return instantiate(cfg.task)
 
 
@@ -277,7 +277,7 @@ def test_agnostic_classifies_every_family(tasks, name):
         text = task.target(record, (7, i))
         parsed, specific = agnostic.parse(text), task.parse(text)
         assert parsed.ok, (text, parsed.reason)
-        assert parsed.record.pop("task") == AGNOSTIC_LABEL[name], text
+        assert parsed.task.family == AGNOSTIC_LABEL[name], text
         if name == "adv_vqa":  # agnostic keeps the answer as written
             continue
         if name == "rec" and parsed.record["expression"] is None:
@@ -514,7 +514,7 @@ def test_accepts_tolerated_variants(tasks):
 
 
 def test_agnostic_rejects_and_conversations(tasks):
-    agnostic: TaskAgnostic = tasks["agnostic"]  # type: ignore[assignment]
+    agnostic: OneOf = tasks["agnostic"]  # type: ignore[assignment]
     assert agnostic.parse("Question: a?\nAnswer: b\nQuestion: c?").reason == "question without answer"
     assert agnostic.parse("Question: Q?\nA. x\nB. x\nAnswer: A").reason == "duplicate options"
     assert agnostic.parse(f"Question: Which? Candidates: {B1} {B2} Answer: {B3}").reason == (
@@ -522,16 +522,16 @@ def test_agnostic_rejects_and_conversations(tasks):
     assert agnostic.parse("Question: What color is this? [0.1,0.2] here Answer: red").reason == (
         "coordinates not at end of question")
     reg = agnostic.parse(f"Question: Describe the region {B1}. Answer: a dog.")
-    assert reg.record == {"task": "reg", "question": f"Describe the region {B1}.", "box": (0.1, 0.2, 0.3, 0.4),
-                          "expression": "a dog"}
-    assert agnostic.conversation(reg.record) == [(f"Describe the region {B1}.", "a dog.")]
+    assert reg.task.name == "reg" and reg.record == {"question": f"Describe the region {B1}.", "box": (0.1, 0.2, 0.3, 0.4),
+                                                     "expression": "a dog"}
+    assert reg.task.conversation(reg.record) == [(f"Describe the region {B1}.", "a dog.")]
     local = agnostic.parse(f"Question: What color is this?{B1} Answer: red")
-    assert local.record["task"] == "pointqa_local"
-    assert agnostic.conversation(local.record) == [(f"What color is this?{B1}", "red")]
+    assert local.task.name == "pointqa_local"
+    assert local.task.conversation(local.record) == [(f"What color is this?{B1}", "red")]
     mid = agnostic.parse(f"Question: Why is the dog{B1} wet? Answer: It swam.")
-    assert mid.record["task"] == "qca_box" and mid.record["question_boxes"] == [[(0.1, 0.2, 0.3, 0.4)]]
+    assert mid.task.name == "qca_box" and mid.record["question_boxes"] == [[(0.1, 0.2, 0.3, 0.4)]]
     qca = agnostic.parse(f"Question: What does the man{B1} hold? Answer: The man{B1} holds a cup{B2}.")
-    assert qca.record["task"] == "qca_box" and qca.record["answer_boxes"] == [[(0.1, 0.2, 0.3, 0.4)], [(0.5, 0.5, 0.9, 0.9)]]
+    assert qca.task.name == "qca_box" and qca.record["answer_boxes"] == [[(0.1, 0.2, 0.3, 0.4)], [(0.5, 0.5, 0.9, 0.9)]]
 
 
 def test_conversations(tasks):

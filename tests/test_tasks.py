@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from genixer.tasks import (REC, CommonVQA, TaskAgnostic, TemplatePool, box_problem, denormalize_box,
+from genixer.tasks import (REC, CommonVQA, OneOf, TemplatePool, box_problem, denormalize_box,
                            find_box_groups, find_point_groups, format_box, format_box_group,
                            format_point, normalize_box, normalize_point, parse_qa_pairs)
 
@@ -44,8 +44,8 @@ def rec(instructions, questions) -> REC:
 
 
 @pytest.fixture(scope="module")
-def agnostic(instructions, questions) -> TaskAgnostic:
-    return TaskAgnostic(instructions, questions)
+def agnostic(instructions, rec, common) -> OneOf:
+    return OneOf("agnostic", {"rec": rec, "common_vqa": common}, instructions, suffix="")
 
 
 def random_box(rng: random.Random, w: int, h: int) -> list[int]:
@@ -247,10 +247,10 @@ def test_rec_target_rejects_degenerate_box(rec):
 def test_agnostic_classifies(agnostic, rec, common):
     rec_text = rec.target({"expression": "the man", "bbox": [10, 20, 30, 40], "width": 100, "height": 80}, 1)
     parsed = agnostic.parse(rec_text)
-    assert parsed.ok and parsed.record["task"] == "rec"
+    assert parsed.ok and parsed.task is rec
     assert parsed.record["expression"] == "the man" and parsed.record["box"] == (0.1, 0.25, 0.3, 0.5)
     parsed = agnostic.parse(common.target({"question": "What color is the bus?", "answer": "red"}, 1))
-    assert parsed.record == {"task": "common_vqa", "question": "What color is the bus?", "answer": "red"}
+    assert parsed.task is common and parsed.record == {"question": "What color is the bus?", "answer": "red"}
     assert agnostic.parse("Question: Where is it? Answer: [0.5,0.5,0.4,0.9]").reason == "degenerate box"
     assert agnostic.parse("Question: Where? Answer: it is at [0.1,0.1,0.4,0.9]").reason == "text beyond box"
     assert agnostic.parse("Answer: yes").reason == "missing question"

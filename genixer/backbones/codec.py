@@ -2,7 +2,7 @@
 
 It turns (image, instruction, target) into model tensors for training, prompts into
 tensors for generation, and generated ids back into text. Label masking follows
-spec §3.1: only assistant replies and the ``</s>`` closing each one are supervised.
+docs/original.md §3: only assistant replies and the ``</s>`` closing each one are supervised.
 """
 from __future__ import annotations
 

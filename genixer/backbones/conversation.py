@@ -13,7 +13,7 @@ class Conversation:
     """A two-separator chat template (LLaVA ``vicuna_v1`` / Shikra ``vicuna_v1.1`` style).
 
     ``system + " " + USER: msg + sep + ASSISTANT: reply + sep2 + USER: ...``; the prompt for
-    generation ends with ``"ASSISTANT:"`` and no trailing space (spec §3.1).
+    generation ends with ``"ASSISTANT:"`` and no trailing space (docs/original.md §3).
     """
 
     name: str

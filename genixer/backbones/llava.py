@@ -7,10 +7,12 @@ activation with an identity, frozen second layer: exact, and loadable without cu
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
@@ -21,7 +23,10 @@ from transformers import (
     LlavaProcessor,
 )
 
+from transformers.models.auto.configuration_auto import model_type_to_module_name
+
 from genixer.backbones.codec import Codec, ImageTransform
+from genixer.backbones.conversation import FILE_NAME as CONVERSATION_FILE
 from genixer.backbones.conversation import Conversation
 from genixer.backbones.tokenizer import train_tokenizer
 
@@ -68,6 +73,34 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if (path / "config.json").exists() or (path / VISION_DIR).is_dir():
         return path
     raise FileNotFoundError(f"{path}: neither a HF checkpoint dir (config.json) nor a run dir with {CHECKPOINT_DIR}/")
+
+
+def block_class(model_type: str, suffix: str) -> type[nn.Module]:
+    """The one ``*<suffix>`` class of a transformers model type (llama -> LlamaDecoderLayer, clip -> CLIPEncoderLayer)."""
+    name = model_type_to_module_name(model_type)
+    module = importlib.import_module(f"transformers.models.{name}.modeling_{name}")
+    found = [cls for key, cls in vars(module).items() if key.endswith(suffix) and isinstance(cls, type)]
+    if len(found) != 1:
+        raise ValueError(f"{model_type}: expected one *{suffix} class in {module.__name__}, found {found}")
+    return found[0]
+
+
+def llava_blocks(config: LlavaConfig) -> tuple[type[nn.Module], ...]:
+    """The language model's decoder layer and the vision tower's encoder layer."""
+    return block_class(config.text_config.model_type, "DecoderLayer"), block_class(config.vision_config.model_type, "EncoderLayer")
+
+
+def check_checkpoint(directory: Path) -> None:
+    """The files a LLaVA checkpoint dir needs before anything loads (a clear error, not a tokenizer traceback)."""
+    names = {p.name for p in directory.iterdir()}
+    needed = {"config.json": "the model config", "preprocessor_config.json": "the image processor"}
+    missing = [f"{n} ({why})" for n, why in needed.items() if n not in names]
+    if not names & {"tokenizer.json", "tokenizer.model"}:
+        missing.append("tokenizer.json or tokenizer.model (the tokenizer)")
+    if not any(n.endswith((".safetensors", ".bin")) for n in names):
+        missing.append("*.safetensors (the weights)")
+    if missing:
+        raise FileNotFoundError(f"{directory} is not a complete LLaVA checkpoint dir: missing {', '.join(missing)}")
 
 
 def save_checkpoint(model: LlavaForConditionalGeneration, codec: Codec, directory: str | Path) -> None:
@@ -136,6 +169,10 @@ class TinyLlava:
 
     save = staticmethod(save_checkpoint)
 
+    @property
+    def decoder_layers(self) -> tuple[type[nn.Module], ...]:
+        return llava_blocks(LlavaConfig(vision_config=self.vision_config(), text_config=LlamaConfig()))
+
     def build_vision(self) -> CLIPVisionModel:
         if self.vision_init:
             return CLIPVisionModel.from_pretrained(Path(resolve_checkpoint(self.vision_init), VISION_DIR))
@@ -171,22 +208,36 @@ class TinyLlava:
 
 
 class PretrainedLlava:
-    """Any HF-format LLaVA checkpoint dir (llava-hf layout, or one of our run dirs) by path."""
+    """Any HF-format LLaVA checkpoint dir (llava-hf layout, or one of our run dirs) by path.
+
+    The directory is checked when the backbone is built from config (no weights are read then), so
+    a wrong path or an incomplete checkpoint fails before any other work.
+    """
 
     def __init__(self, path: str | None, conversation: Conversation | None = None, dtype: str | None = None) -> None:
         if not path:
             raise ValueError("a pretrained LLaVA backbone needs a path (backbone.path=... or generator=...)")
-        self.path = path
-        self.conversation = conversation
-        self.dtype = dtype
+        self.path, self.conversation, self.dtype = path, conversation, dtype
+        self.directory = resolve_checkpoint(path)
+        check_checkpoint(self.directory)
+        if dtype is not None and not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"backbone.dtype must name a torch dtype (float32, bfloat16, ...), got {dtype!r}")
+        if conversation is None and not (self.directory / CONVERSATION_FILE).is_file():
+            raise FileNotFoundError(f"{self.directory} has no {CONVERSATION_FILE} and no conversation template was configured")
+        self.config = LlavaConfig.from_pretrained(self.directory)
 
     def codec(self, corpus: Iterable[str] = ()) -> Codec:
-        directory = resolve_checkpoint(self.path)
-        config = LlavaConfig.from_pretrained(directory)
-        return Codec.load(directory, num_image_tokens(config), self.conversation)
+        return Codec.load(self.directory, num_image_tokens(self.config), self.conversation)
+
+    def image_transform(self) -> ImageTransform:
+        return self.codec().image
 
     save = staticmethod(save_checkpoint)
 
+    @property
+    def decoder_layers(self) -> tuple[type[nn.Module], ...]:
+        return llava_blocks(self.config)
+
     def build(self, codec: Codec | None = None) -> LlavaForConditionalGeneration:
         dtype = getattr(torch, self.dtype) if self.dtype else None
-        return LlavaForConditionalGeneration.from_pretrained(resolve_checkpoint(self.path), dtype=dtype)
+        return LlavaForConditionalGeneration.from_pretrained(self.directory, dtype=dtype)

@@ -21,14 +21,26 @@ class ImageTooLarge(ValueError):
     """An image whose decode would exceed the configured pixel budget."""
 
 
+# What a missing, unreadable, truncated, non-image or oversized file raises while decoding: an input
+# problem (an error row), unlike a code bug, which must stop the run.
+IMAGE_ERRORS = (OSError, SyntaxError, EOFError, Image.DecompressionBombError, ImageTooLarge)
+
+
 def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
-    """Decode an image fully and convert it to 8-bit RGB.
+    """``decode(path, max_pixels)``'s image."""
+    return decode(path, max_pixels)[0]
+
+
+def decode(path: str | Path, max_pixels: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image fully, as 8-bit RGB, with the file's own (width, height).
 
     Grayscale, palette, CMYK and 16-bit images are converted; transparency is composited on
-    white. Over ``max_pixels`` a JPEG is decoded at a reduced scale (``draft``); any other
-    format raises ``ImageTooLarge`` before its pixels are decoded.
+    white. Over ``max_pixels`` a JPEG is decoded at a reduced scale (``draft``), so the image may
+    be smaller than the size returned (normalized boxes hold in both); any other format raises
+    ``ImageTooLarge`` before its pixels are decoded.
     """
     with Image.open(path) as im:
+        size = im.size
         if max_pixels and im.width * im.height > max_pixels:
             # draft() picks the largest 1/2^k reduction that stays >= the requested size, so ask
             # for half the fitting size: the result then lands in (max_pixels / 4, max_pixels).
@@ -38,7 +50,7 @@ def load_rgb(path: str | Path, max_pixels: int | None = None) -> Image.Image:
             if im.width * im.height > max_pixels:
                 raise ImageTooLarge(f"{im.width}x{im.height} exceeds max_pixels={max_pixels}")
         im.load()
-        return to_rgb(im)
+        return to_rgb(im), size
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

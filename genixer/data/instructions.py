@@ -58,34 +58,26 @@ class TrainCollator:
         }
 
 
+def instruction_texts(mixture: Mixture, seed: int) -> Iterator[str]:
+    """Every text a generator trained on ``mixture`` reads or writes (what a tiny tokenizer learns from)."""
+    for task in mixture.tasks.values():
+        yield from task.corpus()
+    dataset = InstructionDataset(mixture.items(), mixture.tasks, codec=None, seed=seed)
+    for i in range(len(dataset)):
+        yield from dataset.render(i)
+
+
 class InstructionDataModule(L.LightningDataModule):
-    """Loads a mixture once; its ``codec`` is attached by the pipeline after the tokenizer exists."""
+    """A mixture's annotations rendered by their tasks and encoded by the generator's ``codec``."""
 
-    def __init__(self, mixture: Mixture, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        self.mixture, self.batch_size, self.num_workers, self.seed = mixture, batch_size, num_workers, seed
-        self.codec: Codec | None = None
-        self._items: list[tuple[str, dict]] | None = None
-
-    @property
-    def items(self) -> list[tuple[str, dict]]:
-        if self._items is None:
-            self._items = self.mixture.items()
-        return self._items
-
-    def corpus(self) -> Iterator[str]:
-        """Every text the generator will read or write (for training a tokenizer)."""
-        for task in self.mixture.tasks.values():
-            yield from task.corpus()
-        dataset = InstructionDataset(self.items, self.mixture.tasks, codec=None, seed=self.seed)
-        for i in range(len(dataset)):
-            yield from dataset.render(i)
+        self.mixture, self.codec = mixture, codec
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
     def train_dataloader(self) -> DataLoader:
-        if self.codec is None:
-            raise RuntimeError("attach a codec (datamodule.codec = ...) before training")
         epoch = self.trainer.current_epoch if self.trainer else 0
-        dataset = InstructionDataset(self.items, self.mixture.tasks, self.codec, self.seed, epoch)
+        dataset = InstructionDataset(self.mixture.items(), self.mixture.tasks, self.codec, self.seed, epoch)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
             collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id), drop_last=len(dataset) >= self.batch_size,

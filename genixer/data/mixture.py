@@ -28,13 +28,19 @@ class Mixture:
 
     def __init__(self, components: dict[str, Component], seed: int) -> None:
         self.components, self.seed = dict(components), seed
+        self._items: list[tuple[str, dict]] | None = None
 
     @property
     def tasks(self) -> dict[str, Task]:
         return {name: c.task for name, c in self.components.items()}
 
     def items(self) -> list[tuple[str, dict]]:
-        """Depends only on the files and the seed: no rank, no process hash salt."""
+        """Depends only on the files and the seed: no rank, no process hash salt. Loaded once."""
+        if self._items is None:
+            self._items = self._load()
+        return self._items
+
+    def _load(self) -> list[tuple[str, dict]]:
         items = []
         for name in sorted(self.components):
             component = self.components[name]

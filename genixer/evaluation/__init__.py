@@ -1,1 +1,1 @@
-"""Evaluation: oracle checks of generated data; benchmarks later."""
+"""Evaluation: quality tables of generated data and of filters, checked by a configured benchmark."""

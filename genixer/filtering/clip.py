@@ -1,12 +1,11 @@
-"""CLIP score of REC box crops (spec §7.2): does the crop at the box look like the expression?
+"""CLIP score of box crops: does the crop at a box look like its referring expression?
 
-One item per row that carries an (expression, normalized box) pair: REC, REG and REC-shaped
-task-agnostic rows, read from the row's ``parsed`` record (or parsed here with the REC task when
-a row has only text). Workers decode, crop at the rounded pixel box and preprocess; the model
-scores a batch in fp32 dot products:
+One item per entry of a row's ``regions`` (the (expression, normalized box) pairs its task wrote:
+REC, REG, ...). Workers decode, crop at the rounded pixel box and preprocess; the model scores a
+batch in fp32 dot products:
 
 * ``raw``: image · text of the projected, *unnormalized* embeddings, the original's score
-  (threshold 60 on CLIP ViT-L/14; spec §12 item 12: it scales with the embedding norms);
+  (threshold 60 on CLIP ViT-L/14; it scales with the embedding norms, docs/original.md);
 * ``cosine`` and ``clipscore`` = 2.5 * max(cosine, 0) (CLIPScore, Hessel et al. 2021): scale-free.
 
 Thresholds live in selection configs. Models come from open_clip: an architecture name plus a
@@ -14,54 +13,22 @@ Thresholds live in selection configs. Models come from open_clip: an architectur
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import open_clip
 import torch
-from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
-from open_clip.utils import to_2tuple
-from safetensors.torch import save_file
+from open_clip.transform import image_transform_v2
 from torch import nn
 from torch.nn import functional as F
 
+from genixer.backbones.open_clip import CONFIG_FILE, LOCAL_DIR, preprocess_config
 from genixer.data.images import load_rgb
 from genixer.filtering.scorer import Rejected, Scorer
-from genixer.tasks import EXPR, REC, Task, TemplatePool, format_qa
 from genixer.tasks.boxes import denormalize_box
 
-CONFIG_FILE = "open_clip_config.json"
-WEIGHTS_FILE = "open_clip_model.safetensors"
-LOCAL_DIR = "local-dir:"
 BOX_TOLERANCE = 1e-6  # float noise only: generated boxes are 3-decimal text
 SCORES = ("raw", "clipscore", "cosine", "crop")
-
-
-def save_open_clip(model: nn.Module, model_cfg: dict, directory: str | Path,
-                   preprocess_cfg: dict | None = None) -> Path:
-    """Write an open_clip checkpoint directory (open_clip's hub layout, loadable as ``local-dir:``)."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"model_cfg": model_cfg, "preprocess_cfg": dict(preprocess_cfg or {})}
-    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS_FILE))
-    return out
-
-
-def preprocess_config(model_id: str, pretrained: str | None = None) -> PreprocessCfg:
-    """open_clip's eval preprocessing for a model, resolved from configs alone (workers never build it)."""
-    model_cfg = open_clip.get_model_config(model_id)
-    if model_cfg is None:
-        raise ValueError(f"unknown open_clip model {model_id!r}")
-    if model_id.startswith(LOCAL_DIR):
-        config = json.loads(Path(model_id.removeprefix(LOCAL_DIR), CONFIG_FILE).read_text())
-        overlay = config.get("preprocess_cfg", {})
-    else:
-        overlay = open_clip.get_pretrained_cfg(model_id, pretrained) if pretrained else {}
-    merged = merge_preprocess_dict(PreprocessCfg(), overlay)
-    merged["size"] = to_2tuple(model_cfg["vision_cfg"]["image_size"])  # as create_model: the tower's size wins
-    return PreprocessCfg(**merged)
 
 
 def check_box(box: object) -> tuple[float, float, float, float]:
@@ -86,30 +53,26 @@ def pixel_box(box: object, width: int, height: int, min_side: int) -> tuple[int,
     return x1, y1, x2, y2
 
 
-def builtin_rec_parser() -> REC:
-    """The REC task over the packaged question templates (parsing only: no suffix needed)."""
-    return REC("rec", "", TemplatePool.builtin("generic_instructions"), TemplatePool.builtin("rec_questions", EXPR))
-
-
 class ClipCropScorer(Scorer):
     """Scores (expression, box crop) pairs with an open_clip model.
 
     ``model`` is an open_clip architecture name with ``pretrained`` a tag or a weights file (None:
     random weights, for benchmarks); ``checkpoint`` is a directory from ``save_open_clip`` instead.
     The original's HF ``clip-vit-large-patch14`` is ``ViT-L-14-quickgelu`` with ``pretrained="openai"``.
-    Crops with a side under ``min_side`` pixels are rejected. ``task`` parses rows that have text
-    but no ``parsed`` record (default: the REC task over the packaged templates).
+    Crops with a side under ``min_side`` pixels are rejected.
     """
 
     def __init__(self, model: str = "ViT-L-14", pretrained: str | None = None, checkpoint: str | None = None,
-                 min_side: int = 50, task: Task | None = None, name: str = "clip") -> None:
+                 min_side: int = 50, name: str = "clip") -> None:
+        super().__init__(name)
         if checkpoint and pretrained:
             raise ValueError("a checkpoint directory carries its own weights: leave pretrained unset")
         if min_side < 1:
             raise ValueError(f"min_side must be at least 1 px, got {min_side}")
-        self.name, self.min_side, self.pretrained = name, min_side, pretrained
+        if checkpoint and not Path(checkpoint, CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{checkpoint}: not an open_clip checkpoint dir (no {CONFIG_FILE})")
+        self.min_side, self.pretrained = min_side, pretrained
         self.model_id = f"{LOCAL_DIR}{checkpoint}" if checkpoint else model
-        self.task = task or builtin_rec_parser()
         # Resolved here, not in workers, so a bad model id fails the run instead of every item.
         self.transform = image_transform_v2(preprocess_config(self.model_id, pretrained), is_train=False)
         self.tokenizer = open_clip.get_tokenizer(self.model_id)
@@ -117,19 +80,8 @@ class ClipCropScorer(Scorer):
     def items(self, row: dict) -> list[dict]:
         if row.get("status") != "ok":
             return []
-        record = row.get("parsed") or self._parse(row)
-        if not record or "box" not in record or "expression" not in record:
-            return []  # not REC-shaped: nothing to score
-        return [{"id": f"{row['id']}#0", "row_id": row["id"], "image": row["image"], "width": row.get("width"),
-                 "height": row.get("height"), "box": record["box"], "expression": record["expression"]}]
-
-    def _parse(self, row: dict) -> dict | None:
-        text = row.get("text")
-        turns = row.get("conversations") or []
-        if text is None and len(turns) == 2:
-            text = format_qa(turns[0]["value"].replace("<image>", "").strip(), turns[1]["value"])
-        parsed = self.task.parse(text) if text else None
-        return parsed.record if parsed and parsed.ok else None
+        return [{"id": f"{row['id']}#{k}", "row_id": row["id"], "image": row["image"], "box": region["box"],
+                 "expression": region["expression"]} for k, region in enumerate(row["regions"])]
 
     def load(self, item: dict, image_root: Path) -> dict:
         if not item["expression"]:
@@ -158,12 +110,12 @@ class ClipCropScorer(Scorer):
         return [{**m, "raw": r, "clipscore": s, "cosine": c, "crop": crop} for m, r, s, c, crop in columns]
 
     def summarize(self, lines: list[dict]) -> dict:
-        if not lines:
-            return {}
-        line = lines[0]  # one item per row
-        if "status" in line:
-            return {"status": line["status"], "reason": line["reason"]}
-        return {key: line[key] for key in SCORES}
+        """Per region ``raw`` / ``clipscore`` / ``cosine`` / ``crop`` (None where it failed), the first failure."""
+        out = {key: [line.get(key) for line in lines] for key in SCORES}
+        failed = next((line for line in lines if "status" in line), None)
+        if failed:
+            out.update(status=failed["status"], reason=failed["reason"])
+        return out
 
     def config(self) -> dict:
         return {"model": self.model_id, "pretrained": self.pretrained, "min_side": self.min_side}

@@ -1,7 +1,7 @@
 """MLLM judge: P(Yes) that a generated QA pair is true for its image, from one forward pass.
 
-The original (spec §7.1) sampled up to 10 tokens from Fuyu-8B at batch 1 and reported the
-confidence of whatever it said (§12.10). Here the next-token distribution right after the prompt
+The original (docs/original.md §4) sampled up to 10 tokens from Fuyu-8B at batch 1 and reported the
+confidence of whatever it said. Here the next-token distribution right after the prompt
 gives ``P(Yes) = mass(Yes forms) / (mass(Yes forms) + mass(No forms))``: deterministic, batched
 (left padding), and a confident "No" scores low. ``yes_no_mass`` says how much of the
 distribution the two answers take (low mass: the judge did not understand the question).
@@ -21,26 +21,17 @@ from genixer.backbones.conversation import Conversation
 from genixer.backbones.llava import PretrainedLlava
 from genixer.data.images import load_rgb
 from genixer.filtering.scorer import Scorer
-from genixer.tasks.mc_vqa import LETTERS, format_mc_question
 
-# The original's Fuyu prompt (spec §7.1), filled with "Question: {q} Answer: {a}".
+# The original's Fuyu prompt (docs/original.md, the filters), filled with "Question: {q} Answer: {a}".
 FUYU_PROMPT = "Here is a question and answer pair. Is '{}' true for this image?\nPlease answer this question with Yes or No.\n"
-QA_FAMILIES = ("common_vqa", "adv_vqa", "long_qa", "mc_vqa", "md", "md_long")
 YES, NO = ("Yes", "yes", "YES"), ("No", "no", "NO")
 # Fuyu's patch input was renamed across transformers versions (image_patches -> pixel_values).
 FUYU_PATCHES = "image_patches" if "image_patches" in inspect.signature(FuyuForCausalLM.forward).parameters else "pixel_values"
 
 
-def qa_pairs(record: dict) -> list[tuple[str, str]]:
-    """(question, answer) texts of a parsed record; records without a text answer (a box) give none."""
-    if "turns" in record:
-        return [(t["question"], t["answer"]) for t in record["turns"]]
-    if "choices" in record:  # the options as the generator wrote them; the letter with its text
-        k = record["answer_index"]
-        return [(format_mc_question(record["question"], record["choices"]), f"{LETTERS[k]}. {record['choices'][k]}")]
-    if isinstance(record.get("answer"), str):
-        return [(record["question"], record["answer"])]
-    return []
+def judge_text(prompt: str, question: str, answer: str) -> str:
+    """The judge's input text for one pair: ``prompt`` filled with ``Question: {q} Answer: {a}``."""
+    return prompt.format(f"Question: {question} Answer: {answer}")
 
 
 def single_token_ids(tokenizer, words: Iterable[str]) -> list[int]:
@@ -59,27 +50,29 @@ def single_token_ids(tokenizer, words: Iterable[str]) -> list[int]:
 class Judge(Scorer):
     """Judge base: items, P(Yes) scoring and summaries; subclasses load the model and build the prompt ids.
 
-    ``families``: task families to judge (a row's ``parsed["task"]`` for task-agnostic and shared
-    generations, else its ``task``). ``prompt``: a template with one ``{}``. ``dtype``: load dtype
-    (None: torch's default, which ``bf16-true`` precision sets to bf16 while the model is built).
+    Judges every row's ``qa_pairs`` (only rows of ``families``, when given). ``prompt``: a template
+    with one ``{}``. ``dtype``: load dtype (None: torch's default, which ``bf16-true`` precision sets
+    to bf16 while the model is built).
     """
 
-    def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] = QA_FAMILIES,
+    def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] | None = None,
                  name: str = "judge", max_pixels: int | None = None, dtype: str | None = None) -> None:
+        super().__init__(name)
         if prompt.count("{}") != 1:
             raise ValueError(f"the judge prompt needs exactly one '{{}}' placeholder: {prompt!r}")
-        self.path, self.prompt, self.families, self.name = str(path), prompt, tuple(families), name
+        self.path, self.prompt = str(path), prompt
+        self.families = tuple(families) if families is not None else None
         self.max_pixels, self.dtype = max_pixels, dtype
 
     # items ---------------------------------------------------------------------------------
     def items(self, row: dict) -> list[dict]:
-        if row.get("status") != "ok" or row["parsed"].get("task", row["task"]) not in self.families:
+        if row.get("status") != "ok" or (self.families is not None and row["family"] not in self.families):
             return []
-        return [{"id": f"{row['id']}#{k}", "row_id": row["id"], "image": row["image"], "question": q, "answer": a,
-                 "pair": k} for k, (q, a) in enumerate(qa_pairs(row["parsed"]))]
+        return [{"id": f"{row['id']}#{k}", "row_id": row["id"], "image": row["image"], "question": pair["question"],
+                 "answer": pair["answer"], "pair": k} for k, pair in enumerate(row["qa_pairs"])]
 
     def text(self, item: dict) -> str:
-        return self.prompt.format(f"Question: {item['question']} Answer: {item['answer']}")
+        return judge_text(self.prompt, item["question"], item["answer"])
 
     def image(self, item: dict, image_root: Path):
         return load_rgb(Path(image_root) / item["image"], self.max_pixels)  # an absolute image path wins
@@ -139,7 +132,14 @@ class Judge(Scorer):
         return out
 
     def config(self) -> dict:
-        return {"architecture": type(self).__name__, "model": self.path, "prompt": self.prompt}
+        return {"architecture": type(self).__name__, "model": self.path, "prompt": self.prompt,
+                "max_pixels": self.max_pixels, "families": self.families}
+
+    def check(self) -> None:
+        """The checkpoint dir exists and its tokenizer has one-token Yes and No (no weights loaded)."""
+        if not Path(self.path).is_dir():
+            raise FileNotFoundError(f"judge checkpoint {self.path} not found")
+        self.answer_ids  # noqa: B018
 
 
 class FuyuJudge(Judge):
@@ -177,7 +177,7 @@ class LlavaJudge(Judge):
     """
 
     def __init__(self, path: str, conversation: Conversation | None = None, prompt: str = FUYU_PROMPT,
-                 families: Iterable[str] = QA_FAMILIES, name: str = "judge", max_pixels: int | None = None,
+                 families: Iterable[str] | None = None, name: str = "judge", max_pixels: int | None = None,
                  dtype: str | None = None) -> None:
         super().__init__(path, prompt, families, name, max_pixels, dtype)
         self.backbone = PretrainedLlava(self.path, conversation, self.dtype)

@@ -1,53 +1,62 @@
 """The scorer contract: what a filter scores, how its inputs load, how a batch scores.
 
-A generation row (``samples.jsonl``, status ok) yields zero or more *items* (``Scorer.items``):
-one per QA pair for the judge, one per (expression, box) for CLIP. Items load and preprocess in
-DataLoader workers (``Scorer.load``); a failed load is an error item, never a crash. The filter
-module scores batches (``Scorer.score``) and the shard writer appends one JSON line per item, keyed
-by the item id (``<sample id>#<k>``), which is what a resume skips. ``Scorer.summarize`` folds a
-row's item lines into the row's annotation. Scorers annotate only; ``selection`` drops.
+A generation row (``samples.jsonl``, status ok) yields zero or more *items* (``Scorer.items``)
+from the typed fields its task wrote: one per ``qa_pairs`` entry for the judge, one per
+``regions`` entry for CLIP. Items load and preprocess in DataLoader workers (``Scorer.load``); an
+input that cannot be decoded is an error item, one that must not be scored a rejected item, and a
+code bug stops the run. The filter module scores batches (``Scorer.score``) and the shard writer
+appends one JSON line per item, keyed by the item id (``<sample id>#<k>``), which is what a resume
+skips. ``Scorer.summarize`` folds a row's item lines into the row's annotation. Scorers annotate
+only; ``selection`` drops.
 """
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from genixer.data.images import IMAGE_ERRORS
 
-class Scorer:
-    """Base class: subclasses set ``name`` by config and implement the five hooks below."""
 
-    name = "score"
+class Scorer(abc.ABC):
+    """A filter's scorer; ``name`` (its key under ``filter.scorers``) names its score folder and annotation."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
     def items(self, row: dict) -> list[dict]:
         """Items to score from one generation row: dicts with ``id`` (``<row id>#<k>``) and ``row_id``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def load(self, item: dict, image_root: Path) -> dict:
-        """Decode and preprocess one item (runs in a worker); raise to make it an error item."""
-        raise NotImplementedError
+        """Decode and preprocess one item (runs in a worker); raise ``Rejected`` or an image error."""
 
+    @abc.abstractmethod
     def collate(self, loaded: list[dict]) -> dict:
         """Stack successfully loaded items into model inputs."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self) -> nn.Module:
         """The scoring model (weights loaded); built late, once per process."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
         """One output line per item of ``meta``: ``{"id", "row_id", ...fields}``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def summarize(self, lines: list[dict]) -> dict:
         """A row's annotation from its item lines (in item order)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def config(self) -> dict:
         """What makes scores comparable (model, prompt, ...): stored beside the shards, checked on resume."""
-        return {}
+
+    def check(self) -> None:
+        """Validate the scorer's inputs (files, tokenizer) before any item is loaded; raise with what is wrong."""
 
 
 class Rejected(Exception):
@@ -70,8 +79,8 @@ class ItemDataset(Dataset):
             return {"meta": meta, "inputs": self.scorer.load(item, self.image_root)}
         except Rejected as err:
             return {"meta": meta, "status": "rejected", "reason": str(err)}
-        except Exception as err:  # any undecodable input is an error row, never a crash
-            return {"meta": meta, "status": "error", "reason": f"{type(err).__name__}: {err}"}
+        except IMAGE_ERRORS as err:  # an undecodable input is an error row; anything else is a bug and stops the run
+            return {"meta": meta, "status": "error", "reason": f"image: {type(err).__name__}: {err}"}
 
 
 class ItemCollator:

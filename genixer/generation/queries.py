@@ -9,41 +9,83 @@ import torch
 from torch.utils.data import Dataset
 
 from genixer.backbones.codec import Codec
-from genixer.data.images import load_rgb
+from genixer.data.images import IMAGE_ERRORS, decode
 from genixer.generation.sampling import sample_seed
 from genixer.tasks.base import Task
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 IMAGE_KEYS = ("image", "image_path", "img_path", "file_path")
+ID_KEYS = ("question_id", "id")
 
 
 @dataclass(frozen=True)
 class Query:
     image_id: str
     image: str  # as written in the query file (relative to the image root, or absolute)
-    error: str | None = None  # a malformed query line, kept as an error row
+    error: str | None = None  # a malformed or duplicate query line, kept as an error row
 
 
 def load_queries(path: str | Path) -> list[Query]:
-    """A jsonl of ``{"question_id"|"id", "image"|"image_path"|"img_path"}`` or an image folder."""
+    """An image folder (every image below it, id = its relative path) or a jsonl of
+    ``{"question_id"|"id", "image"|"image_path"|"img_path"|"file_path"}``.
+
+    A line that is not UTF-8, not a JSON object, lacks an image, has an id that is not a string or
+    an integer, or repeats an earlier line's id is an error row keyed ``<file>:<line>``: counted,
+    never dropped, and it does not stop the other lines.
+    """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [Query(str(p.relative_to(path).with_suffix("")), str(p.relative_to(path))) for p in files]
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return [Query(p.relative_to(path).as_posix(), p.relative_to(path).as_posix()) for p in files]
     if not path.is_file():
         raise FileNotFoundError(f"query file or image folder not found: {path}")
-    queries = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
+    queries, first_line = [], {}
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
             continue
+        where = f"{path.name}:{n}"
         try:
-            row = json.loads(line)
-            image = next(row[k] for k in IMAGE_KEYS if k in row)
-            image_id = str(row.get("question_id", row.get("id", Path(image).stem)))
-            queries.append(Query(image_id, image))
-        except (json.JSONDecodeError, StopIteration, TypeError, AttributeError):
-            queries.append(Query(f"{path.name}:{n}", "", f"malformed query line {n}: expected JSON with one of {IMAGE_KEYS}"))
+            image_id, image = query_line(raw)
+        except ValueError as err:
+            queries.append(Query(where, "", f"query line {n}: {err}"))
+            continue
+        if image_id in first_line:
+            queries.append(Query(where, image, f"query line {n}: duplicate id {image_id!r} (first on line {first_line[image_id]})"))
+            continue
+        first_line[image_id] = n
+        queries.append(Query(image_id, image))
     return queries
+
+
+def query_line(raw: bytes) -> tuple[str, str]:
+    """(image id, image path) of one query line; ``ValueError`` saying what is wrong."""
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"not UTF-8 ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON ({err.msg})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    image = next((row[k] for k in IMAGE_KEYS if k in row), None)
+    if not isinstance(image, str) or not image.strip():
+        raise ValueError(f"expected a non-empty image path in one of {IMAGE_KEYS}")
+    key = next((k for k in ID_KEYS if k in row), None)
+    if key is None:
+        return Path(image).stem, image
+    image_id = row[key]
+    if isinstance(image_id, bool) or not isinstance(image_id, (str, int)) or not str(image_id).strip():
+        raise ValueError(f"{key} must be a non-empty string or an integer, got {json.dumps(image_id)}")
+    return str(image_id), image
+
+
+def image_root_for(queries: str | Path, image_root: str | Path | None) -> Path:
+    """``image_root`` when given; else an image folder is its own root and a query file's images are
+    relative to the file's folder."""
+    if image_root:
+        return Path(image_root)
+    queries = Path(queries)
+    return queries if queries.is_dir() else queries.parent
 
 
 class PromptDataset(Dataset):
@@ -88,10 +130,12 @@ class PromptDataset(Dataset):
         if query.error:
             return {"meta": meta, "error": query.error}
         try:
-            image = load_rgb(self.image_root / query.image, self.max_pixels)
-        except Exception as err:  # any undecodable input becomes an error row, never a crash
+            image, (width, height) = decode(self.image_root / query.image, self.max_pixels)
+        except IMAGE_ERRORS as err:  # an undecodable input is an error row; anything else is a bug and stops the run
             return {"meta": meta, "error": f"image: {type(err).__name__}: {err}"}
-        meta.update(width=image.width, height=image.height)
+        # The file's own size: boxes are normalized, and exports turn them into the original's pixels
+        # even when an oversized JPEG was decoded at a reduced scale.
+        meta.update(width=width, height=height)
         return {"meta": meta, "input_ids": self.codec.encode_prompt(instruction), "pixel_values": self.codec.image(image)}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 
 def sample_seed(seed: int, sample_id: str) -> int:
@@ -20,25 +21,25 @@ def sample_seed(seed: int, sample_id: str) -> int:
 
 
 class PerSampleSampler:
-    """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample."""
+    """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
+
+    Temperature, top-k and top-p are transformers' own logits warpers; only the noise is ours.
+    """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
                  top_p: float | None = None, top_k: int | None = None) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
         self.seeds, self.prompt_length = seeds, prompt_length
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        # HF's order (temperature, then top-k, then top-p) and its filter value, -inf.
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
+        if top_k:
+            self.warpers.append(TopKLogitsWarper(top_k))
+        if top_p is not None and top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = scores.float() / self.temperature
-        if self.top_k:
-            kth = torch.topk(logits, min(self.top_k, logits.shape[-1])).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p is not None and self.top_p < 1.0:
-            ordered, order = torch.sort(logits, descending=True)
-            cumulative = ordered.softmax(-1).cumsum(-1)
-            drop = cumulative - ordered.softmax(-1) > self.top_p  # keep the smallest prefix reaching top_p
-            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        logits = self.warpers(input_ids, scores.float())
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
         noise = torch.stack([self._gumbel(seed, step, logits.shape[-1]) for seed in self.seeds]).to(logits.device)
         return logits + noise

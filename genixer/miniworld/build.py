@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from .family_files import ANNOTATION_FILES, FAMILY_KEYS, family_records, write_families
 from .language import (
@@ -20,7 +23,9 @@ from .naming import HELDOUT_ID_OFFSET, file_name, image_id
 from .render import render_scene
 from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
 
-VERSION = "mini_world-1"
+VERSION = "mini_world-2"  # the world's layout (world.json; a different one rebuilds): 2 = queries beside the images
+# The annotation files' own ``info.version``: their content, which shipped models were trained on.
+ANNOTATIONS_VERSION = "mini_world-1"
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 
@@ -51,23 +56,9 @@ def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
 def _render_split(seed: int, split: str, n: int, images_dir: Path, workers: int) -> list[dict[str, Any]]:
     (images_dir / split).mkdir(parents=True, exist_ok=True)
     tasks = [(seed, split, i, str(images_dir)) for i in range(n)]
-    step = max(1, n // 10)
-    out: list[dict[str, Any]] = []
-
-    def progress() -> None:
-        if len(out) % step == 0 or len(out) == n:
-            print(f"[mini_world] {split}: {len(out)}/{n} images", file=sys.stderr, flush=True)
-
-    if workers > 0:
-        with Pool(workers) as pool:
-            for rec in pool.imap(_make_image, tasks, chunksize=16):  # imap keeps index order
-                out.append(rec)
-                progress()
-    else:
-        for t in tasks:
-            out.append(_make_image(t))
-            progress()
-    return out
+    with Pool(workers) if workers > 0 else nullcontext() as pool:
+        recs = pool.imap(_make_image, tasks, chunksize=16) if pool else map(_make_image, tasks)  # both keep index order
+        return list(tqdm(recs, total=n, desc=f"[mini_world] {split}", unit="img", file=sys.stderr, disable=None))
 
 
 def _instances(split: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,7 +74,7 @@ def _instances(split: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
                 "attributes": {"color": color, "size": size},
             })
     return {
-        "info": {"description": f"Genixer mini world, {split} split", "version": VERSION},
+        "info": {"description": f"Genixer mini world, {split} split", "version": ANNOTATIONS_VERSION},
         "images": images,
         "annotations": anns,
         "categories": [{"id": i, "name": s, "supercategory": "shape"} for s, i in cat_ids.items()],
@@ -97,8 +88,8 @@ def _dump(path: Path, obj: Any) -> None:
 def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0) -> dict[str, Path]:
     """Write the whole mini world under `root`; returns the written paths by name."""
     root = Path(root)
-    images_dir, ann_dir, q_dir = root / "images", root / "annotations", root / "queries"
-    for d in (images_dir, ann_dir, q_dir):
+    images_dir, ann_dir = root / "images", root / "annotations"
+    for d in (images_dir, ann_dir):
         d.mkdir(parents=True, exist_ok=True)
     train = _render_split(seed, "train", num_train, images_dir, workers)
     heldout = _render_split(seed, "heldout", num_heldout, images_dir, workers)
@@ -107,7 +98,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
         "root": root,
         "images": images_dir,
         **{k: ann_dir / name for k, name in ANNOTATION_FILES.items() if k not in FAMILY_KEYS},
-        "queries_heldout": q_dir / "heldout.jsonl",
+        "queries_heldout": images_dir / "heldout.jsonl",  # beside the images its paths are relative to
         "world": root / "world.json",
     }
     _dump(paths["instances_train"], _instances("train", train))
@@ -132,7 +123,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             caps.append({"id": len(caps) + 1, "image_id": iid, "caption": c})
         convs.append({"id": f"mw_train_{r['index']:012d}", "image": fn, "conversations": r["conversation"]})
 
-    info = {"description": "Genixer mini world VQA", "version": VERSION}
+    info = {"description": "Genixer mini world VQA", "version": ANNOTATIONS_VERSION}
     _dump(paths["vqa_questions"], {
         "info": info, "task_type": "Open-Ended", "data_type": "mini", "data_subtype": "train", "questions": questions,
     })
@@ -159,6 +150,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             "conversations": len(convs), **family_counts,
         },
         "files": {k: f"annotations/{name}" for k, name in ANNOTATION_FILES.items()},
+        "queries": {"queries_heldout": paths["queries_heldout"].relative_to(root).as_posix()},
         # id-only formats: image path relative to images/ (GQA's imageId is the file stem)
         "image_patterns": {"gqa": "train/{imageId}.png", "aokvqa": "{split}/mw_{split}_{image_id:012d}.png",
                            "vg": "train/mw_train_{image_id:012d}.png"},

@@ -174,9 +174,20 @@ def phrase_attributes(phrase: str) -> dict[str, set[str]]:
     }
 
 
+def box_ious(box: Sequence[float], boxes: Sequence[Sequence[float]]) -> list[float]:
+    """IoU of an xyxy `box` with each of `boxes` (torchvision ``box_iou``); 0.0 where the union is empty.
+
+    float64, so the values equal the plain Python computation (torchvision keeps the dtype).
+    """
+    import torch  # lazy, as torchvision below
+    from torchvision.ops import box_iou as pairwise_iou  # lazy: importing torchvision takes seconds
+
+    if not len(boxes):
+        return []
+    iou = pairwise_iou(torch.tensor([box], dtype=torch.float64), torch.tensor(boxes, dtype=torch.float64))[0]
+    # Only boxes that overlap have IoU > 0; degenerate ones give 0/0 (nan) or -0.0 instead of 0.0.
+    return torch.where(iou > 0, iou, 0.0).tolist()
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return box_ious(a, [b])[0]

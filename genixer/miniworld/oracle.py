@@ -7,7 +7,10 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+from genixer.data.sources.boxes import xywh_to_xyxy
+from genixer.data.sources.coco import load_coco
 
 from .checks import FamilyChecks
 from .grammar import (
@@ -16,6 +19,7 @@ from .grammar import (
     answer_matches,
     attrs,
     box_iou,
+    box_ious,
     normalize_answer,
     normalize_question,
     parse_question,
@@ -24,6 +28,9 @@ from .grounding import GroundedChecks
 from .language import RELATIONS, relation_holds, resolve
 from .scene import SceneObject
 from .verdicts import QAVerdict, RECVerdict
+
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
 
 CENTRAL_BOX: tuple[float, float, float, float] = (0.25, 0.25, 0.75, 0.75)
 # Normalized points are rounded (3 decimals); boxes are >= 3 px apart, so 1 px of slack stays unambiguous.
@@ -58,16 +65,20 @@ class Oracle(FamilyChecks, GroundedChecks):
 
     @classmethod
     def from_instances(cls, path: str | Path) -> "Oracle":
-        data = json.loads(Path(path).read_text())
-        cats = {c["id"]: c["name"] for c in data["categories"]}
+        return cls.from_coco(load_coco(path))
+
+    @classmethod
+    def from_coco(cls, coco: "COCO") -> "Oracle":
+        """Objects of each image in annotation id order; annotations carry ``attributes`` {color, size}."""
+        anns = sorted(coco.anns.values(), key=lambda a: a["id"])
+        boxes = xywh_to_xyxy([a["bbox"] for a in anns])
         objs: dict[int, list[SceneObject]] = defaultdict(list)
-        for a in sorted(data["annotations"], key=lambda a: a["id"]):
-            x, y, w, h = a["bbox"]
-            at = a.get("attributes", {})
-            objs[a["image_id"]].append(SceneObject(cats[a["category_id"]], at["color"], at["size"], (x, y, x + w, y + h)))
+        for a, box in zip(anns, boxes):
+            at, shape = a.get("attributes", {}), coco.cats[a["category_id"]]["name"]
+            objs[a["image_id"]].append(SceneObject(shape, at["color"], at["size"], tuple(box)))
         images = {
-            im["id"]: _Image(im["file_name"], im["width"], im["height"], tuple(objs.get(im["id"], ())))
-            for im in data["images"]
+            image_id: _Image(im["file_name"], im["width"], im["height"], tuple(objs.get(image_id, ())))
+            for image_id, im in coco.imgs.items()
         }
         return cls(images)
 
@@ -107,12 +118,11 @@ class Oracle(FamilyChecks, GroundedChecks):
         """(index, IoU) of the object a normalized box overlaps best; (None, 0.0) in an empty image."""
         im = self._image(image_id)
         pix = (box[0] * im.width, box[1] * im.height, box[2] * im.width, box[3] * im.height)
-        best, best_iou = None, 0.0
-        for i, o in enumerate(im.objects):
-            iou = box_iou(pix, o.box)
-            if best is None or iou > best_iou:
-                best, best_iou = i, iou
-        return best, best_iou
+        ious = box_ious(pix, [o.box for o in im.objects])
+        if not ious:
+            return None, 0.0
+        best = max(range(len(ious)), key=ious.__getitem__)  # the first of equal maxima
+        return best, ious[best]
 
     def object_at(self, image_id: int, point: Sequence[float]) -> int | None:
         """Index of the object whose box contains a normalized point, with POINT_SLACK pixels of slack."""

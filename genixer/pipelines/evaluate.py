@@ -1,31 +1,75 @@
-"""Evaluation pipeline: score generation runs with the configured benchmark."""
+"""Evaluation pipeline: check finished generation and filter runs with the configured benchmark.
+
+Run dirs are found and named through their manifests: a generation run is ``<generator>:<task>``,
+a filter run ``<generator>:<task>:<filter>``; a folder above run dirs (a sweep) stands for them.
+"""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from genixer.miniworld.evaluator import examples, format_filter_table, format_table
-from genixer.runs import layout as rundir
+from genixer.evaluation.tables import filter_table, generation_table
+from genixer.pipelines.checks import check_config
+from genixer.pipelines.common import keep_nothing_on_error, prepare
+from genixer.runs.files import atomic_write, write_json
+from genixer.runs.layout import MANIFEST, RunDir, write_config, write_manifest
 
 
 def run(cfg: DictConfig) -> dict:
-    """Generation runs -> per-family quality table; filter runs (``filters=[...]``) -> filter quality table."""
-    if not cfg.get("runs") and not cfg.get("filters"):
-        raise ValueError("evaluate.py needs runs=[<generation run dir>, ...] and/or filters=[<filter run dir>, ...]")
-    out = rundir.start(cfg)
-    benchmark = instantiate(cfg.benchmark)
+    out = Path(cfg.paths.output_dir)
+    with keep_nothing_on_error(cfg):
+        check_config(cfg)
+        if not cfg.get("runs") and not cfg.get("filters"):
+            raise ValueError("evaluate.py needs runs=[<generation run dir>, ...] and/or filters=[<filter run dir>, ...]")
+        generation, filters = find_runs(cfg.get("runs") or [], "generate"), find_runs(cfg.get("filters") or [], "filter")
+        prepare(cfg)
+        benchmark = instantiate(cfg.benchmark)
+        write_config(out, cfg)
     results, tables = {}, []
-    if cfg.get("runs"):
-        results["generation"] = benchmark.evaluate(list(cfg.runs))
-        tables += [examples(list(cfg.runs)), format_table(results["generation"])]
-    if cfg.get("filters"):
-        results["filters"] = benchmark.evaluate_filters(list(cfg.filters))
-        tables.append(format_filter_table(results["filters"]))
-    print(*tables, sep="\n", flush=True)
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
-    (out / "table.txt").write_text("\n".join(tables[1:] if cfg.get("runs") else tables) + "\n")
-    rundir.write_manifest(out, cfg, "evaluate", runs=list(cfg.get("runs") or []), filters=list(cfg.get("filters") or []),
-                          results=results)
+    if generation:
+        results["generation"] = {run_name(r): benchmark.evaluate_run(r.rows("generate")) for r in generation}
+        tables.append(generation_table(results["generation"]))
+    if filters:
+        results["filters"] = {run_name(r): benchmark.evaluate_selection(r.rows("filter")) for r in filters}
+        tables.append(filter_table(results["filters"]))
+    print(*examples(generation), *tables, sep="\n", flush=True)
+    write_json(out / "metrics.json", results)
+    atomic_write(out / "table.txt", "\n".join(tables) + "\n")
+    write_manifest(out, cfg, "evaluate", rows=0, status="ok",
+                   inputs={"runs": [str(r.path) for r in generation], "filters": [str(r.path) for r in filters]},
+                   results=results)
     return results
+
+
+def find_runs(paths: list[str], stage: str) -> list[RunDir]:
+    """The finished runs of ``stage`` at or below each path (a sweep dir stands for the runs inside it)."""
+    found = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such run dir")
+        runs = [RunDir(m.parent) for m in sorted(path.rglob(MANIFEST)) if json.loads(m.read_text()).get("stage") == stage]
+        if not runs:
+            raise FileNotFoundError(f"{path}: no finished {stage} run at or below it")
+        found += runs
+    return found
+
+
+def run_name(run: RunDir) -> str:
+    """``<generator>:<task>`` of a generation run, ``<generator>:<task>:<filter>`` of a filter run."""
+    inputs = run.read_manifest()["inputs"]
+    if "filter" in inputs:
+        return f"{run_name(RunDir(inputs['run']))}:{inputs['filter']}"
+    return f"{Path(inputs['generator']).name}:{inputs['task']}"
+
+
+def examples(runs: list[RunDir]) -> list[str]:
+    """One accepted sample per generation run, as generated, so a reader sees what the numbers count."""
+    lines = []
+    for run in runs:
+        ok = next((r for r in run.rows("generate") if r["status"] == "ok"), None)
+        if ok:
+            lines.append(f"[{run_name(run)}] {ok['image']}: {ok['text']!r}")
+    return lines

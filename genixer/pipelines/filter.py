@@ -1,13 +1,14 @@
-"""Filtering pipeline: a generation run dir -> scored rows -> selection -> kept exports + manifest.
+"""Filtering pipeline: a finished generation run -> scored rows -> selection -> kept exports + manifest.
 
 Scores are annotations of the generated data: they live beside it (``<run>/scores/<scorer>/shards``,
 one line per item, keyed by item id) and are reused by every later selection, so thresholds change
-without re-scoring. Scoring resumes like generation (torn line dropped, written ids skipped) and
-shards over processes; each scorer's settings are stored with its scores and a mismatch is an error.
+without re-scoring. Scoring resumes like generation (torn line dropped, written ids skipped;
+``retry_errors=true`` scores error items again) and shards over processes; each scorer's settings
+are stored with its scores and a mismatch is an error. Inputs come from the generation run's
+manifest, never from its Hydra config.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -17,40 +18,85 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from genixer.data.exports import write_llava
+from genixer.data.exports import export
+from genixer.filtering.module import FilterModule
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
 from genixer.filtering.selection import select
+from genixer.pipelines.checks import check_config
+from genixer.pipelines.common import RunFailed, failure, keep_nothing_on_error, log_outcome, prepare
+from genixer.runs.files import write_jsonl
+from genixer.runs.layout import RunDir, claim, write_config, write_manifest
 from genixer.runs.progress import SampleProgress
-from genixer.generation.writer import (
-    ShardWriter,
-    read_shards,
-    repair_shards,
-    write_rec,
-    written_ids,
-)
-from genixer.filtering.module import FilterModule
-from genixer.runs import layout as rundir
+from genixer.runs.shards import SHARD_DIR, ShardWriter, read_shards, repair_shards, written_ids
 
 log = logging.getLogger(__name__)
-SCORER_FILE = "scorer.json"
 
 
-def generation_rows(run: Path) -> list[dict]:
-    """The generation run's merged rows (``samples.jsonl``), in id order."""
-    path = run / "samples.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: filter.py run=<a finished generation run dir>")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def run(cfg: DictConfig) -> dict:
+    out = Path(cfg.paths.output_dir)
+    with keep_nothing_on_error(cfg):
+        check_config(cfg)
+        if not cfg.get("run"):
+            raise ValueError("filter.py needs run=<generation run dir>")
+        source = RunDir(cfg.run)
+        rows = source.rows("generate")  # a finished generation run, all the rows its manifest promises
+        image_root = Path(cfg.image_root or source.read_manifest()["inputs"]["image_root"])
+        specs = cfg.filter.scorers
+        scorers: dict[str, Scorer] = {name: instantiate(spec.scorer, name=name) for name, spec in specs.items()}
+        rules = {name: instantiate(rule) for name, rule in cfg.filter.rules.items()}
+        unknown = {r.scorer for r in rules.values()} - set(scorers)
+        if unknown:
+            raise ValueError(f"selection rules name scorers {sorted(unknown)} that this filter does not run ({sorted(scorers)})")
+        for scorer in scorers.values():
+            scorer.check()
+        prepare(cfg)
+        scores_dir = Path(cfg.scores_dir)
+        for name, scorer in scorers.items():
+            claim(scores_dir / name, {**scorer.config(), "batch_size": specs[name].batch_size,  # padding moves P(Yes)
+                                      "precision": str(cfg.trainer.precision)},
+                  results=scores_dir / name / SHARD_DIR)
+        write_config(out, cfg)
 
+    loaders, todo_counts = [], {}
+    for name, scorer in scorers.items():
+        shards = scores_dir / name / SHARD_DIR
+        repair_shards(shards)
+        done = written_ids(shards, retry_errors=cfg.retry_errors)
+        todo = [item for row in rows for item in scorer.items(row) if item["id"] not in done]
+        todo_counts[name] = len(todo)
+        if todo:
+            loaders.append((name, DataLoader(ItemDataset(scorer, todo, image_root), batch_size=specs[name].batch_size,
+                                             num_workers=cfg.num_workers, collate_fn=ItemCollator(scorer))))
+    writer = ShardWriter(*(scores_dir / name / SHARD_DIR for name, _ in loaders))
+    trainer = instantiate(cfg.trainer, callbacks=[writer, SampleProgress("filter")], logger=False,
+                          enable_progress_bar=False, default_root_dir=str(out))
+    started = time.time()
+    if loaders:
+        module = FilterModule([scorers[name] for name, _ in loaders])
+        trainer.predict(module, [loader for _, loader in loaders], return_predictions=False)
+        trainer.strategy.barrier("filter:select")  # every rank's shards are complete before rank 0 selects
+    seconds = time.time() - started
+    if not trainer.is_global_zero:
+        return {}
 
-def image_root(cfg: DictConfig, run: Path) -> Path:
-    """``image_root`` from the command line, else the one the generation run used."""
-    if cfg.get("image_root"):
-        return Path(cfg.image_root)
-    generated = OmegaConf.load(run / "config.yaml") if (run / "config.yaml").is_file() else {}
-    if not generated.get("image_root"):
-        raise ValueError(f"{run}/config.yaml names no image_root: pass image_root=<folder of the query images>")
-    return Path(generated["image_root"])
+    scored = {name: annotations(scorer, scores_dir / name / SHARD_DIR) for name, scorer in scorers.items()}
+    selected, counts = select_rows(rows, scored, rules)
+    write_jsonl(out / "selected.jsonl", selected)
+    outputs = {"selected": str(out / "selected.jsonl"),
+               **export([r for r in selected if r["kept"]], out, cfg.filter.get("rec_columns"))}
+    items = sum(todo_counts.values())
+    speed = {"seconds": round(seconds, 2), "items_scored": items, "items_per_s": round(items / seconds, 2) if seconds > 0 else 0.0}
+    failed = failure("candidate rows", Counter(counts["scorer_errors"]), counts["candidates"], cfg.error_ceiling)
+    write_manifest(out, cfg, "filter", rows=len(selected), status="failed" if failed else "ok", failure=failed,
+                   inputs={"run": str(source.path.resolve()), "filter": cfg.filter.name, "image_root": str(image_root),
+                           "scores": str(scores_dir), "scorers": {n: s.config() for n, s in scorers.items()},
+                           "rules": {n: OmegaConf.to_container(r) for n, r in cfg.filter.rules.items()}},
+                   counts=counts, throughput=speed, outputs=outputs)
+    log_outcome(cfg, {"counts": counts, "throughput": speed})
+    if failed:
+        raise RunFailed(f"{out}: {failed}")
+    log.info("filter %s: %s -> %s", cfg.filter.name, counts, out)
+    return {**counts, **speed}
 
 
 def item_index(line: dict) -> int:
@@ -58,65 +104,12 @@ def item_index(line: dict) -> int:
     return int(line["id"].rsplit("#", 1)[1])
 
 
-def clip_score(row: dict) -> dict:
-    """The released Shikra rows' ``clip_score`` (raw dot product), when the CLIP scorer scored the row."""
-    return {"clip_score": row["scores"]["clip"]["raw"]} if "raw" in row["scores"].get("clip", {}) else {}
-
-
-def annotations(scorer: Scorer, folder: Path) -> dict[str, dict]:
+def annotations(scorer: Scorer, shards: Path) -> dict[str, dict]:
     """Each row's annotation, folded from its item lines in item order."""
     by_row = defaultdict(list)
-    for line in read_shards(folder).values():
+    for line in read_shards(shards).values():
         by_row[line["row_id"]].append(line)
     return {row_id: scorer.summarize(sorted(lines, key=item_index)) for row_id, lines in by_row.items()}
-
-
-def run(cfg: DictConfig) -> dict:
-    out = rundir.start(cfg)
-    source = Path(cfg.run) if cfg.get("run") else None
-    if source is None:
-        raise ValueError("filter.py needs run=<generation run dir>")
-    rows = generation_rows(source)
-    images = image_root(cfg, source)
-    scores_dir = Path(cfg.scores_dir)
-    scorers, loaders, todo_counts = {}, [], {}
-    for name, spec in cfg.filter.scorers.items():
-        scorer = instantiate(spec.scorer)
-        scorer.name = name
-        folder = scores_dir / name
-        rundir.claim(folder / SCORER_FILE, scorer.config())
-        repair_shards(folder)
-        done = written_ids(folder)
-        todo = [item for row in rows for item in scorer.items(row) if item["id"] not in done]
-        scorers[name], todo_counts[name] = scorer, len(todo)
-        if todo:
-            loaders.append((name, DataLoader(ItemDataset(scorer, todo, images), batch_size=spec.batch_size,
-                                              num_workers=cfg.num_workers, collate_fn=ItemCollator(scorer))))
-    progress = SampleProgress("filter")
-    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(*(scores_dir / n for n, _ in loaders)), progress],
-                          logger=False, enable_progress_bar=False, default_root_dir=str(out))
-    started = time.time()
-    if loaders:
-        module = FilterModule([scorers[n] for n, _ in loaders])
-        trainer.predict(module, [loader for _, loader in loaders], return_predictions=False)
-        trainer.strategy.barrier("filter:select")  # every rank's shards are complete before rank 0 selects
-    seconds = time.time() - started
-    if not trainer.is_global_zero:
-        return {}
-    rules = {name: instantiate(rule) for name, rule in cfg.filter.rules.items()}
-    unknown = {r.scorer for r in rules.values()} - set(scorers)
-    if unknown:
-        raise ValueError(f"selection rules name scorers {sorted(unknown)} that this filter does not run ({sorted(scorers)})")
-    scored = {name: annotations(scorer, scores_dir / name) for name, scorer in scorers.items()}
-    selected, counts = select_rows(rows, scored, rules)
-    exports = write_selection(out, selected)
-    speed = {"seconds": round(seconds, 2), "items_scored": sum(todo_counts.values()),
-             "items_per_s": round(sum(todo_counts.values()) / seconds, 2) if seconds > 0 else 0.0}
-    rundir.write_manifest(out, cfg, "filter", run=str(source), scores=str(scores_dir), counts=counts, throughput=speed,
-                          scorers={n: s.config() for n, s in scorers.items()},
-                          rules={n: OmegaConf.to_container(r) for n, r in cfg.filter.rules.items()}, exports=exports)
-    log.info("filter %s: %s -> %s", cfg.filter.name, counts, out)
-    return {**counts, **speed}
 
 
 def select_rows(rows: list[dict], scored: dict[str, dict], rules: dict) -> tuple[list[dict], dict]:
@@ -136,16 +129,3 @@ def select_rows(rows: list[dict], scored: dict[str, dict], rules: dict) -> tuple
               "dropped_by_reason": dict(dropped), "scorer_errors": dict(errors), "not_ok_upstream": dict(upstream),
               "scored": {name: len(by_row) for name, by_row in scored.items()}}
     return selected, counts
-
-
-def write_selection(out: Path, selected: list[dict]) -> dict[str, str]:
-    """``selected.jsonl`` (every candidate, scores + decision), ``llava.json`` and ``rec_shikra.jsonl`` (kept)."""
-    with (out / "selected.jsonl").open("w") as f:
-        for row in selected:
-            f.write(json.dumps(row) + "\n")
-    kept = [r for r in selected if r["kept"]]
-    write_llava(kept, out / "llava.json")
-    paths = {"selected": str(out / "selected.jsonl"), "llava": str(out / "llava.json")}
-    if write_rec(kept, out / "rec_shikra.jsonl", clip_score):
-        paths["rec_shikra"] = str(out / "rec_shikra.jsonl")
-    return paths

@@ -1,85 +1,109 @@
 """Generation pipeline: a generator checkpoint + query images -> parsed, exported samples.
 
-Resumable: the sample ids already in the run dir's shards are skipped before predicting (a torn last
-line is truncated away first), so re-running the same command finishes an interrupted run. The
-result does not depend on the number of processes: every rank appends to its own shard and rank 0
-merges all shards, keyed by sample id, once every rank has finished writing.
+Every input is checked before any heavy work or write: the task, the checkpoint dir, the generation
+settings, then (after the mini world is built, when configured) the queries. Resumable: the sample
+ids already in the run's shards are skipped (a torn last line is cut first), so re-running the same
+command finishes an interrupted run; ``retry_errors=true`` generates the error rows again. The result
+does not depend on the number of processes: every rank appends to its own shard and rank 0 merges
+all shards, keyed by sample id, once every rank has finished writing.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
+from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
+from genixer.data.exports import export
+from genixer.generation.module import GenerationModule
+from genixer.generation.queries import PromptCollator, PromptDataset, image_root_for, load_queries
+from genixer.generation.records import merge
+from genixer.generation.settings import Decoding
+from genixer.pipelines.checks import check_config
+from genixer.pipelines.common import RunFailed, failure, keep_nothing_on_error, log_outcome, prepare
+from genixer.runs.files import write_jsonl
+from genixer.runs.layout import RunDir, claim, config_hash, write_config, write_manifest
 from genixer.runs.progress import SampleProgress
-from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
-from genixer.generation.writer import (
-    SHARD_DIR,
-    ShardWriter,
-    merge,
-    repair_shards,
-    write_exports,
-    written_ids,
-)
-from genixer.runs import layout as rundir
+from genixer.runs.shards import ShardWriter, repair_shards, written_ids
 
 log = logging.getLogger(__name__)
 
 
-def remaining(dataset: PromptDataset, done: set[str]) -> list[int]:
-    """Dataset indices whose sample id is not yet written."""
-    return [i for i in range(len(dataset)) if dataset.sample_id(i) not in done]
-
-
 def run(cfg: DictConfig) -> dict:
-    out = rundir.start(cfg)
-    task = instantiate(cfg.task)
-    module = instantiate(cfg.module, generation=OmegaConf.to_container(cfg.generation))
-    module.codec = module.backbone.codec()
-    queries = load_queries(cfg.queries)
-    dataset = PromptDataset(queries, cfg.image_root, task, module.codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
-    # Shards only ever hold one configuration's samples (the cache is a speed option with the same tokens).
-    rundir.claim(out / SHARD_DIR / "settings.json", {
-        "generator": str(cfg.module.backbone.path), "task": OmegaConf.to_container(cfg.task, resolve=True),
-        "queries": str(cfg.queries), "seed": cfg.seed, "samples_per_image": cfg.samples_per_image,
-        "generation": {k: v for k, v in OmegaConf.to_container(cfg.generation).items() if k != "cache"}})
+    out = RunDir(cfg.paths.output_dir)
+    with keep_nothing_on_error(cfg):
+        check_config(cfg)
+        task = instantiate(cfg.task)
+        backbone = instantiate(cfg.backbone)  # checks the checkpoint dir; no weights yet
+        decoding = Decoding.from_config(OmegaConf.to_container(cfg.generation, resolve=True))
+        prepare(cfg)
+        queries = load_queries(cfg.queries)
+        if not queries:
+            raise ValueError(f"{cfg.queries} lists no images")
+        image_root = image_root_for(cfg.queries, cfg.image_root)
+        if not image_root.is_dir():
+            raise FileNotFoundError(f"image_root {image_root} is not a folder")
+        inputs = {"generator": str(Path(cfg.backbone.path).resolve()), "task": task.name,
+                  "queries": str(Path(cfg.queries).resolve()), "image_root": str(image_root.resolve()),
+                  "max_pixels": cfg.max_pixels, "seed": cfg.seed, "samples_per_image": cfg.samples_per_image,
+                  "generation": decoding.settings()}
+        # Shards only ever hold one configuration's samples (precision changes the tokens, the process count does not).
+        claim(out.shards, {**inputs, "task": OmegaConf.to_container(cfg.task, resolve=True),
+                           "precision": str(cfg.trainer.precision)})
+        write_config(out.path, cfg)
+
+    codec = backbone.codec()
+    dataset = PromptDataset(queries, image_root, task, codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
     # Resume: every rank reads the same complete lines before any rank appends (children of the
     # subprocess launcher start inside predict, and nobody writes before the process group forms).
-    torn = repair_shards(out)
-    done = written_ids(out)
-    todo = dataset.by_prompt_length(remaining(dataset, done))
-    resumed = len(dataset) - len(todo)
-    if resumed or torn:
-        log.info("resuming %s: %d of %d samples already written (%d torn bytes dropped)", out, resumed, len(dataset), torn)
-    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(out), SampleProgress(task.name)], logger=False,
-                          enable_progress_bar=False, default_root_dir=str(out))
+    torn = repair_shards(out.shards)
+    done = written_ids(out.shards, retry_errors=cfg.retry_errors)
+    todo = dataset.by_prompt_length([i for i in range(len(dataset)) if dataset.sample_id(i) not in done])
+    if not todo and out.finished and json.loads(out.manifest.read_text()).get("status") == "ok":
+        log.info("%s: already finished, nothing to generate", out.path)
+        return recorded(out)
+    if len(todo) < len(dataset) or torn:
+        log.info("resuming %s: %d of %d samples already written (%d torn bytes dropped)",
+                 out.path, len(dataset) - len(todo), len(dataset), torn)
+    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(out.shards), SampleProgress(task.name)], logger=False,
+                          enable_progress_bar=False, default_root_dir=str(out.path))
     started = time.time()
     if todo:
-        loader = DataLoader(
-            Subset(dataset, todo), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-            collate_fn=PromptCollator(module.codec.tokenizer.pad_token_id),
-        )
-        trainer.predict(module, loader, return_predictions=False)
+        loader = DataLoader(Subset(dataset, todo), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                            collate_fn=PromptCollator(codec.tokenizer.pad_token_id))
+        trainer.predict(GenerationModule(backbone, codec, decoding), loader, return_predictions=False)
         trainer.strategy.barrier("generate:merge")  # every rank's shard is complete before rank 0 merges
     seconds = time.time() - started
     if not trainer.is_global_zero:
         return {}
-    provenance = {"generator": str(cfg.module.backbone.path), "generation": OmegaConf.to_container(cfg.generation),
-                  "config_hash": rundir.config_hash(cfg)}
-    rows, counts = merge(out, task, provenance)
-    generated = sum(r["id"] not in done for r in rows)
-    counts.update(resumed=resumed, generated=generated)
-    exports = write_exports(out, rows)
-    tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] not in done)
-    per_s = 1 / seconds if seconds > 0 else 0.0
-    speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated * per_s, 2), "new_tokens_per_s": round(tokens * per_s, 1)}
-    rundir.write_manifest(
-        out, cfg, "generate", generator=str(cfg.module.backbone.path), task=task.name, queries=str(cfg.queries),
-        counts=counts, throughput=speed, exports=exports, templates=dict(Counter(r["template_id"] for r in rows)),
-    )
-    log.info("%s: %s -> %s", task.name, counts, out)
+
+    provenance = {"generator": inputs["generator"], "generation": decoding.settings(), "config_hash": config_hash(cfg)}
+    rows, counts = merge(out.shards, task, provenance)
+    todo_ids = {dataset.sample_id(i) for i in todo}
+    generated = sum(r["id"] in todo_ids for r in rows)
+    counts.update(resumed=len(rows) - generated, generated=generated)
+    tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] in todo_ids)
+    speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
+             "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
+    failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
+    write_jsonl(out.samples, rows)
+    outputs = {"samples": str(out.samples), **export([r for r in rows if r["status"] == "ok"], out.path)}
+    write_manifest(out.path, cfg, "generate", rows=len(rows), status="failed" if failed else "ok", failure=failed,
+                   inputs=inputs, counts=counts, throughput=speed, outputs=outputs,
+                   templates=dict(Counter(r["template_id"] for r in rows)))
+    log_outcome(cfg, {"counts": counts, "throughput": speed})
+    if failed:
+        raise RunFailed(f"{out.path}: {failed}")
+    log.info("%s: %s -> %s", task.name, counts, out.path)
     return {**counts, **speed}
+
+
+def recorded(out: RunDir) -> dict:
+    """The counts and throughput a finished run recorded (a re-run changes nothing)."""
+    manifest = out.read_manifest("generate")
+    return {**manifest["counts"], **manifest["throughput"]}

@@ -1,33 +1,59 @@
-"""Training pipeline: any LightningModule with ``bind`` / ``export`` on its datamodule."""
+"""Training pipeline: backbone -> codec -> data module and LightningModule -> fit -> HF checkpoint.
+
+The codec (tokenizer, image transform, conversation template) is built once, from the backbone
+(a tiny backbone trains its tokenizer on the data's texts), and given to both the data module and
+the LightningModule, which are complete when built.
+"""
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
+import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genixer.backbones.llava import CHECKPOINT_DIR
-from genixer.runs import layout as rundir
+from genixer.backbones.protocol import Backbone
+from genixer.data.instructions import instruction_texts
+from genixer.pipelines.checks import check_config
+from genixer.pipelines.common import keep_nothing_on_error, loggers, prepare
+from genixer.runs.layout import RunDir, write_config, write_manifest
 
 log = logging.getLogger(__name__)
 
 
+def assemble(cfg: DictConfig, backbone: Backbone) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The data module and the LightningModule, sharing the backbone's codec."""
+    mixture = instantiate(cfg.data.mixture) if cfg.data.get("mixture") else None
+    codec = backbone.codec(instruction_texts(mixture, cfg.data.seed) if mixture else ())
+    # Built objects go to the partials, not through instantiate (which would turn a dataclass into a config).
+    datamodule = instantiate(cfg.data, _partial_=True)(codec=codec, **({"mixture": mixture} if mixture else {}))
+    return datamodule, instantiate(cfg.module, _partial_=True)(backbone=backbone, codec=codec)
+
+
 def run(cfg: DictConfig) -> dict:
     """Build everything from config, fit, export a HF checkpoint, write the manifest."""
-    out = rundir.start(cfg)
-    datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.module)
-    module.bind(datamodule)
-    callbacks = [instantiate(c) for c in cfg.get("callbacks", {}).values()]
-    loggers = [instantiate(c) for c in cfg.get("logger", {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(out))
+    out = RunDir(cfg.paths.output_dir)
+    if out.finished:
+        log.info("%s: already trained (delete it, or pass hydra.run.dir=..., to train again)", out.path)
+        return out.read_manifest("train")["metrics"]
+    with keep_nothing_on_error(cfg):
+        check_config(cfg)
+        backbone = instantiate(cfg.backbone)
+        prepare(cfg)
+        write_config(out.path, cfg)
+    datamodule, module = assemble(cfg, backbone)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers(cfg) or False, default_root_dir=str(out.path))
     started = time.time()
     trainer.fit(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1))
     if trainer.is_global_zero:
-        module.export(out / CHECKPOINT_DIR, dtype=cfg.get("save_dtype"))
-        rundir.write_manifest(out, cfg, "train", metrics=metrics, checkpoint=str(out / CHECKPOINT_DIR))
-        log.info("checkpoint: %s  metrics: %s", out / CHECKPOINT_DIR, metrics)
+        checkpoint = Path(out.path, CHECKPOINT_DIR)
+        module.export(checkpoint, dtype=cfg.get("save_dtype"))
+        write_manifest(out.path, cfg, "train", rows=0, status="ok", metrics=metrics, outputs={"checkpoint": str(checkpoint)})
+        log.info("checkpoint: %s  metrics: %s", checkpoint, metrics)
     return metrics

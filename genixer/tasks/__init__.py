@@ -1,8 +1,7 @@
 """Generator tasks: instructions, target text and parsing of generated samples."""
 
 from .adv_vqa import AdvVQA
-from .agnostic import TaskAgnostic
-from .base import Parsed, Task, format_qa, parse_qa_pair, parse_qa_pairs, require_text
+from .base import Parsed, QAPair, Region, Task, format_qa, llava_turns, parse_qa_pair, parse_qa_pairs, require_text
 from .box_qa import BoxQA, fill_boxes
 from .boxes import (
                     Box,
@@ -27,6 +26,7 @@ from .dialogue import MultiTurnDialogue, parse_dialogue
 from .keyed import keyed_rng
 from .long_qa import LongQA
 from .mc_vqa import MCVQA
+from .one_of import OneOf
 from .pointqa_local import PointQALocal
 from .pointqa_v7w import PointQAV7W
 from .rec import EXPR, REC, ExpressionMatcher, parse_box_answer
@@ -35,9 +35,9 @@ from .templates import TEMPLATES_DIR, TemplatePool
 
 __all__ = [
     "Box", "Point", "EXPR", "OBJS", "TEMPLATES_DIR",
-    "Parsed", "Task", "TemplatePool", "CommonVQA", "REC", "TaskAgnostic", "ExpressionMatcher",
+    "Parsed", "QAPair", "Region", "Task", "TemplatePool", "CommonVQA", "REC", "OneOf", "ExpressionMatcher",
     "AdvVQA", "LongQA", "MCVQA", "MultiTurnDialogue", "REG", "PointQALocal", "PointQAV7W", "BoxQA",
-    "format_qa", "parse_qa_pair", "parse_qa_pairs", "require_text", "parse_box_answer", "parse_dialogue",
+    "format_qa", "llava_turns", "parse_qa_pair", "parse_qa_pairs", "require_text", "parse_box_answer", "parse_dialogue",
     "normalize_box", "denormalize_box", "normalize_point", "format_box", "format_box_group",
     "format_point", "format_coordinate", "find_box_groups", "find_point_groups", "find_number_lists",
     "box_group_fullmatch", "box_problem", "point_problem", "parse_coordinate", "fill_boxes", "keyed_rng",

@@ -1,11 +1,12 @@
-"""Task abstraction: instruction building, target rendering and output parsing."""
+"""Task abstraction: instruction building, target rendering, output parsing, and the typed fields
+every accepted sample carries for later stages (family, QA pairs, regions, LLaVA conversation)."""
 
 from __future__ import annotations
 
 import abc
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .templates import TemplatePool
@@ -18,19 +19,57 @@ _Q, _A = "Question:", "Answer:"
 
 @dataclass(frozen=True)
 class Parsed:
-    """Result of parsing one generated sample: a record, or a short reject reason."""
+    """Result of parsing one generated sample: a record, or a short reject reason.
+
+    ``task`` is the task whose format the record is in, when it is not the parsing task itself
+    (a ``OneOf`` hands the text to one of its tasks).
+    """
 
     ok: bool
     record: dict[str, Any] | None = None
     reason: str | None = None
+    task: Task | None = None
 
     @classmethod
-    def accept(cls, record: dict[str, Any]) -> Parsed:
-        return cls(True, record, None)
+    def accept(cls, record: dict[str, Any], task: Task | None = None) -> Parsed:
+        return cls(True, record, None, task)
 
     @classmethod
     def reject(cls, reason: str) -> Parsed:
         return cls(False, None, reason)
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """A question and its text answer, as a judge reads them (``Question: {q} Answer: {a}``)."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Region:
+    """A referring expression and its box (normalized xyxy, original image): what a crop scorer reads.
+
+    ``expression`` is None when the generated question matched no known template.
+    """
+
+    expression: str | None
+    box: tuple[float, float, float, float]
+
+
+def llava_turns(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """(human, gpt) turns in LLaVA's training format: the image placeholder opens the first human turn."""
+    out = []
+    for i, (human, gpt) in enumerate(turns):
+        out += [{"from": "human", "value": f"<image>\n{human}" if i == 0 else human}, {"from": "gpt", "value": gpt}]
+    return out
+
+
+def single_pair(text: str) -> tuple[str, str] | None:
+    """(question, answer) of a text that is exactly one well-formed pair, else None."""
+    parsed = parse_qa_pair(text)
+    return (parsed.record["question"], parsed.record["answer"]) if parsed.ok else None  # type: ignore[index]
 
 
 def format_qa(question: str, answer: str, sep: str = " ") -> str:
@@ -101,12 +140,18 @@ def require_text(annotation: Mapping[str, Any], field: str) -> str:
 
 
 class Task(abc.ABC):
-    """A generator task: generic instruction + protocol suffix -> one synthetic sample."""
+    """A generator task: generic instruction + protocol suffix -> one synthetic sample.
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool) -> None:
+    A task owns its records: ``parse`` gives the family's record, and ``fields`` the typed fields
+    later stages read (``family`` names the record's shape and its oracle check; ``qa_pairs`` feed
+    a judge, ``regions`` a crop scorer and the Shikra REC export, ``conversations`` the LLaVA one).
+    """
+
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, family: str | None = None) -> None:
         self.name = name
         self.suffix = suffix  # protocol text, leading space/newline included
         self.instructions = instructions
+        self.family = family or name
 
     def instruction(self, key: object) -> tuple[int, str]:
         """(template id, generic template + task suffix) for a stable key."""
@@ -139,6 +184,28 @@ class Task(abc.ABC):
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(human, gpt) turns of a parsed record, as downstream training data."""
         return [(record["question"], record["answer"])]
+
+    def qa_pairs(self, record: Mapping[str, Any]) -> list[QAPair]:
+        """The record's question / text-answer pairs a judge can check from the image alone."""
+        return []
+
+    def regions(self, record: Mapping[str, Any]) -> list[Region]:
+        """The record's (expression, box) pairs."""
+        return []
+
+    def recognizes(self, text: str) -> bool:
+        """Whether ``text`` has this task's shape, so a ``OneOf`` (task-agnostic mode) hands it here."""
+        return False
+
+    def fields(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What an accepted sample carries for later stages (JSON-ready)."""
+        return {
+            "family": self.family,
+            "parsed": dict(record),
+            "qa_pairs": [asdict(p) for p in self.qa_pairs(record)],
+            "regions": [{"expression": r.expression, "box": list(r.box)} for r in self.regions(record)],
+            "conversations": llava_turns(self.conversation(record)),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, suffix={self.suffix!r}, n_instructions={len(self.instructions)})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, Task, format_qa, require_text, single_pair
 from .boxes import (
     Box,
     box_problem,
@@ -78,3 +78,8 @@ class BoxQA(Task):
 
     def parse_pair(self, question: str, answer: str) -> Parsed:
         return parse_box_qa_pair(question, answer)
+
+    def recognizes(self, text: str) -> bool:
+        """One pair with coordinates anywhere (the grounded catch-all of task-agnostic mode)."""
+        pair = single_pair(text)
+        return pair is not None and bool(find_number_lists(pair[0]) or find_number_lists(pair[1]))

@@ -109,6 +109,17 @@ def find_number_lists(text: str) -> list[str]:
     return [m.group(0) for m in _NUMBER_LIST_RE.finditer(text)]
 
 
+def attached(text: str, coordinate: str) -> bool:
+    """True when `coordinate` (a substring of `text`) directly follows a non-space character."""
+    before = text[: text.index(coordinate)][-1:]
+    return bool(before) and not before.isspace()
+
+
+def is_point_text(coordinate: str) -> bool:
+    """True when a bracketed number list has two numbers (a point, not a box or box group)."""
+    return ";" not in coordinate and coordinate.count(",") == 1
+
+
 def box_group_fullmatch(text: str) -> list[Box] | None:
     """The boxes if `text` is exactly one box group (outer spaces allowed), else None."""
     m = _BOX_GROUP_RE.fullmatch(text.strip())

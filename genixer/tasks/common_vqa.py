@@ -5,16 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pair, require_text
+from .base import Parsed, QAPair, Task, format_qa, parse_qa_pair, require_text, single_pair
 from .boxes import find_number_lists
-from .templates import TemplatePool
 
 
 class CommonVQA(Task):
     """Annotation {"question", "answer"} <-> `Question: {q} Answer: {a}`."""
-
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool) -> None:
-        super().__init__(name, suffix, instructions)
 
     def target(self, annotation: Mapping[str, Any], key: object = None) -> str:
         # Stripped so that parse(target(...)) gives the fields back exactly.
@@ -22,6 +18,14 @@ class CommonVQA(Task):
 
     def parse(self, text: str) -> Parsed:
         return parse_qa_text(text)
+
+    def qa_pairs(self, record: Mapping[str, Any]) -> list[QAPair]:
+        return [QAPair(record["question"], record["answer"])]
+
+    def recognizes(self, text: str) -> bool:
+        """One pair without coordinates."""
+        pair = single_pair(text)
+        return pair is not None and not find_number_lists(pair[0]) and not find_number_lists(pair[1])
 
 
 def parse_qa_text(text: str) -> Parsed:

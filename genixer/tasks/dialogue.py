@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, parse_qa_pairs, require_text
+from .base import Parsed, QAPair, Task, format_qa, parse_qa_pairs, require_text
 from .templates import TemplatePool
 
 _Q, _A = "Question:", "Answer:"
@@ -36,8 +36,9 @@ class MultiTurnDialogue(Task):
     The instruction pool is the fixed MD string (a one-entry pool); `md_long` only adds a suffix.
     """
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, min_turns: int = 2) -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, min_turns: int = 2,
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         if min_turns < 1:
             raise ValueError(f"min_turns must be >= 1, got {min_turns}")
         self.min_turns = min_turns
@@ -60,3 +61,10 @@ class MultiTurnDialogue(Task):
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return dialogue_conversation(record)
+
+    def qa_pairs(self, record: Mapping[str, Any]) -> list[QAPair]:
+        return [QAPair(t["question"], t["answer"]) for t in record["turns"]]
+
+    def recognizes(self, text: str) -> bool:
+        """More than one question."""
+        return text.count(_Q) > 1

@@ -13,8 +13,9 @@ from .templates import TemplatePool
 class LongQA(CommonVQA):
     """Common VQA whose answers have at least `min_answer_words` words (short ones are rejected)."""
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, min_answer_words: int = 3) -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, min_answer_words: int = 3,
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         if min_answer_words < 1:
             raise ValueError(f"min_answer_words must be >= 1, got {min_answer_words}")
         self.min_answer_words = min_answer_words

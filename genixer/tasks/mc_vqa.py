@@ -8,7 +8,7 @@ import string
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, QAPair, Task, format_qa, require_text, single_pair
 
 LETTERS = "ABCDEF"
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
@@ -93,3 +93,13 @@ class MCVQA(Task):
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return mc_conversation(record)
+
+    def qa_pairs(self, record: Mapping[str, Any]) -> list[QAPair]:
+        """The question with its options as written, answered by the letter with its option text."""
+        k = record["answer_index"]
+        return [QAPair(format_mc_question(record["question"], record["choices"]), f"{LETTERS[k]}. {record['choices'][k]}")]
+
+    def recognizes(self, text: str) -> bool:
+        """One pair whose question has lettered option lines."""
+        pair = single_pair(text)
+        return pair is not None and has_options(pair[0])

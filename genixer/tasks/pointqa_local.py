@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, Task, format_qa, require_text, single_pair
 from .boxes import (
     Box,
     Point,
     find_number_lists,
     format_coordinate,
+    is_point_text,
     normalize_point,
     normalized_target_box,
     parse_coordinate,
@@ -78,8 +79,9 @@ class PointQALocal(Task):
     """Annotation {"question", "answer", "bbox" and/or "point", "width", "height"} <->
     `Question: {question}[box or point] Answer: {answer}`."""
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, version: str = "bp") -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, version: str = "bp",
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         self.version = check_version(version)
 
     def target(self, annotation: Mapping[str, Any], key: object) -> str:
@@ -98,3 +100,11 @@ class PointQALocal(Task):
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return pointqa_local_conversation(record)
+
+    def recognizes(self, text: str) -> bool:
+        """One point anywhere in the question, or one box ending it; no coordinates in the answer."""
+        pair = single_pair(text)
+        if pair is None or find_number_lists(pair[1]):
+            return False
+        lists = find_number_lists(pair[0])
+        return len(lists) == 1 and (is_point_text(lists[0]) or pair[0].rstrip().endswith(lists[0]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, Task, format_qa, require_text, single_pair
 from .boxes import (
     Box,
     find_number_lists,
@@ -85,8 +85,9 @@ class PointQAV7W(Task):
     """Annotation {"question", "candidates", "answer_box", "point"?, "width", "height"} <->
     `Question: {q} Candidates: [b] [b] ... Answer: [b]` (or `[x,y]` for a point answer)."""
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, version: str = "b") -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, version: str = "b",
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         self.version = check_version(version)
 
     def corpus(self) -> Iterator[str]:
@@ -126,3 +127,8 @@ class PointQAV7W(Task):
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return v7w_conversation(record)
+
+    def recognizes(self, text: str) -> bool:
+        """One pair with a candidates list in the question."""
+        pair = single_pair(text)
+        return pair is not None and CANDIDATES in pair[0]

@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, Region, Task, format_qa, require_text, single_pair
 from .boxes import (
     Box,
+    attached,
     box_group_fullmatch,
     box_problem,
     find_box_groups,
@@ -85,8 +86,9 @@ def rec_conversation(record: Mapping[str, Any]) -> list[tuple[str, str]]:
 class REC(Task):
     """Annotation {"expression", "bbox" (pixels), "width", "height"} <-> `Question: ... Answer: [box]`."""
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, questions: TemplatePool) -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, questions: TemplatePool,
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         self.questions = questions
         self.matcher = ExpressionMatcher(questions)
 
@@ -109,3 +111,14 @@ class REC(Task):
 
     def parse_pair(self, question: str, answer: str) -> Parsed:
         return parse_rec_pair(question, answer, self.matcher)
+
+    def regions(self, record: Mapping[str, Any]) -> list[Region]:
+        return [Region(record["expression"], tuple(record["box"]))]
+
+    def recognizes(self, text: str) -> bool:
+        """A question without coordinates, an answer with one box standing on its own (not after a word)."""
+        pair = single_pair(text)
+        if pair is None or find_number_lists(pair[0]):
+            return False
+        lists = find_number_lists(pair[1])
+        return len(lists) == 1 and ";" not in lists[0] and not attached(pair[1], lists[0])

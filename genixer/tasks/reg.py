@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .base import Parsed, Task, format_qa, require_text
+from .base import Parsed, Region, Task, format_qa, require_text, single_pair
 from .boxes import (
+    attached,
     find_number_lists,
+    is_point_text,
     format_box,
     normalized_target_box,
 )
@@ -51,8 +53,9 @@ def reg_conversation(record: Mapping[str, Any]) -> list[tuple[str, str]]:
 class REG(Task):
     """Annotation {"expression", "bbox" (pixels), "width", "height"} <-> `Question: ...[box]... Answer: expr.`."""
 
-    def __init__(self, name: str, suffix: str, instructions: TemplatePool, questions: TemplatePool) -> None:
-        super().__init__(name, suffix, instructions)
+    def __init__(self, name: str, suffix: str, instructions: TemplatePool, questions: TemplatePool,
+                 family: str | None = None) -> None:
+        super().__init__(name, suffix, instructions, family)
         if any(t.count(OBJS) != 1 for t in questions.templates):
             raise ValueError(f"{questions.source}: every REG question needs {OBJS!r} exactly once")
         self.questions = questions
@@ -80,3 +83,14 @@ class REG(Task):
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return reg_conversation(record)
+
+    def regions(self, record: Mapping[str, Any]) -> list[Region]:
+        return [Region(record["expression"], tuple(record["box"]))]
+
+    def recognizes(self, text: str) -> bool:
+        """One box in the question after a space (PointQA glues its coordinate to a word), none in the answer."""
+        pair = single_pair(text)
+        if pair is None or find_number_lists(pair[1]):
+            return False
+        lists = find_number_lists(pair[0])
+        return len(lists) == 1 and not is_point_text(lists[0]) and not attached(pair[0], lists[0])

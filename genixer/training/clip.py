@@ -6,13 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
-import open_clip
 import torch
 from open_clip.loss import ClipLoss
-from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preprocess_dict
 from torch.nn import functional as F
 
-from genixer.filtering.clip import save_open_clip
+from genixer.backbones.open_clip import ClipCodec, OpenClip
 from genixer.training import optim
 
 
@@ -36,39 +34,25 @@ class MultiPositiveClipLoss(ClipLoss):
 
 
 class ClipPretrainModule(L.LightningModule):
-    """``open_clip.CLIP(**model_cfg)`` trained on the datamodule's pairs; exported with ``save_open_clip``.
+    """The ``backbone``'s CLIP (``OpenClip``: built from its model config) trained on the data module's
+    pairs; exported as an open_clip checkpoint directory by the backbone."""
 
-    ``preprocess_cfg`` (open_clip ``PreprocessCfg`` fields) is saved with the weights, so the
-    filter preprocesses crops exactly as training did.
-    """
-
-    def __init__(self, model_cfg: dict, optimizer: Callable, scheduler: Callable | None = None,
-                 preprocess_cfg: dict | None = None, weight_decay: float = 0.1, max_logit_scale: float = 100.0) -> None:
+    def __init__(self, backbone: OpenClip, codec: ClipCodec, optimizer: Callable, scheduler: Callable | None = None,
+                 weight_decay: float = 0.1, max_logit_scale: float = 100.0) -> None:
         super().__init__()
-        self.model_cfg, self.preprocess_cfg = dict(model_cfg), dict(preprocess_cfg or {})
+        self.backbone, self.codec = backbone, codec
         self.optimizer, self.scheduler, self.weight_decay = optimizer, scheduler, weight_decay
         self.max_log_scale = math.log(max_logit_scale)
         self.loss = MultiPositiveClipLoss()
         self.model = None
 
-    def image_transform(self) -> Callable:
-        """open_clip's eval transform, resolved as the crop scorer resolves it (the tower's size wins)."""
-        merged = merge_preprocess_dict(PreprocessCfg(), {**self.preprocess_cfg, "size": self.model_cfg["vision_cfg"]["image_size"]})
-        return image_transform_v2(PreprocessCfg(**merged), is_train=False)
-
-    def tokenizer(self) -> open_clip.SimpleTokenizer:
-        return open_clip.SimpleTokenizer(context_length=self.model_cfg["text_cfg"]["context_length"])
-
-    def bind(self, datamodule) -> None:
-        datamodule.transform, datamodule.tokenizer = self.image_transform(), self.tokenizer()
-
     def export(self, directory: str | Path, dtype: str | None = None) -> None:
         model = self.model.to(getattr(torch, dtype)) if dtype else self.model
-        save_open_clip(model, self.model_cfg, directory, self.preprocess_cfg)
+        self.backbone.save(model, self.codec, directory)
 
     def configure_model(self) -> None:
         if self.model is None:
-            self.model = open_clip.CLIP(**self.model_cfg)
+            self.model = self.backbone.build(self.codec)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         image, text, scale = self.model(batch["images"], batch["texts"])

@@ -1,23 +1,16 @@
 """Optimizer and schedule helpers shared by the LightningModules."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
+from transformers import get_cosine_schedule_with_warmup
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.03, min_ratio: float = 0.0):
-    """Linear warm-up then cosine decay (the LLaVA / Shikra schedule), stepped per batch."""
-    warmup = max(1, int(total_steps * warmup_ratio))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.03):
+    """Linear warm-up then cosine decay to 0 (the LLaVA / Shikra schedule), stepped per batch:
+    transformers' own schedule, with the warm-up given as a share of the run."""
+    return get_cosine_schedule_with_warmup(optimizer, max(1, int(total_steps * warmup_ratio)), total_steps)
 
 
 def configure(module, optimizer: Callable, scheduler: Callable | None, weight_decay: float = 0.0):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -10,31 +10,31 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genixer.backbones.llava import VISION_DIR
+from genixer.backbones.codec import Codec
+from genixer.backbones.llava import VISION_DIR, TinyLlava
 from genixer.training import optim
 
 
 class VisionPretrainModule(L.LightningModule):
-    """Heads on the penultimate-layer patch features (what LLaVA reads) predict attributes + boxes."""
+    """Heads on the penultimate-layer patch features (what LLaVA reads) predict attributes + boxes.
 
-    def __init__(self, backbone, optimizer: Callable, scheduler: Callable | None = None, box_weight: float = 5.0) -> None:
+    ``vocab``: the label names of each attribute head (``color``, ``shape``, ``size``; index 0 of a
+    head is the background); the data module encodes labels with the same lists.
+    """
+
+    def __init__(self, backbone: TinyLlava, codec: Codec, vocab: Mapping[str, Sequence[str]], optimizer: Callable,
+                 scheduler: Callable | None = None, box_weight: float = 5.0) -> None:
         super().__init__()
-        self.backbone, self.vocab = backbone, None
+        self.backbone, self.codec = backbone, codec
+        self.vocab = {k: list(v) for k, v in vocab.items()}
         self.optimizer, self.scheduler, self.box_weight = optimizer, scheduler, box_weight
         self.tower = None
-
-    def bind(self, datamodule) -> None:
-        """Share the backbone's image transform and take the label vocabularies from the data."""
-        datamodule.transform = self.backbone.image_transform()
-        datamodule.input_size = self.backbone.image_size
-        datamodule.patch_size = self.backbone.vision["patch_size"]
-        self.vocab = datamodule.labels.vocab()
 
     def export(self, directory: str | Path, dtype: str | None = None) -> None:
         """The tower as a CLIPVisionModel dir (``vision_tower/``) that stage 2 starts from."""
         tower = self.tower.to(getattr(torch, dtype)) if dtype else self.tower
         tower.save_pretrained(Path(directory, VISION_DIR))
-        self.backbone.image_transform().processor.save_pretrained(Path(directory, VISION_DIR))
+        self.codec.image.processor.save_pretrained(Path(directory, VISION_DIR))
         Path(directory, "vocab.json").write_text(json.dumps(self.vocab, indent=1))
 
     def configure_model(self) -> None:

@@ -9,6 +9,7 @@ from genixer.data.sources.files import (
     ImageSizes,
     field,
     image_path,
+    progress,
     read_json,
 )
 
@@ -37,7 +38,7 @@ class AOKVQA:
         if not isinstance(data, list):
             raise AnnotationError(f"{self.path}: expected a JSON list of questions")
         sizes, records = ImageSizes(), []
-        for i, q in enumerate(data):
+        for i, q in enumerate(progress(data, self.path)):
             where = f"{self.path}: [{i}]"
             image = image_path(self.image_root, self.image_pattern, where,
                                split=field(q, "split", where), image_id=field(q, "image_id", where))

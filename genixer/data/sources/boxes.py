@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 from genixer.data.sources.files import AnnotationError, field
 
@@ -17,14 +18,33 @@ def _numbers(value: object, n: int) -> list[float] | None:
 
 def as_box(value: object, where: str, name: str, xywh: bool = False) -> list[float]:
     """A structurally valid box as ``[x1, y1, x2, y2]`` (converted from ``[x, y, w, h]`` if ``xywh``)."""
-    box = _numbers(value, 4)
-    if box is None:
-        layout = "[x, y, w, h]" if xywh else "[x1, y1, x2, y2]"
-        raise AnnotationError(f"{where}: field '{name}' must be {layout} numbers, got {value!r}")
-    if xywh:
-        x, y, w, h = box
-        box = [x, y, x + w, y + h]
-    return box
+    return as_boxes([value], [where], name, xywh)[0]
+
+
+def as_boxes(values: Sequence[object], wheres: Sequence[str], name: str, xywh: bool = False) -> list[list[float]]:
+    """``as_box`` of each value (``wheres[k]`` names ``values[k]``), converted in one batch."""
+    boxes = []
+    for value, where in zip(values, wheres):
+        box = _numbers(value, 4)
+        if box is None:
+            layout = "[x, y, w, h]" if xywh else "[x1, y1, x2, y2]"
+            raise AnnotationError(f"{where}: field '{name}' must be {layout} numbers, got {value!r}")
+        boxes.append(box)
+    return xywh_to_xyxy(boxes) if xywh else boxes
+
+
+def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``[x, y, w, h]`` boxes as ``[x1, y1, x2, y2]`` (torchvision ``box_convert``).
+
+    Integer boxes stay integers; others are converted in float64, so ``x + w`` is Python's sum
+    (torchvision keeps the dtype; a default float32 tensor would round pixel coordinates).
+    """
+    import torch  # lazy, as torchvision below
+    from torchvision.ops import box_convert  # lazy: importing torchvision takes seconds
+
+    exact = all(isinstance(v, int) for box in boxes for v in box)
+    xywh = torch.tensor(boxes, dtype=torch.int64 if exact else torch.float64).reshape(-1, 4)
+    return box_convert(xywh, "xywh", "xyxy").tolist()
 
 
 def as_point(value: object, where: str, name: str) -> list[float]:
@@ -47,9 +67,19 @@ def as_size(row: dict, where: str, width: str = "width", height: str = "height")
 
 def clamp_box(box: list[float], width: int, height: int) -> list[float] | None:
     """The box clamped into the image, or None when nothing of positive area is left."""
-    x1, x2 = (min(max(v, 0.0), float(width)) for v in (box[0], box[2]))
-    y1, y2 = (min(max(v, 0.0), float(height)) for v in (box[1], box[3]))
-    return [x1, y1, x2, y2] if x2 > x1 and y2 > y1 else None
+    return clamp_boxes([box], width, height)[0]
+
+
+def clamp_boxes(boxes: Sequence[list[float]], width: int, height: int) -> list[list[float] | None]:
+    """Boxes of one image clamped into it (torchvision ``clip_boxes_to_image``); None where no area is left."""
+    import torch  # lazy, as in xywh_to_xyxy
+    from torchvision.ops import clip_boxes_to_image
+
+    if not boxes:
+        return []
+    clamped = clip_boxes_to_image(torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4), (height, width))
+    kept = ((clamped[:, 2] > clamped[:, 0]) & (clamped[:, 3] > clamped[:, 1])).tolist()
+    return [box if keep else None for box, keep in zip(clamped.tolist(), kept)]
 
 
 def clamp_point(point: list[float], width: int, height: int) -> list[float]:

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
 
 
 class AnnotationError(ValueError):
@@ -56,6 +62,12 @@ def image_path(root: str | Path, pattern: str, where: str, **ids: object) -> Pat
         except ValueError as err:
             raise AnnotationError(f"{where}: image pattern {pattern!r} does not fit {ids} ({err})") from None
     return Path(root) / name
+
+
+def progress(records: Iterable[T], path: str | Path) -> Iterable[T]:
+    """A bar on stderr over the records of an annotation file whose image headers a load reads
+    (thousands of file opens); off when stderr is not a terminal."""
+    return tqdm(records, desc=Path(path).name, unit="rec", file=sys.stderr, disable=None, dynamic_ncols=True)
 
 
 class ImageSizes:

@@ -1,7 +1,7 @@
 """Shikra GPT4Gen BoxCoT / RD jsonl -> qca_box / rd records with checked phrase-box alignment."""
 from __future__ import annotations
 
-from genixer.data.sources.boxes import as_box, as_size, clamp_box
+from genixer.data.sources.boxes import as_boxes, as_size, clamp_boxes
 from genixer.data.sources.files import AnnotationError, field
 from genixer.data.sources.jsonl import JsonlSource
 
@@ -39,7 +39,7 @@ class GPT4GenBoxCoT(JsonlSource):
         raw = field(row, "boxes", where)
         if not isinstance(raw, list) or not raw:
             raise AnnotationError(f"{where}: field 'boxes' must be a non-empty list of boxes")
-        boxes = [as_box(b, f"{where}: boxes[{k}]", "boxes") for k, b in enumerate(raw)]
+        boxes = as_boxes(raw, [f"{where}: boxes[{k}]" for k in range(len(raw))], "boxes")
         question, answer = field(row, "question", where), field(row, "cot_with_ans", where)
         for name, text in (("question", question), ("cot_with_ans", answer)):
             if not isinstance(text, str):
@@ -48,7 +48,7 @@ class GPT4GenBoxCoT(JsonlSource):
                                 "question", "question_boxes_seq")
         a_seq = check_boxes_seq(answer, field(row, "answer_boxes_seq", where), len(boxes), where,
                                 "cot_with_ans", "answer_boxes_seq")
-        clamped = [clamp_box(b, width, height) for b in boxes]
+        clamped = clamp_boxes(boxes, width, height)
         if any(b is None for b in clamped):
             self.skipped["degenerate box"] += 1
             return None

@@ -8,6 +8,7 @@ from genixer.data.sources.files import (
     ImageSizes,
     field,
     image_path,
+    progress,
     read_json,
 )
 
@@ -30,7 +31,7 @@ class GQA:
         if not isinstance(data, dict):
             raise AnnotationError(f"{self.questions}: expected an object of question id -> question")
         sizes, records = ImageSizes(), []
-        for qid, q in data.items():  # file order is deterministic
+        for qid, q in progress(data.items(), self.questions):  # file order is deterministic
             where = f"{self.questions}: question {qid}"
             image_id = field(q, "imageId", where)
             image = image_path(self.image_root, self.image_pattern, where, image_id=image_id, imageId=image_id)

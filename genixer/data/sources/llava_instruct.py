@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genixer.data.sources.boxes import Skipped
-from genixer.data.sources.files import AnnotationError, ImageSizes, field, read_json
+from genixer.data.sources.files import AnnotationError, ImageSizes, field, progress, read_json
 
 IMAGE_TOKEN = "<image>"
 
@@ -33,7 +33,7 @@ class LLaVAInstruct:
             raise AnnotationError(f"{self.path}: expected a JSON list of conversations")
         self.skipped = Skipped()
         sizes, records = ImageSizes(), []
-        for i, row in enumerate(data):
+        for i, row in enumerate(progress(data, self.path)):
             where = f"{self.path}: [{i}]"
             turns = self._turns(field(row, "conversations", where), where)
             if not self.as_pairs and len(turns) < self.min_turns:

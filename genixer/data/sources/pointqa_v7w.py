@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from genixer.data.sources.boxes import (
     as_box,
+    as_boxes,
     as_point,
     as_size,
-    clamp_box,
+    clamp_boxes,
     clamp_point,
 )
 from genixer.data.sources.files import AnnotationError, field
@@ -25,12 +26,12 @@ class PointQAV7W(JsonlSource):
         raw = field(row, "candidates", where)
         if not isinstance(raw, list) or len(raw) < 2:
             raise AnnotationError(f"{where}: field 'candidates' must be a list of at least 2 boxes")
-        candidates = [as_box(b, f"{where}: candidates[{k}]", "candidates") for k, b in enumerate(raw)]
+        candidates = as_boxes(raw, [f"{where}: candidates[{k}]" for k in range(len(raw))], "candidates")
         answer = as_box(field(row, "answer", where), where, "answer")
         if answer not in candidates:
             raise AnnotationError(f"{where}: field 'answer' {answer} is not one of the candidates")
         index = candidates.index(answer)
-        clamped = [clamp_box(b, width, height) for b in candidates]
+        clamped = clamp_boxes(candidates, width, height)
         if any(b is None for b in clamped):
             self.skipped["degenerate candidate box"] += 1
             return None

@@ -9,13 +9,30 @@ from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import AnnotationError, field
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle asked for a class or function (its dotted name is the message)."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builds only what pickle opcodes build by themselves: lists, dicts, tuples, strings, numbers,
+    None and bools (any protocol; Python 2 ``str`` / ``unicode`` included). Refs files hold
+    nothing else, and every global is a class or function a crafted file could call."""
+
+    def find_class(self, module: str, name: str):
+        raise _RefusedGlobal(f"{module}.{name}")
+
+
 def read_refs(path: Path) -> list[dict]:
+    """The refs list of a refer-API pickle, read without running code."""
     if not path.is_file():
         raise AnnotationError(f"{path}: file not found")
     try:
         with path.open("rb") as f:
             # The released pickles come from Python 2; their byte strings are UTF-8 text.
-            refs = pickle.load(f, encoding="utf-8", errors="replace")
+            refs = _PlainUnpickler(f, encoding="utf-8", errors="replace").load()
+    except _RefusedGlobal as err:
+        raise AnnotationError(f"{path}: refused to load global '{err}': a refs pickle holds only lists, dicts, "
+                              "strings and numbers, and loading this one would call code") from None
     except Exception as err:  # pickle raises many types on corrupt input
         raise AnnotationError(f"{path}: not a readable refs pickle ({type(err).__name__}: {err})") from None
     if not isinstance(refs, list):

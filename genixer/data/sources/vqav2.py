@@ -8,6 +8,7 @@ from genixer.data.sources.files import (
     ImageSizes,
     field,
     image_path,
+    progress,
     read_json,
 )
 
@@ -34,7 +35,7 @@ class VQAv2:
             where = f"{self.annotations}: annotations[{i}]"
             answers[field(ann, "question_id", where)] = ann
         sizes, records = ImageSizes(), []
-        for i, q in enumerate(questions):
+        for i, q in enumerate(progress(questions, self.questions)):
             where = f"{self.questions}: questions[{i}]"
             qid = field(q, "question_id", where)
             if qid not in answers:

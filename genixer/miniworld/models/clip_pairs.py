@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genixer.backbones.open_clip import ClipCodec
 from genixer.data.images import load_rgb
 from genixer.miniworld import COLORS, SHAPES
 from genixer.miniworld.grammar import (
@@ -34,8 +35,11 @@ from genixer.miniworld.grammar import (
     MIN_IOU,
     attrs,
     box_iou,
+    box_ious,
     normalize_question,
 )
+from genixer.data.sources.boxes import xywh_to_xyxy
+from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import field as get_field
 from genixer.data.sources.files import read_json
 
@@ -90,7 +94,7 @@ def off_box(box: Box, objects: Sequence[Box], rng: np.random.Generator, width: i
         cx_, cy_ = cx + shift[0] * w, cy + shift[1] * h
         half_w, half_h = scale * w / 2, scale * h / 2
         cand = (max(0.0, cx_ - half_w), max(0.0, cy_ - half_h), min(width, cx_ + half_w), min(height, cy_ + half_h))
-        if min(cand[2] - cand[0], cand[3] - cand[1]) >= min_side and all(box_iou(cand, o) < MIN_IOU for o in objects):
+        if min(cand[2] - cand[0], cand[3] - cand[1]) >= min_side and max(box_ious(cand, objects), default=0.0) < MIN_IOU:
             return cand
     return None
 
@@ -108,16 +112,16 @@ class ImageEntry:
 
 def load_entries(instances: str, image_root: str, expressions: Sequence, captions: str | None) -> list[ImageEntry]:
     """Objects (with attributes) from COCO instances; phrases matched to objects by image and box."""
-    data = read_json(instances)
-    cats = {c["id"]: c["name"] for c in get_field(data, "categories", instances)}
-    entries = {im["id"]: ImageEntry(str(Path(image_root) / im["file_name"]), im["width"], im["height"])
-               for im in get_field(data, "images", instances)}
+    coco = load_coco(instances)
+    entries = {image_id: ImageEntry(str(Path(image_root) / im["file_name"]), im["width"], im["height"])
+               for image_id, im in coco.imgs.items()}
     by_box: dict[tuple[str, tuple[int, ...]], tuple[ImageEntry, int]] = {}
-    for ann in sorted(get_field(data, "annotations", instances), key=lambda a: a["id"]):
-        entry, (x, y, w, h) = entries[ann["image_id"]], ann["bbox"]
-        values = {"shape": cats[ann["category_id"]], **get_field(ann, "attributes", instances)}
-        by_box[Path(entry.path).name, tuple(round(v) for v in (x, y, x + w, y + h))] = (entry, len(entry.boxes))
-        entry.boxes.append((x, y, x + w, y + h))
+    anns = sorted(coco.anns.values(), key=lambda a: a["id"])
+    for ann, box in zip(anns, xywh_to_xyxy([a["bbox"] for a in anns])):
+        entry = entries[ann["image_id"]]
+        values = {"shape": coco.cats[ann["category_id"]]["name"], **get_field(ann, "attributes", instances)}
+        by_box[Path(entry.path).name, tuple(round(v) for v in box)] = (entry, len(entry.boxes))
+        entry.boxes.append(tuple(box))
         entry.codes.append([CODES[values[k]] for k in ATTRIBUTES])
         entry.phrases.append([])
     for source in expressions:
@@ -204,18 +208,17 @@ def collate_pairs(items: list[dict]) -> dict:
 
 
 class ClipPairsDataModule(L.LightningDataModule):
-    """``batch_size`` counts images (each gives ~2-5 pairs); the module attaches ``transform`` and ``tokenizer``."""
+    """``batch_size`` counts images (each gives ~2-5 pairs); the ``codec`` (the CLIP's image transform and
+    tokenizer) comes from the backbone being trained."""
 
     def __init__(self, instances: str, image_root: str, expressions: Mapping | Sequence, captions: str | None,
-                 batch_size: int, num_workers: int = 0, seed: int = 0, repeats: int = 1, jitter: float = 0.1,
-                 min_iou: float = 0.7, negatives: float = 0.5, min_side: float = 12) -> None:
+                 codec: ClipCodec, batch_size: int, num_workers: int = 0, seed: int = 0, repeats: int = 1,
+                 jitter: float = 0.1, min_iou: float = 0.7, negatives: float = 0.5, min_side: float = 12) -> None:
         super().__init__()
-        self.instances, self.image_root, self.captions = instances, image_root, captions
+        self.instances, self.image_root, self.captions, self.codec = instances, image_root, captions, codec
         self.expressions = list(expressions.values()) if isinstance(expressions, Mapping) else list(expressions)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.options = {"repeats": repeats, "jitter": jitter, "min_iou": min_iou, "negatives": negatives, "min_side": min_side}
-        self.transform: Callable | None = None
-        self.tokenizer: Callable | None = None
         self._entries: list[ImageEntry] | None = None
 
     @property
@@ -225,9 +228,7 @@ class ClipPairsDataModule(L.LightningDataModule):
         return self._entries
 
     def dataset(self) -> ClipPairDataset:
-        if self.transform is None or self.tokenizer is None:
-            raise RuntimeError("attach transform and tokenizer (module.bind(datamodule)) before training")
-        return ClipPairDataset(self.entries, self.transform, self.tokenizer, self.seed, **self.options)
+        return ClipPairDataset(self.entries, self.codec.image, self.codec.tokenizer, self.seed, **self.options)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset()

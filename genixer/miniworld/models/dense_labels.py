@@ -5,43 +5,49 @@ under its centre (0 = background) and that object's box in the square input fram
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genixer.backbones.codec import ImageTransform
+from genixer.backbones.codec import Codec, ImageTransform
 from genixer.data.images import load_rgb
-from genixer.data.sources.files import field, read_json
+from genixer.data.sources.coco import load_coco
+from genixer.data.sources.files import AnnotationError, field
+from genixer.miniworld.scene import COLORS, SHAPES, SIZES
+
+
+def world_vocab() -> dict[str, list[str]]:
+    """The mini world's label names per attribute head (shapes in category-id order)."""
+    return {"color": sorted(COLORS), "shape": list(SHAPES), "size": sorted(SIZES)}
 
 
 class DenseLabels:
-    """Reads an instances JSON with ``attributes`` {color, size}; vocabularies from the data."""
+    """Reads an instances JSON with ``attributes`` {color, size}; every label must be in ``vocab``."""
 
-    def __init__(self, instances: str, image_root: str) -> None:
-        data = read_json(instances)
+    def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]]) -> None:
+        coco = load_coco(instances)
         self.image_root = Path(image_root)
-        self.images = field(data, "images", instances)
-        self.shapes = [c["name"] for c in sorted(field(data, "categories", instances), key=lambda c: c["id"])]
-        shape_of = {c["id"]: c["name"] for c in data["categories"]}
+        self.images = list(coco.imgs.values())
+        self.colors, self.shapes, self.sizes = (list(vocab[k]) for k in ("color", "shape", "size"))
         self.objects = defaultdict(list)
-        for ann in field(data, "annotations", instances):
-            attrs = field(ann, "attributes", f"{instances}: annotation {ann.get('id')}")
-            self.objects[ann["image_id"]].append((shape_of[ann["category_id"]], attrs["color"], attrs["size"], ann["bbox"]))
-        objs = [o for objs in self.objects.values() for o in objs]
-        self.colors = sorted({o[1] for o in objs})
-        self.sizes = sorted({o[2] for o in objs})
-
-    def vocab(self) -> dict[str, list[str]]:
-        return {"color": self.colors, "shape": self.shapes, "size": self.sizes}
+        for ann in coco.anns.values():  # file order (later objects win a patch they share)
+            attrs = field(ann, "attributes", f"{instances}: annotation {ann['id']}")
+            obj = (coco.cats[ann["category_id"]]["name"], attrs["color"], attrs["size"], ann["bbox"])
+            for kind, names, value in zip(("shape", "color", "size"), (self.shapes, self.colors, self.sizes), obj):
+                if value not in names:
+                    raise AnnotationError(f"{instances}: annotation {ann['id']}: {kind} {value!r} is not in the vocabulary {names}")
+            self.objects[ann["image_id"]].append(obj)
 
 
 class DenseLabelDataset(Dataset):
-    def __init__(self, labels: DenseLabels, transform: ImageTransform, input_size: int, patch_size: int) -> None:
+    def __init__(self, labels: DenseLabels, transform: ImageTransform, input_size: int, grid: int) -> None:
         self.labels, self.transform = labels, transform
-        self.input_size, self.grid = input_size, input_size // patch_size
+        self.input_size, self.grid = input_size, grid
 
     def __len__(self) -> int:
         return len(self.labels.images)
@@ -69,22 +75,25 @@ class DenseLabelDataset(Dataset):
 
 
 class DenseLabelDataModule(L.LightningDataModule):
-    def __init__(self, instances: str, image_root: str, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    """Per-patch labels in the vision tower's input frame: the ``codec``'s image transform and patch grid."""
+
+    def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]], codec: Codec,
+                 batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
-        self.instances, self.image_root = instances, image_root
+        self.instances, self.image_root, self.vocab, self.codec = instances, image_root, vocab, codec
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.transform: ImageTransform | None = None  # attached by the pipeline
-        self.input_size = self.patch_size = None
         self._labels = None
 
     @property
     def labels(self) -> DenseLabels:
         if self._labels is None:
-            self._labels = DenseLabels(self.instances, self.image_root)
+            self._labels = DenseLabels(self.instances, self.image_root, self.vocab)
         return self._labels
 
     def train_dataloader(self) -> DataLoader:
-        dataset = DenseLabelDataset(self.labels, self.transform, self.input_size, self.patch_size)
+        crop = self.codec.image.processor.crop_size["height"]
+        grid = math.isqrt(self.codec.num_image_tokens)
+        dataset = DenseLabelDataset(self.labels, self.codec.image, crop, grid)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
             drop_last=len(dataset) >= self.batch_size, pin_memory=torch.cuda.is_available(),

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.functional.classification import binary_auroc, binary_roc
 
 from genixer.miniworld.models.clip_pairs import ATTRIBUTES, CODES, UNSAID, off_box, phrase_codes
 from genixer.miniworld import Oracle
 from genixer.miniworld.language import describe
-from genixer.data.sources.files import read_json
+from genixer.data.sources.coco import load_coco
 from genixer.miniworld.models.verification import YES, heldout_annotations, verification_records
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
@@ -51,23 +51,36 @@ def score_items(scorer: Scorer, items: list[dict], image_root: str | Path, batch
     return {line["id"]: line for i, batch in enumerate(loader) for line in module.predict_step(batch, i)}
 
 
+def score_ranks(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct values, each score's rank scaled to [0, 1]): torchmetrics squashes scores outside
+    [0, 1] with a float32 sigmoid, which merges close raw scores; ranks keep every distinct score apart."""
+    values, ranks = torch.unique(scores, return_inverse=True)
+    return values, ranks.double() / max(len(values) - 1, 1)
+
+
 def auc(positive: Sequence[float], negative: Sequence[float]) -> float | None:
     if not positive or not negative:
         return None
-    scores = torch.tensor([*positive, *negative])
+    scores = torch.tensor([*positive, *negative], dtype=torch.float64)
     labels = torch.tensor([1] * len(positive) + [0] * len(negative))
-    return float(binary_auroc(scores, labels))
+    return float(binary_auroc(score_ranks(scores)[1], labels))
 
 
 def best_threshold(positive: Sequence[float], negative: Sequence[float]) -> tuple[float | None, float | None]:
     """The score threshold (keep >= it) with the best balanced accuracy, and that accuracy."""
     if not positive or not negative:
         return None, None
-    pos, neg = np.asarray(positive), np.asarray(negative)
-    candidates = np.unique(np.concatenate([pos, neg]))
-    balanced = [((pos >= t).mean() + (neg < t).mean()) / 2 for t in candidates]
-    k = int(np.argmax(balanced))
-    return float(candidates[k]), float(balanced[k])
+    scores = torch.tensor([*positive, *negative], dtype=torch.float64)
+    labels = torch.tensor([1] * len(positive) + [0] * len(negative))
+    values, ranks = score_ranks(scores)
+    fpr, tpr, _ = binary_roc(ranks, labels)
+    # Point k >= 1 keeps the scores >= values[-k] (point 0 keeps nothing). Its rates are float32:
+    # back to counts, so the accuracy is the exact float64 mean of kept positives and dropped negatives.
+    kept_pos = (tpr[1:].double() * len(positive)).round().flip(0)
+    kept_neg = (fpr[1:].double() * len(negative)).round().flip(0)
+    balanced = (kept_pos / len(positive) + (len(negative) - kept_neg) / len(negative)) / 2
+    k = int(torch.argmax(balanced))  # the lowest threshold of equal accuracies
+    return float(values[k]), float(balanced[k])
 
 
 def fits(codes: Sequence[int], said: Sequence[int] | None) -> bool:
@@ -78,9 +91,9 @@ def fits(codes: Sequence[int], said: Sequence[int] | None) -> bool:
 def clip_items(world: Path, seed: int = 0, min_side: float = 12) -> list[dict]:
     """(crop, expression) items of the held-out images: every object's crop with every expression
     of its image, and one badly placed box per object with the object's own expression."""
-    instances = world / HELDOUT
-    oracle, items = Oracle.from_instances(instances), []
-    for image in read_json(instances)["images"]:
+    coco = load_coco(world / HELDOUT)
+    oracle, items = Oracle.from_coco(coco), []
+    for image in coco.imgs.values():
         objects, (w, h) = oracle.objects(image["id"]), (image["width"], image["height"])
         boxes = [o.box for o in objects]
         exprs = {i: e for i in range(len(objects)) if (e := describe(objects, i, w, h, "full"))}

@@ -1,8 +1,8 @@
 """Yes / No verification data for a judge: true QA pairs and corrupted twins, checked against ground truth.
 
 True pairs are the QA pairs of annotation records (short and long answers, multiple choice,
-dialogue turns, image descriptions), taken as the judge takes them from a generated sample
-(``genixer.filtering.judge.qa_pairs``). Each true pair gets one twin with a plausible wrong
+dialogue turns, image descriptions), written as the judge reads a generated sample's ``qa_pairs``
+(a multiple-choice question with its lettered options, answered by the letter and its option). Each true pair gets one twin with a plausible wrong
 answer in the same form: another answer of the same kind that questions of the data have (a
 colour for a colour question, a count for a count question, the other of yes / no), as a word
 or as the sentence a long answer would be; another option of a multiple-choice question; a
@@ -30,13 +30,23 @@ from genixer.miniworld.families_text import aokvqa_question
 from genixer.miniworld.grammar import ANSWER_KIND
 from genixer.miniworld.language import make_questions
 from genixer.miniworld.longform import long_answer
-from genixer.data.sources.files import read_json
-from genixer.filtering.judge import FUYU_PROMPT, Judge, qa_pairs
-from genixer.tasks.mc_vqa import LETTERS
+from genixer.data.sources.coco import load_coco
+from genixer.filtering.judge import FUYU_PROMPT, judge_text
+from genixer.tasks.mc_vqa import LETTERS, format_mc_question
 
 YES, NO = "Yes", "No"
 # "a small red circle": an object named in a description (captions list every object).
 MENTION = re.compile(rf"\b(?:(small|large) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
+
+
+def qa_pairs(record: Mapping) -> list[tuple[str, str]]:
+    """(question, answer) texts of an annotation record (dialogue turns, multiple choice, or one pair)."""
+    if "turns" in record:
+        return [(t["question"], t["answer"]) for t in record["turns"]]
+    if "choices" in record:  # the options as lettered lines; the letter with its option text
+        k = record["answer_index"]
+        return [(format_mc_question(record["question"], record["choices"]), f"{LETTERS[k]}. {record['choices'][k]}")]
+    return [(record["question"], record["answer"])]
 
 
 def mentions(text: str) -> list[re.Match]:
@@ -136,8 +146,9 @@ def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, se
 def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tuple[str, dict]]:
     """Fresh annotations for images that have none (the held-out split), with the world's own language:
     its questions with short and sentence answers, and one multiple-choice question per image."""
-    oracle, out = Oracle.from_instances(instances), []
-    for image in read_json(instances)["images"]:
+    coco = load_coco(instances)
+    oracle, out = Oracle.from_coco(coco), []
+    for image in coco.imgs.values():
         objects = oracle.objects(image["id"])
         scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)  # questions need no background
         rng = np.random.default_rng([seed, image["id"]])
@@ -155,15 +166,15 @@ def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tupl
 class VerificationDataset(Dataset):
     """One human turn (image + the judge's prompt for the pair) and the reply ``Yes`` or ``No``."""
 
-    def __init__(self, records: list[dict], codec: Codec, judge: Judge) -> None:
-        self.records, self.codec, self.judge = records, codec, judge
+    def __init__(self, records: list[dict], codec: Codec, prompt: str) -> None:
+        self.records, self.codec, self.prompt = records, codec, prompt
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> dict:
         record = self.records[i]
-        turn = (self.codec.human_message(self.judge.text(record)), record["label"])
+        turn = (self.codec.human_message(judge_text(self.prompt, record["question"], record["answer"])), record["label"])
         input_ids, labels = self.codec.encode_train([turn])
         return {"input_ids": input_ids, "labels": labels, "pixel_values": self.codec.image(load_rgb(record["image"]))}
 
@@ -186,23 +197,23 @@ class TwinSampler(Sampler[int]):
 
 
 class VerificationDataModule(L.LightningDataModule):
-    """Verification records of annotation ``sources`` (checked by the oracle of ``instances``).
+    """Verification records of annotation ``sources`` (checked by the oracle of ``instances``), encoded
+    by the judge's ``codec`` (the generator it is fine-tuned from).
 
-    ``prompt`` is the judge's (one ``{}``); texts render with ``Judge.text``, so training and
+    ``prompt`` is the judge's (one ``{}``); texts render with ``judge_text``, so training and
     scoring see the same words. ``twins``: batches hold both records of each pair (``TwinSampler``;
-    an even ``batch_size``). The pipeline attaches ``codec`` (the generator's).
+    an even ``batch_size``).
     """
 
-    def __init__(self, sources: Mapping | Sequence, instances: str, batch_size: int, num_workers: int = 0,
-                 seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True) -> None:
+    def __init__(self, sources: Mapping | Sequence, instances: str, codec: Codec, batch_size: int,
+                 num_workers: int = 0, seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True) -> None:
         super().__init__()
         self.sources = dict(sources) if isinstance(sources, Mapping) else {f"source{k}": s for k, s in enumerate(sources)}
-        self.instances, self.batch_size, self.num_workers, self.seed = instances, batch_size, num_workers, seed
+        self.instances, self.codec, self.prompt = instances, codec, prompt
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if twins and batch_size % 2:
             raise ValueError(f"twin batches need an even batch_size, got {batch_size}")
         self.twins = twins
-        self.judge = Judge(path="(training data)", prompt=prompt)  # its text() only: no model
-        self.codec: Codec | None = None
         self._records: list[dict] | None = None
 
     @property
@@ -212,16 +223,8 @@ class VerificationDataModule(L.LightningDataModule):
             self._records = verification_records(annotations, Oracle.from_instances(self.instances), self.seed)
         return self._records
 
-    def corpus(self) -> Iterator[str]:
-        """Every text the judge reads or writes (for a backbone that trains its tokenizer)."""
-        for record in self.records:
-            yield self.judge.text(record)
-            yield record["label"]
-
     def train_dataloader(self) -> DataLoader:
-        if self.codec is None:
-            raise RuntimeError("attach a codec (datamodule.codec = ...) before training")
-        dataset = VerificationDataset(self.records, self.codec, self.judge)
+        dataset = VerificationDataset(self.records, self.codec, self.prompt)
         order = {"sampler": TwinSampler(len(dataset), self.seed)} if self.twins else {
             "shuffle": True, "generator": torch.Generator().manual_seed(self.seed)}
         return DataLoader(

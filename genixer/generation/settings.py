@@ -1,0 +1,52 @@
+"""Generation settings (``generate.yaml``'s ``generation:`` block), validated before any model loads."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import GenerationConfig
+
+CACHES = ("dynamic", "static")  # dynamic: HF generate; static: our in-place static-cache loop
+SAMPLING = ("temperature", "top_p", "top_k")  # used only when do_sample is true
+STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop implements
+SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How to decode: the cache option, greedy or per-sample sampling, and HF ``generate`` kwargs."""
+
+    cache: str = "dynamic"
+    do_sample: bool = False
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
+    kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
+
+    @classmethod
+    def from_config(cls, generation: Mapping[str, Any]) -> Decoding:
+        """Check every key against ``GenerationConfig`` (a misspelling fails here, not after the model loads)."""
+        kwargs = dict(generation)
+        cache, do_sample = kwargs.pop("cache", "dynamic"), bool(kwargs.pop("do_sample", False))
+        if cache not in CACHES:
+            raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
+        known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ValueError(f"generation.{key} is not a generation setting{hint}")
+        sampling = {k: kwargs.pop(k) for k in SAMPLING if k in kwargs}
+        new = kwargs.get("max_new_tokens")
+        if not isinstance(new, int) or isinstance(new, bool) or new < 1:
+            raise ValueError(f"generation.max_new_tokens must be a positive integer, got {new!r}")
+        if do_sample and not (sampling.get("temperature") or 0) > 0:
+            raise ValueError(f"sampling needs generation.temperature > 0, got {sampling.get('temperature')!r}")
+        if cache == "static" and set(kwargs) - STATIC_KWARGS:
+            raise ValueError(f"generation.cache=static decodes greedily or with the per-sample sampler; "
+                             f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
+        return cls(cache, do_sample, {k: v for k, v in sampling.items() if v is not None} if do_sample else {}, kwargs)
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the generated text (the cache is only a speed option: both give the same tokens)."""
+        return {"do_sample": self.do_sample, **self.sampling, **self.kwargs}
