@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import time
 
 import pytest
 from hydra.utils import get_object
@@ -200,7 +201,11 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
     logger.log_metrics({"probe_metric": 1.5}, step=0)
     logger.experiment.finish()
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert len(runs) == 1 and b"probe_metric" in runs[0].read_bytes()
+    assert len(runs) == 1
+    deadline = time.time() + 60  # wandb's service process writes the record file after finish() returns
+    while b"probe_metric" not in runs[0].read_bytes() and time.time() < deadline:
+        time.sleep(0.5)
+    assert b"probe_metric" in runs[0].read_bytes()
 
 
 @pytest.mark.parametrize("experiment", ["mini_world_generator", "mini_world_l_generator", "mini_world_s_generator",
