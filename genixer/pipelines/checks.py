@@ -51,15 +51,12 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"required settings are missing; pass them on the command line:\n{lines}")
 
 
-def _leaves(metrics: Mapping, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     """Nested metrics flattened to ``a/b/c`` names (as the pipelines log them)."""
     flat = {}
-    for key, value in metrics.items():
+    for key, value in tree.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_leaves(value, f"{name}/"))
-        else:
-            flat[name] = value
+        flat.update(flatten(value, f"{name}/") if isinstance(value, Mapping) else {name: value})
     return flat
 
 
@@ -70,7 +67,7 @@ def metric_value(metrics: Mapping, name: str | None) -> float | None:
     """
     if name is None:
         return None
-    flat = _leaves(metrics)
+    flat = flatten(metrics)
     if name not in flat:
         raise ConfigError(f"optimized_metric={name} is not among this run's metrics: {sorted(flat) or 'none'}")
     try:

@@ -12,6 +12,8 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from genixer.pipelines.checks import flatten
+
 log = logging.getLogger(__name__)
 
 
@@ -54,14 +56,6 @@ def log_outcome(cfg: DictConfig, metrics: dict) -> None:
     for logger in loggers(cfg):
         logger.log_metrics(flat, step=0)
         logger.finalize("success")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        out.update(flatten(value, f"{name}/") if isinstance(value, dict) else {name: value})
-    return out
 
 
 def failure(what: str, errors: Counter, total: int, ceiling: float) -> str | None:

@@ -29,13 +29,14 @@ def run(cfg: DictConfig) -> dict:
         benchmark = instantiate(cfg.benchmark)
         write_config(out, cfg)
     results, tables = {}, []
-    if generation:
-        results["generation"] = {run_name(r): benchmark.evaluate_run(r.rows("generate")) for r in generation}
+    generated = {run_name(r): r.rows("generate") for r in generation}
+    if generated:
+        results["generation"] = {name: benchmark.evaluate_run(rows) for name, rows in generated.items()}
         tables.append(generation_table(results["generation"]))
     if filters:
         results["filters"] = {run_name(r): benchmark.evaluate_selection(r.rows("filter")) for r in filters}
         tables.append(filter_table(results["filters"]))
-    print(*examples(generation), *tables, sep="\n", flush=True)
+    print(*examples(generated), *tables, sep="\n", flush=True)
     write_json(out / "metrics.json", results)
     atomic_write(out / "table.txt", "\n".join(tables) + "\n")
     write_manifest(out, cfg, "evaluate", rows=0, status="ok",
@@ -65,11 +66,11 @@ def run_name(run: RunDir) -> str:
     return f"{Path(inputs['generator']).name}:{inputs['task']}"
 
 
-def examples(runs: list[RunDir]) -> list[str]:
+def examples(generated: dict[str, list[dict]]) -> list[str]:
     """One accepted sample per generation run, as generated, so a reader sees what the numbers count."""
     lines = []
-    for run in runs:
-        ok = next((r for r in run.rows("generate") if r["status"] == "ok"), None)
+    for name, rows in generated.items():
+        ok = next((r for r in rows if r["status"] == "ok"), None)
         if ok:
-            lines.append(f"[{run_name(run)}] {ok['image']}: {ok['text']!r}")
+            lines.append(f"[{name}] {ok['image']}: {ok['text']!r}")
     return lines

@@ -9,7 +9,6 @@ all shards, keyed by sample id, once every rank has finished writing.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -64,9 +63,11 @@ def run(cfg: DictConfig) -> dict:
     torn = repair_shards(out.shards)
     done = written_ids(out.shards, retry_errors=cfg.retry_errors)
     todo = dataset.by_prompt_length([i for i in range(len(dataset)) if dataset.sample_id(i) not in done])
-    if not todo and out.finished and json.loads(out.manifest.read_text()).get("status") == "ok":
-        log.info("%s: already finished, nothing to generate", out.path)
-        return recorded(out)
+    if not todo and out.finished:
+        manifest = out.read_manifest("generate")
+        if manifest.get("status") == "ok":  # a failed run goes on: its merge and ceiling check run again
+            log.info("%s: already finished, nothing to generate", out.path)
+            return {**manifest["counts"], **manifest["throughput"]}
     if len(todo) < len(dataset) or torn:
         log.info("resuming %s: %d of %d samples already written (%d torn bytes dropped)",
                  out.path, len(dataset) - len(todo), len(dataset), torn)
@@ -102,8 +103,3 @@ def run(cfg: DictConfig) -> dict:
     log.info("%s: %s -> %s", task.name, counts, out.path)
     return {**counts, **speed}
 
-
-def recorded(out: RunDir) -> dict:
-    """The counts and throughput a finished run recorded (a re-run changes nothing)."""
-    manifest = out.read_manifest("generate")
-    return {**manifest["counts"], **manifest["throughput"]}
