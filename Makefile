@@ -10,6 +10,11 @@ GENERATOR_S ?= checkpoints/genixer_s_mini
 GENERIC := common_vqa,adv_vqa,mc_vqa,md,long_qa,rec,agnostic
 GROUNDING := rec,reg,pointqa,qca_box,rd
 FILTERED := main/common_vqa main/rec genixer_l/md genixer_l/mc_vqa genixer_s/rec genixer_s/reg
+# Decoding, chosen on the val split by strict accuracy and coverage (README, "Choosing the demo's decoding"):
+# Genixer_L samples at temperature 0.7 (every family covered), Genixer_S decodes greedily (sampling
+# collapses its Q->C^Box A and RD accuracy; its coverage stays short).
+SAMPLE_L := generation.do_sample=true generation.temperature=0.7
+SAMPLE_S :=
 
 .PHONY: install demo demo-generate demo-filter test clean
 
@@ -37,11 +42,11 @@ endif
 
 # Issue-2 generator on Common VQA + REC, then every family with the all-family Genixer_L / Genixer_S.
 demo-generate:
-	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR) task=common_vqa,rec \
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR) task=common_vqa,rec $(SAMPLE_L) \
 		hydra.sweep.dir=$(DEMO)/generate/main hydra.sweep.subdir='$${task.name}'
-	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_L) task=$(GENERIC) \
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_L) task=$(GENERIC) $(SAMPLE_L) \
 		hydra.sweep.dir=$(DEMO)/generate/genixer_l hydra.sweep.subdir='$${task.name}'
-	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_S) task=$(GROUNDING) \
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_S) task=$(GROUNDING) $(SAMPLE_S) \
 		hydra.sweep.dir=$(DEMO)/generate/genixer_s hydra.sweep.subdir='$${task.name}'
 	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/main] hydra.run.dir=$(DEMO)/evaluate/main
 	$(PY) evaluate.py experiment=mini_world_demo runs=[$(DEMO)/generate/genixer_l,$(DEMO)/generate/genixer_s] \

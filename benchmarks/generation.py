@@ -2,9 +2,10 @@
 
 (a) the reference loop of the original: per sample PIL load, preprocess, HF ``generate`` batch 1;
 (b) our pipeline end to end: PromptDataset in DataLoader workers (prompts ordered by length), Lightning
-predict, shard writer, merge. Both force 128 new tokens. Prints req/s, output tokens/s, (b)/(a) and
-(b) against the HBM roofline (weights + KV-cache bytes per decode step over the measured copy
-bandwidth), and writes the JSON result to benchmarks/results/.
+predict, shard writer, merge. Both force 128 new tokens. Prints req/s, output tokens/s, (b)/(a) and (b)
+against the HBM roofline (weights + KV-cache bytes per decode step over the measured copy bandwidth), and
+writes the JSON result to benchmarks/results/. Under torchrun every rate counts all ranks' rows over the
+wall time of all ranks (end to end: barrier to barrier; steady: each rank's batch times, gathered).
 
     python -m benchmarks.generation --images 768 --batch-size 96 --cache static
     torchrun --nproc-per-node 4 -m benchmarks.generation --images 3072 --reference 0 --cache static
@@ -125,7 +126,7 @@ def main() -> None:
         "copy_bandwidth_GBps": round(bandwidth / 1e9), "roofline_req_per_s": round(roofline_rps, 2),
         "fraction_of_roofline": round(ours_rps / roofline_rps, 3), "rows": counts["samples"], "status": counts["status"],
     }
-    steady = stopwatch.steady_rate(world)
+    steady = stopwatch.steady_rate()  # every rank's items over the window of all ranks (benchmarks/timing.py)
     if steady:
         result.update(first_batch_s=round(stopwatch.first_batch_seconds(), 2), steady_req_per_s=round(steady, 2),
                       steady_fraction_of_roofline=round(steady / roofline_rps, 3))

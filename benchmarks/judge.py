@@ -1,15 +1,17 @@
 """Judge benchmark at Fuyu-8B shape (random weights, bf16), baseline in the same process.
 
-(a) the original's loop (docs/original.md §4): per item PIL load, FuyuProcessor, sampled ``generate`` (10 new
-tokens, top-k 10, top-p 0.95, scores kept) at batch 1, then its probability from
-``compute_transition_scores``; (b) our filter stage end to end: ItemDataset in DataLoader workers,
-FilterModule, Lightning predict (bf16-true), shard writer; (c) the model forward alone on a
-prebuilt batch (the GPU-only ceiling of (b)). Both (a) and (b) run the same bf16 model (the
-original ran fp32, so the ratio is conservative). Prints judgements/s and writes
-benchmarks/results/judge_<gpu>.json.
+(a) the original's loop (docs/original.md §4): per item PIL load, FuyuProcessor, sampled ``generate`` (top-k 10,
+top-p 0.95, scores kept) at batch 1, then its probability from ``compute_transition_scores``. The original
+allows up to 10 new tokens and stops at EOS; a trained judge answers "Yes"/"No" + EOS, but random weights
+never emit EOS, so an uncapped baseline would pay 10 decode steps a real judge does not. The baseline is
+therefore forced to exactly ``--reference-tokens`` (default 2: the answer + EOS) new tokens
+(min_new_tokens = max_new_tokens), the fair length; (b) our filter stage end to end: ItemDataset in
+DataLoader workers, FilterModule, Lightning predict (bf16-true), shard writer; (c) the model forward alone
+on a prebuilt batch (the GPU-only ceiling of (b)). Both (a) and (b) run the same bf16 model (the original
+ran fp32). Prints judgements/s and writes judge_<gpu>.json to --out.
 
-    python benchmarks/judge.py --items 2048 --batch-size 64
-    python benchmarks/judge.py --tiny     # CPU smoke test: a small model, a few items, no result file
+    python -m benchmarks.judge --items 2048 --batch-size 64
+    python -m benchmarks.judge --tiny     # CPU smoke test: a small model, a few items, no result file
 """
 from __future__ import annotations
 
@@ -42,8 +44,9 @@ QA = [("What color is the large star in the upper left of the image?", "The larg
       ("What is the small object next to the blue square made of, and what is it used for?",
        "It is a wooden spoon, used for stirring soup in the kitchen."),
       ("Is there a dog in the picture?", "no")]
-ORIGINAL_GENERATION = {"max_new_tokens": 10, "do_sample": True, "top_p": 0.95, "top_k": 10,
-                       "return_dict_in_generate": True, "output_scores": True}
+# The original's sampling settings; its length (up to 10 tokens, EOS ends) is replaced by --reference-tokens.
+ORIGINAL_SAMPLING = {"do_sample": True, "top_p": 0.95, "top_k": 10, "return_dict_in_generate": True,
+                     "output_scores": True}
 
 
 def original_probability(model: nn.Module, out) -> float:
@@ -75,12 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1024)
     parser.add_argument("--reference", type=int, default=32, help="items for the batch-1 original loop")
+    parser.add_argument("--reference-tokens", type=int, default=2,
+                        help="new tokens the batch-1 original loop generates, exactly (2: Yes/No + EOS)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=448, help="target input length (image rows are sized to it)")
     parser.add_argument("--tiny", action="store_true", help="a small model on any device (smoke test)")
     parser.add_argument("--work", default="/tmp/genixer_judge_bench")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default=None, help="result folder (default: benchmarks/results; --tiny: none)")
     args = parser.parse_args()
     if args.tiny:
         args.items, args.reference, args.batch_size, args.workers = min(args.items, 48), min(args.reference, 4), 16, 2
@@ -104,13 +109,17 @@ def main() -> None:
     torch.set_default_dtype(torch.float32)
     params = sum(p.numel() for p in model.parameters())
 
-    # (a) the original: one item at a time, sampled generation with scores, its probability.
+    # (a) the original: one item at a time, sampled generation with scores, its probability, at the
+    # length a trained judge answers with (exactly --reference-tokens new tokens).
+    generation = dict(ORIGINAL_SAMPLING, max_new_tokens=args.reference_tokens, min_new_tokens=args.reference_tokens)
     for item in items[:2]:  # warm-up
-        original_step(model, processor, scorer, item, work / "images", device)
+        original_step(model, processor, scorer, item, work / "images", device, generation)
     start = sync(device)
-    for item in items[: args.reference]:
-        original_step(model, processor, scorer, item, work / "images", device)
+    new_tokens = {original_step(model, processor, scorer, item, work / "images", device, generation)[1]
+                  for item in items[: args.reference]}
     reference = rate(args.reference, start, device)
+    if new_tokens != {args.reference_tokens}:
+        raise RuntimeError(f"the reference loop generated {new_tokens} tokens, not {args.reference_tokens}")
 
     # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.
     module = FilterModule([scorer])
@@ -144,6 +153,9 @@ def main() -> None:
         "input_tokens_mean": round(lengths.mean().item(), 1), "input_tokens_max": int(lengths.max()),
         "image_px": [30 * rows, 420], "items": len(lines), "scored": sum("p_yes" in x for x in lines),
         "batch_size": args.batch_size, "workers": args.workers, "reference_items": args.reference,
+        "reference_new_tokens": args.reference_tokens,
+        "reference": f"original batch-1 sampled generate + compute_transition_scores, exactly {args.reference_tokens} "
+                     "new tokens (a trained judge's Yes/No + EOS; the original caps at 10 and stops at EOS)",
         "reference_judgements_per_s": round(reference, 2), "pipeline_judgements_per_s": round(pipeline, 1),
         "speedup": round(pipeline / reference, 1), "forward_judgements_per_s": round(forward_rate, 1),
         "pipeline_fraction_of_forward": round(pipeline / forward_rate, 3),
@@ -151,19 +163,22 @@ def main() -> None:
         "steady_judgements_per_s": round(stopwatch.steady_rate() or 0.0, 1),
     }
     print("\n".join(f"{k:>30}: {v}" for k, v in result.items()))
-    out = work if args.tiny else Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    Path(out, f"judge_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+    out = Path(args.out) if args.out else (None if args.tiny else Path(__file__).parent / "results")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"judge_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
 
 
-def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str) -> float:
-    """One item as the original did it: decode, preprocess, sample, score."""
+def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str,
+                  generation: dict) -> tuple[float, int]:
+    """One item as the original did it: decode, preprocess, sample, score; (probability, new tokens)."""
     image = Image.open(image_dir / item["image"]).convert("RGB")
     inputs = processor(text=scorer.text(item), images=image, return_tensors="pt").to(device)
     inputs[FUYU_PATCHES] = inputs[FUYU_PATCHES].to(torch.bfloat16)
-    out = model.generate(**inputs, pad_token_id=processor.tokenizer.eos_token_id, **ORIGINAL_GENERATION)
-    processor.batch_decode(out.sequences[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return original_probability(model, out)
+    out = model.generate(**inputs, pad_token_id=processor.tokenizer.eos_token_id, **generation)
+    new = out.sequences[:, inputs["input_ids"].shape[1]:]
+    processor.batch_decode(new, skip_special_tokens=True)
+    return original_probability(model, out), new.shape[1]
 
 
 if __name__ == "__main__":

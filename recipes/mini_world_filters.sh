@@ -14,7 +14,7 @@ py=${PYTHON:-python3}
 overrides=("$@")
 eval_args=(--num-workers 4)
 if [[ ${SMOKE:-0} == 1 ]]; then
-  overrides=(debug=fast world.num_train=60 world.num_heldout=12 world.workers=0 "${overrides[@]}")
+  overrides=(debug=fast world.num_train=60 world.num_heldout=12 world.num_val=12 world.workers=0 "${overrides[@]}")
   eval_args=(--num-workers 0)
 fi
 world=$GENIXER_DATA/mini_world

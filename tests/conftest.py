@@ -24,7 +24,7 @@ def small_world(tmp_path_factory) -> Path:
     from genixer.miniworld import build_world
 
     root = tmp_path_factory.mktemp("mini_world")
-    build_world(root, seed=0, num_train=60, num_heldout=12)
+    build_world(root, seed=0, num_train=60, num_heldout=12, num_val=4)
     return root
 
 

@@ -1,8 +1,9 @@
 """Dataset converters on the mini world's official-format files and on tiny hand-written fixtures.
 
-Each converter's main test runs twice: on the world's file (skipped only while build_world does
-not write it) and on a small fixture in the same layout, whose exact values also cover clamping,
-dropped boxes and option behaviour. Error tests use fixtures: the world never writes bad files.
+Each converter's main test runs twice: on the world's file (a missing file, or a count or image
+pattern missing from world.json, fails the test) and on a small fixture in the same layout, whose
+exact values also cover clamping, dropped boxes and option behaviour. Error tests use fixtures:
+the world never writes bad files.
 """
 from __future__ import annotations
 
@@ -26,10 +27,6 @@ from genixer.data.sources.pope import POPEExistence
 from genixer.data.sources.refcoco import RefCOCO
 from genixer.data.sources.visual_genome import VisualGenomeRegions
 
-# Fallbacks if world.json does not list its id-only image patterns (names carry the id).
-WORLD_PATTERNS = {"gqa": "train/{imageId}.png", "aokvqa": "{split}/mw_{split}_{image_id:012d}.png",
-                  "vg": "train/mw_train_{image_id:012d}.png"}
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
@@ -44,23 +41,20 @@ def source(request) -> str:
 
 
 def need(world: Path, *names: str) -> list[Path]:
-    """The world's files, or skip while build_world does not write them yet."""
+    """The world's files: build_world writes every converter's input, so a missing one is a failure."""
     paths = [world / "annotations" / n for n in names]
-    if missing := [str(p.name) for p in paths if not p.exists()]:
-        pytest.skip(f"mini world does not write {missing} yet")
+    assert not (missing := [n for n, p in zip(names, paths) if not p.is_file()]), f"mini world wrote no {missing}"
     return paths
 
 
 def world_meta(world: Path) -> tuple[dict, dict]:
-    """(counts, image patterns) from world.json."""
+    """(counts, image patterns) from world.json (both required)."""
     meta = json.loads((world / "world.json").read_text())
-    return meta.get("counts", {}), {**WORLD_PATTERNS, **meta.get("image_patterns", {})}
+    return meta["counts"], meta["image_patterns"]
 
 
 def count_matches(world: Path, key: str, n: int) -> None:
-    counts, _ = world_meta(world)
-    if key in counts:
-        assert n == counts[key], key
+    assert n == world_meta(world)[0][key], key
 
 
 def png(root: Path, rel: str, w: int = 64, h: int = 48) -> str:

@@ -7,12 +7,12 @@ import lightning as L
 import open_clip
 import pytest
 import torch
-from conftest import generated, task
+from conftest import ROOT, generated, task
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from genixer.backbones.open_clip import preprocess_config, save_open_clip
-from genixer.filtering.clip import ClipCropScorer, check_box, pixel_box
+from genixer.filtering.clip import SPOTLIGHT_DIM, ClipCropScorer, check_box, pixel_box, region_image, spotlight
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Rejected
 from genixer.filtering.module import FilterModule
 from genixer.tasks import EXPR, Region, format_box, format_qa
@@ -195,7 +195,7 @@ def test_checkpoint_round_trip_and_preprocessing(tiny, scorer, images):
 def test_builtin_architecture_preprocessing_and_config(tiny):
     cfg = preprocess_config("ViT-L-14", "openai")
     assert (cfg.size, cfg.interpolation, cfg.resize_mode) == ((224, 224), "bicubic", "shortest")
-    assert ClipCropScorer(min_side=32).config() == {"model": "ViT-L-14", "pretrained": None, "min_side": 32}
+    assert ClipCropScorer(min_side=32).config() == {"model": "ViT-L-14", "pretrained": None, "min_side": 32, "view": "crop"}
     assert ClipCropScorer(checkpoint=str(tiny[1])).config()["model"] == f"local-dir:{tiny[1]}"
     with pytest.raises(ValueError, match="own weights"):
         ClipCropScorer(checkpoint=str(tiny[1]), pretrained="openai")
@@ -231,3 +231,17 @@ def test_filter_module_predict_end_to_end(tiny, scorer, images):
         assert {k: v[0] for k, v in got.items()} == pytest.approx(
             {"raw": raw, "clipscore": 2.5 * max(cosine, 0.0), "cosine": cosine}, abs=1e-5)
     assert scorer.summarize([]) == {"raw": [], "clipscore": [], "cosine": [], "crop": []}
+
+
+def test_spotlight_keeps_the_box_and_dims_the_rest():
+    image = Image.new("RGB", (40, 30), (200, 100, 50))
+    out = spotlight(image, (10, 5, 20, 15))
+    assert out.size == image.size and out.getpixel((12, 7)) == (200, 100, 50)
+    assert out.getpixel((0, 0)) == tuple(int(v * SPOTLIGHT_DIM) for v in (200, 100, 50))
+    assert region_image(image, (10, 5, 20, 15), "crop").size == (10, 10)
+
+
+def test_scorer_reads_the_region_view_its_checkpoint_was_trained_with():
+    checkpoint = ROOT / "checkpoints/clip_mini"
+    assert ClipCropScorer(checkpoint=str(checkpoint), min_side=12).view == "spotlight"
+    assert ClipCropScorer(checkpoint=str(checkpoint), min_side=12).config()["view"] == "spotlight"

@@ -24,9 +24,12 @@ from genixer.miniworld.models.clip_pairs import (
     jitter_box,
     off_box,
     phrase_codes,
+    phrase_key,
     positives,
+    resolved,
 )
-from genixer.miniworld import Oracle
+from genixer.miniworld.scene import SceneObject
+from genixer.miniworld import Oracle, build_world
 from genixer.miniworld.grammar import box_iou
 from genixer.data.sources.files import read_json
 from genixer.miniworld.models.verification import YES, TwinSampler, describes
@@ -38,11 +41,12 @@ from genixer.pipelines import train
 from genixer.tasks.mc_vqa import parse_mc_pair
 
 JUDGE_INIT = ROOT / "checkpoints/genixer_l_mini_all"
+COMMON_KINDS = ("matched", "wrong_object", "bad_box")  # held-out CLIP item kinds every split has
 
 
 def overrides(tmp_path: Path, world: Path, experiment: str) -> list[str]:
     return [f"paths.output_dir={tmp_path}", f"experiment={experiment}", "debug=fast", f"paths.mini_world={world}",
-            "world=mini", "world.num_train=60", "world.num_heldout=12"]
+            "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
 
 
 def assembled(cfg):
@@ -143,6 +147,28 @@ def test_phrases_and_positives():
     assert positives(image_meta, text_meta).int().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
 
 
+def test_spotlight_positives_follow_the_resolver():
+    """Twins told apart by size or position, an ambiguous phrase, a phrase of another image."""
+    twins = [SceneObject("circle", "red", "small", (5, 5, 25, 25)), SceneObject("circle", "red", "large", (60, 5, 95, 40))]
+    alone = [SceneObject("square", "blue", "large", (10, 10, 50, 50))]
+    phrases = ["the small red circle", "the red circle", "the red circle on the right", "the blue square"]
+    items = [{"scene": (twins, 100, 80), "keys": [phrase_key(p) for p in phrases[:3]]},
+             {"scene": (alone, 100, 80), "keys": [phrase_key(phrases[3])]}]
+    image_meta = torch.tensor([[CROP, 0, UNSAID, 0], [CROP, 1, UNSAID, 0], [CROP, 0, UNSAID, 0], [NEGATIVE, UNSAID, UNSAID, 0]])
+    got = resolved(items, image_meta, torch.tensor([0, 0, 1, 1]))
+    assert got.int().tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+    assert phrase_key("this object") is None and phrase_key("Where is the red circle?") == (None, "red", "circle", None)
+
+
+def test_loss_ignores_texts_without_a_match():
+    torch.manual_seed(0)
+    image, text = torch.nn.functional.normalize(torch.randn(2, 4, 8), dim=-1)
+    pos = torch.eye(4, dtype=torch.bool)
+    pos[3, 3] = False  # text 3 is ambiguous: only a negative for the images
+    loss = MultiPositiveClipLoss()(image, text, torch.tensor(10.0), pos)
+    assert torch.isfinite(loss)
+
+
 def test_multi_positive_loss():
     torch.manual_seed(0)
     image, text = torch.nn.functional.normalize(torch.randn(2, 6, 8), dim=-1)
@@ -159,9 +185,11 @@ def test_clip_pairs_batches(clip_setup):
     batch = next(iter(datamodule.train_dataloader()))
     again = next(iter(datamodule.train_dataloader()))
     n_images, n_texts = batch["images"].shape[0], batch["texts"].shape[0]
-    assert batch["images"].shape[1:] == (3, 64, 64) and batch["texts"].shape[1] == 32
+    assert batch["images"].shape[1:] == (3, 96, 96) and batch["texts"].shape[1] == 32
     assert batch["positives"].shape == (n_images, n_texts) and n_images >= n_texts > datamodule.batch_size
-    assert batch["positives"].diagonal().all() and not batch["positives"][n_texts:].any()
+    # spotlight view: a phrase matches its own image unless it is ambiguous there (Visual Genome phrases)
+    own = batch["positives"][:n_texts].diagonal()
+    assert 0.5 < own.float().mean() < 1 and not batch["positives"][n_texts:].any()
     assert all(torch.equal(batch[k], again[k]) for k in batch)  # seeded: the same draws
 
 
@@ -177,7 +205,7 @@ def test_clip_training_steps_and_export_round_trip(clip_setup, tmp_path):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.85 * losses[0]
     module.export(tmp_path)
     scorer = ClipCropScorer(checkpoint=str(tmp_path), min_side=8)
     loaded = scorer.build().eval()
@@ -200,16 +228,55 @@ def test_train_py_and_heldout_checks(tmp_path, small_world):
     config = json.loads((checkpoint / "open_clip_config.json").read_text())
     assert config["preprocess_cfg"] == {"resize_mode": "longest"} and config["model_cfg"]["embed_dim"] == 64
     assert (checkpoint / "open_clip_model.safetensors").stat().st_size < 15e6  # fp16
-    clip_metrics = filter_models.main(["clip", str(checkpoint), "--world", str(small_world)])[str(checkpoint)]["cosine"]
-    assert clip_metrics["failed"] == 0 and clip_metrics["matched"] > 10 and clip_metrics["bad_box"] > 10
-    assert 0 <= clip_metrics["auc"] <= 1 and clip_metrics["retrieval_crops"] > 0
+    # Three steps of training predict no score; what the scores cannot change must be exact, and the
+    # score-based fields must agree with each other. The check chooses thresholds on a val split.
+    world = tmp_path / "world"
+    build_world(world, seed=1, num_train=4, num_heldout=8, num_val=8)
+    clip_results = filter_models.main(["clip", str(checkpoint), "--world", str(world)])[str(checkpoint)]
+    for split in ("val", "heldout"):
+        items = filter_models.clip_items(world, split)
+        kinds = Counter(it["kind"] for it in items)
+        assert kinds["matched"] == sum(it["label"] for it in items) and min(kinds[k] for k in COMMON_KINDS) > 5
+        for score in ("cosine", "raw"):
+            m = clip_results[score][split]
+            assert (m["items"], m["failed"], m["correct"]) == (len(items), 0, kinds["matched"])
+            assert {k: m[k] for k in filter_models.KINDS} == {k: kinds[k] for k in filter_models.KINDS}
+            # the pooled AUC is the count-weighted mean of the per-kind AUCs
+            pooled = sum(kinds[k] * m[f"auc_{k}"] for k in filter_models.KINDS if kinds[k])
+            assert m["auc"] == pytest.approx(pooled / (len(items) - kinds["matched"]), abs=1e-6)
+            assert_roc_consistent(m["auc"], m["balanced_acc"], best=split == "val")
+            hits = m["retrieval_acc"] * m["retrieval_expressions"]
+            assert m["retrieval_expressions"] > 0 and hits == pytest.approx(round(hits))
+    for score in ("cosine", "raw"):  # chosen on val, applied unchanged to held-out
+        val, heldout = clip_results[score]["val"], clip_results[score]["heldout"]
+        assert val["threshold_chosen_here"] and not heldout["threshold_chosen_here"]
+        assert val["threshold"] == val["best_threshold_here"] == heldout["threshold"]
 
     judge = train.run(compose_config("train", overrides(tmp_path / "judge", small_world, "mini_world_judge")))
     assert judge["steps"] == 3 and judge["train/loss"] > 0
     results = filter_models.main(["judge", str(tmp_path / "judge"), "--world", str(small_world)])
     metrics = results[str(tmp_path / "judge")]
-    assert metrics["failed"] == 0 and metrics["pairs"] > 50 and {"acc_all", "acc_short", "acc_mc"} <= set(metrics)
-    assert 0 <= metrics["auc"] <= 1 and 0 < metrics["yes_no_mass"] <= 1
+    records = filter_models.judge_records(small_world)
+    labels = Counter(r["label"] for r in records)
+    assert metrics["failed"] == 0 and metrics["pairs"] == len(records) > 50 and labels[YES] == labels["No"]
+    kinds = Counter(r["kind"] for r in records)
+    assert {k: metrics[f"n_{k}"] for k in kinds} == kinds and {"short", "mc"} <= set(kinds)
+    right = {k: metrics[f"acc_{k}"] * n for k, n in kinds.items()}  # correct pairs per kind: whole numbers
+    assert all(v == pytest.approx(round(v)) for v in right.values())
+    assert metrics["acc_all"] == pytest.approx(sum(right.values()) / len(records))
+    # labels are balanced, so acc_all is the balanced accuracy of the ROC point "p_yes >= 0.5"
+    assert_roc_consistent(metrics["auc"], metrics["acc_all"], best=False)
+    assert 0 < metrics["yes_no_mass"] <= 1
+
+
+def assert_roc_consistent(auc: float, balanced_acc: float, best: bool = True) -> None:
+    """A balanced accuracy b = (1 + TPR - FPR) / 2 at one ROC point and the AUC of the same scores.
+    Monotone curve: AUC >= TPR (1 - FPR) >= TPR - FPR at any point, and the same for the reversed
+    scores, so AUC / 2 <= b <= AUC / 2 + 1/2. At the best point also b >= 1/2 (keep everything)
+    and AUC - 1/2, the area between curve and diagonal, <= TPR - FPR: b >= AUC / 2 + 1/4."""
+    assert 0 <= auc <= 1
+    low = max(0.5, auc / 2 + 0.25) if best else auc / 2
+    assert low - 1e-6 <= balanced_acc <= auc / 2 + 0.5 + 1e-6
 
 
 def test_auc_of_raw_scores_is_the_pairwise_probability():
@@ -217,3 +284,49 @@ def test_auc_of_raw_scores_is_the_pairwise_probability():
     positive, negative = [40.0, 30.5, 30.25, 20.0], [30.25, 30.0, 25.0]
     exact = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative) / 12
     assert filter_models.auc(positive, negative) == pytest.approx(exact, abs=1e-6) and exact < 1
+
+
+# Raw CLIP-like scores (60-130): a float32 sigmoid would map them all to 1.0 and tie them.
+SEPARATED = [100.0, 110.0, 120.0, 120.001, 129.5], [60.0, 70.0, 90.0, 99.999]
+
+
+def test_auc_and_threshold_of_separable_raw_scores():
+    positive, negative = SEPARATED
+    assert filter_models.auc(positive, negative) == 1.0
+    assert filter_models.best_threshold(positive, negative) == (100.0, 1.0)  # keeps exactly the positives
+    assert filter_models.auc(negative, positive) == 0.0
+    assert filter_models.best_threshold(negative, positive) == (60.0, 0.5)  # nothing beats keeping everything
+    assert filter_models.auc([77.0] * 3, [77.0] * 4) == 0.5
+    assert filter_models.best_threshold([77.0] * 3, [77.0] * 4) == (77.0, 0.5)
+    assert filter_models.auc([], negative) is None and filter_models.best_threshold(positive, []) == (None, None)
+
+
+def test_auc_and_threshold_by_hand():
+    positive, negative = [80.0, 70.0, 65.0], [75.0, 65.0, 60.0]
+    # pairs won: 80 beats all 3; 70 beats 65 and 60; 65 ties 65 (1/2) and beats 60 -> 6.5 of 9
+    assert filter_models.auc(positive, negative) == pytest.approx(6.5 / 9, abs=1e-6)
+    # keep >= 60: (3/3 + 0/3) / 2; >= 65: (3/3 + 1/3) / 2; >= 70: (2/3 + 2/3) / 2; >= 75: (1/3 + 2/3) / 2;
+    # >= 80: (1/3 + 3/3) / 2. Best 2/3, first reached at 65.
+    assert filter_models.best_threshold(positive, negative) == (65.0, 2 / 3)
+
+
+def test_auc_and_threshold_match_brute_force():
+    """Random integer scores (many ties) against the definitions: AUC = P(pos > neg) + P(tie) / 2; the
+    threshold is the lowest score with the best balanced accuracy (exact fractions, so ties are ties)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        positive = rng.integers(60, 131, rng.integers(1, 25)).astype(float).tolist()
+        negative = rng.integers(60, 131, rng.integers(1, 25)).astype(float).tolist()
+        pairs = sum((p > n) + Fraction(p == n, 2) for p in positive for n in negative)
+        assert filter_models.auc(positive, negative) == pytest.approx(pairs / len(positive) / len(negative), abs=1e-6)
+        balanced = {t: Fraction(sum(p >= t for p in positive), 2 * len(positive))
+                    + Fraction(sum(n < t for n in negative), 2 * len(negative)) for t in {*positive, *negative}}
+        best = max(balanced.values())
+        lowest = min(t for t, b in balanced.items() if b == best)
+        assert filter_models.best_threshold(positive, negative) == (lowest, float(best))
+        area = float(pairs / len(positive) / len(negative))
+        assert_roc_consistent(area, float(best))
+        for b in balanced.values():  # every threshold
+            assert_roc_consistent(area, float(b), best=False)

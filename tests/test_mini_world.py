@@ -292,27 +292,65 @@ def test_hand_qa_failures(hand, question, status, reason):
     assert v.status == status and reason in v.reason, v
 
 
-def test_hand_rec(hand):
-    gt = (70 / 100, 5 / 80, 98 / 100, 33 / 80)
-    v = hand.check_rec(7, "the large red circle", gt)
-    assert v.iou == pytest.approx(1.0) and v.object_index == 1 and v.correct
-    v = hand.check_rec(7, "Where is the large red circle?", gt)
-    assert v.correct
-    shifted = (gt[0] - 0.2, gt[1] + 0.2, gt[2] - 0.2, gt[3] + 0.2)
-    assert hand.check_rec(7, "the large red circle", shifted).iou < 0.3
-    assert not hand.check_rec(7, "the large red circle", shifted).correct
-    wrong_color = hand.check_rec(7, "the large blue circle", gt)
-    assert wrong_color.iou == pytest.approx(1.0) and not wrong_color.names_color and not wrong_color.correct
-    assert not hand.check_rec(7, "the red square", gt).names_shape
-    central = hand.check_rec(7, "the blue square", CENTRAL_BOX)
-    assert central.object_index == 2 and 0 < central.iou < 0.5 and not central.correct
+def _norm(box, w=100, h=80):
+    x, y, bw, bh = box
+    return (x / w, y / h, (x + bw) / w, (y + bh) / h)
+
+
+SMALL_RED, LARGE_RED, BLUE, TOP_STAR, LOW_STAR = (_norm(b) for b in (
+    [5, 5, 16, 16], [70, 5, 28, 28], [40, 50, 25, 25], [40, 5, 12, 12], [44, 30, 12, 12]))
+
+
+@pytest.mark.parametrize("text,box,status,reason", [
+    ("the large red circle", LARGE_RED, "correct", "ok"),
+    ("Where is the large red circle?", LARGE_RED, "correct", "ok"),
+    ("the small red circle on the left", SMALL_RED, "correct", "ok"),
+    ("the red circle on the right", LARGE_RED, "correct", "ok"),
+    ("the green star at the top", TOP_STAR, "correct", "ok"),
+    # twins told apart only by size or position: the other twin's box is wrong
+    ("the small red circle on the left", LARGE_RED, "incorrect", "misses the small red circle"),
+    ("the small red circle", LARGE_RED, "incorrect", "misses"),
+    ("the red circle on the left", LARGE_RED, "incorrect", "misses"),
+    ("the green star at the bottom", TOP_STAR, "incorrect", "misses"),
+    # ambiguous or unresolvable expressions are never correct, whatever the box
+    ("the red circle", LARGE_RED, "incorrect", "ambiguous"),
+    ("the green star on the left", TOP_STAR, "incorrect", "no clear position"),
+    ("the large blue circle", LARGE_RED, "incorrect", "no such object"),
+    ("the red square", BLUE, "incorrect", "no such object"),
+    ("the blue square", CENTRAL_BOX, "incorrect", "misses"),
+    ("the red thing next to the square", LARGE_RED, "unverifiable", "grammar"),
+    ("this object", LARGE_RED, "unverifiable", "deictic"),
+])
+def test_hand_rec(hand, text, box, status, reason):
+    v = hand.check_rec(7, text, box)
+    assert (v.status, v.correct) == (status, status == "correct") and reason in v.reason, v
+
+
+def test_hand_rec_fields(hand):
+    v = hand.check_rec(7, "the small red circle", LARGE_RED)
+    assert (v.referent, v.object_index, v.iou) == (0, 1, 0.0)
+    shifted = (LARGE_RED[0] - 0.2, LARGE_RED[1] + 0.2, LARGE_RED[2] - 0.2, LARGE_RED[3] + 0.2)
+    v = hand.check_rec(7, "the large red circle", shifted)
+    assert v.referent == 1 and v.iou < 0.3 and not v.correct
+
+
+def _iou(a, b) -> float:
+    """Plain-Python IoU of two pixel xyxy boxes, independent of the oracle's torchvision call."""
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def test_central_baseline_on_world(world, oracle):
+    """The central box is right exactly where it overlaps the expression's own box at IoU >= 0.5."""
     lines = [json.loads(line) for line in world["rec_train"].read_text().splitlines()]
-    verdicts = [oracle.check_rec(oracle.image_id(r["img_path"]), r["expression"], CENTRAL_BOX) for r in lines]
-    acc = sum(v.correct for v in verdicts) / len(verdicts)
-    assert all(0.0 <= v.iou <= 1.0 for v in verdicts) and acc < 0.5
+    got = [oracle.check_rec(oracle.image_id(r["img_path"]), r["expression"], CENTRAL_BOX).correct for r in lines]
+    want = []
+    for r in lines:
+        W, H = r["width"], r["height"]
+        central = (CENTRAL_BOX[0] * W, CENTRAL_BOX[1] * H, CENTRAL_BOX[2] * W, CENTRAL_BOX[3] * H)
+        want.append(_iou(central, r["bbox"]) >= 0.5)
+    assert got == want  # (the own-box case, all correct, is test_oracle_rec_on_generated)
 
 
 def test_majority_answers(tmp_path):
@@ -330,3 +368,18 @@ def test_majority_on_world(world, oracle):
     maj = majority_answers(world["vqa_annotations"])
     assert set(maj) == {"color", "shape", "count", "exist", "size", "relation"}
     assert maj["exist"] in ("yes", "no") and maj["count"].isdigit()
+
+
+def test_val_split_has_its_own_images(tmp_path):
+    """Settings are chosen on val, tables reported on heldout: disjoint images, ids and query files."""
+    w = build_world(tmp_path / "v", seed=3, num_train=2, num_heldout=3, num_val=3)
+    held, val = (load(w[f"instances_{split}"]) for split in ("heldout", "val"))
+    assert [im["id"] for im in val["images"]] == [2_000_001, 2_000_002, 2_000_003]
+    assert {im["file_name"] for im in val["images"]}.isdisjoint(im["file_name"] for im in held["images"])
+    boxes = [[a["bbox"] for a in d["annotations"]] for d in (held, val)]
+    assert boxes[0] != boxes[1]  # other scenes, not copies
+    queries = [json.loads(line) for line in w["queries_val"].read_text().splitlines()]
+    assert [q["question_id"] for q in queries] == [2_000_001, 2_000_002, 2_000_003]
+    assert all((w["images"] / q["image"]).is_file() for q in queries)
+    assert Oracle.from_instances(w["instances_val"]).image_id(queries[0]["image"]) == 2_000_001
+    assert load(w["world"])["counts"]["val_images"] == 3

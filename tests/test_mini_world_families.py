@@ -64,7 +64,8 @@ def inside(box, w, h) -> bool:
 def test_world_json_lists_every_file(world):
     info = load(world["world"])
     assert info["files"] == {k: f"annotations/{v}" for k, v in ANNOTATION_FILES.items()}
-    assert info["queries"] == {"queries_heldout": "images/heldout.jsonl"}  # beside the images it names
+    # beside the images they name; the validation split is written (empty here) so paths never move
+    assert info["queries"] == {"queries_heldout": "images/heldout.jsonl", "queries_val": "images/val.jsonl"}
     for key, rel in {**info["files"], **info["queries"]}.items():
         assert (world["root"] / rel).is_file() and world[key] == world["root"] / rel
     assert info["counts"]["gqa_questions"] > 0 and info["counts"]["boxcot"] == N_TRAIN
@@ -215,11 +216,11 @@ def test_oracle_on_text_families(world, oracle):
     assert sum(baseline.mc(q["image_id"], q["question"], q["choices"]).correct for q in aok) < 0.6 * len(aok)
 
 
-def test_oracle_on_region_families(world, oracle):
+def test_oracle_on_region_families(world, oracle, inst):
     baseline = Baselines(oracle)
     coco = load(world["refcoco_instances"])
     anns, sizes = {a["id"]: a for a in coco["annotations"]}, {im["id"]: (im["width"], im["height"]) for im in coco["images"]}
-    n = base = 0
+    n = single = 0
     for r in pickle.loads(world["refcoco_refs"].read_bytes()):
         x, y, w, h = anns[r["ann_id"]]["bbox"]
         box = norm((x, y, x + w, y + h), *sizes[r["image_id"]])
@@ -227,8 +228,11 @@ def test_oracle_on_region_families(world, oracle):
             for text in (s["sent"], s["raw"]):
                 v = oracle.check_reg(r["image_id"], box, text)
                 assert v.correct and v.referent == v.object_index, (s, v)
-            n, base = n + 1, base + baseline.reg(r["image_id"], box).correct
-    assert base < 0.5 * n
+            # the baseline's "the object" names the boxed object exactly when it is the image's only one
+            alone = len(inst["objects"][r["image_id"]]) == 1
+            assert baseline.reg(r["image_id"], box).correct == alone, (s, len(inst["objects"][r["image_id"]]))
+            n, single = n + 1, single + alone
+    assert 0 < single < n  # both sides of the equality are exercised
     for e in load(world["vg_regions"]):
         for reg in e["regions"]:
             box = norm((reg["x"], reg["y"], reg["x"] + reg["width"], reg["y"] + reg["height"]), *sizes[e["id"]])
@@ -421,8 +425,9 @@ GROUNDED = [  # question, question box groups, answer, answer box groups, correc
      "The square[0.400,0.625,0.650,0.938] is blue. So the answer is blue.", [[B[2]]], True, "ok"),
     ("Is the small red circle[0.05,0.06,0.21,0.26] to the left of the blue square[0.4,0.6,0.6,0.9]?",
      [[B[0]], [B[2]]], "So the answer is yes.", [], True, "ok"),
-    ("Why is <ph_st>the circle<ph_ed> here?", [[B[0]]], "Because. So the answer is yes.", [], True, "ok"),
-    ("Why is the circle here?", [], "Because. So the answer is yes.", [], False, "nothing verifiable"),
+    # an answer that cannot be verified is never correct, even when every box group passes
+    ("Why is <ph_st>the circle<ph_ed> here?", [[B[0]]], "Because. So the answer is yes.", [], False, "outside"),
+    ("Why is the circle here?", [], "Because. So the answer is yes.", [], False, "outside"),
 ]
 
 
@@ -447,3 +452,23 @@ def test_grounded_details(hand):
     question, qb, answer, ab = GROUNDED[0][:4]
     base = Baselines(hand, {"count": "2"}).grounded(7, question, answer, qb, ab)
     assert not base.correct and base.answer_status == "correct" and "matches no object" in base.reason
+
+
+@pytest.mark.parametrize("answer", ["So the answer is yes.", "So the answer is no."])
+def test_grounded_same_object_twice_is_unverifiable(hand, answer):
+    """"Is the red circle right of the red circle?" with the same box twice decides nothing."""
+    q = "Is <ph_st>the red circle<ph_ed> to the right of <ph_st>the red circle<ph_ed>?"
+    v = hand.check_grounded(7, q, answer, [[B[1]], [B[1]]], [])
+    assert all(g.correct for g in v.groups) and not v.correct
+    assert (v.status, v.answer_status) == ("unverifiable", "unverifiable") and "same object" in v.reason
+
+
+def test_grounded_status(hand):
+    """A failed box group is incorrect whatever the answer; a checked answer is correct or incorrect."""
+    q = "What color is <ph_st>the large circle<ph_ed>?"
+    assert hand.check_grounded(7, q, "So the answer is red.", [[B[1]]], []).status == "correct"
+    assert hand.check_grounded(7, q, "So the answer is blue.", [[B[1]]], []).status == "incorrect"
+    assert hand.check_grounded(7, q, "So the answer is red.", [[B[2]]], []).status == "incorrect"
+    q = "Why is <ph_st>the circle<ph_ed> here?"
+    assert hand.check_grounded(7, q, "Because.", [[B[0]]], []).status == "unverifiable"
+    assert hand.check_grounded(7, q, "Because.", [[B[2]]], []).status == "incorrect"

@@ -47,7 +47,7 @@ def test_a_new_task_runs_end_to_end(tmp_path, small_world):
     (tmp_path / "conf/task").mkdir(parents=True)
     (tmp_path / "conf/task/attribute_qa.yaml").write_text(TOY_YAML)
     common = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"paths.mini_world={small_world}", "world=mini",
-              "world.num_train=60", "world.num_heldout=12"]
+              "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
     run = tmp_path / "generate"
     counts = generate.run(compose_config("generate", [*common, f"paths.output_dir={run}", "task=attribute_qa",
                                                       f"generator={ROOT / 'checkpoints/genixer_l_mini'}"]))

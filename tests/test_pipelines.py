@@ -10,7 +10,7 @@ from genixer.pipelines import evaluate, generate, train
 
 
 def world_overrides(root: Path) -> list[str]:
-    return [f"paths.mini_world={root}", "world=mini", "world.num_train=60", "world.num_heldout=12"]
+    return [f"paths.mini_world={root}", "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
 
 
 def test_tiny_recipe_trains_generates_and_evaluates(tmp_path, small_world):

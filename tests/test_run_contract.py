@@ -225,3 +225,16 @@ def test_generation_runs_log_their_counts_and_throughput(tmp_path, images):
     header, values = (line.split(",") for line in metrics.read_text().splitlines()[:2])
     logged = dict(zip(header, values))
     assert float(logged["counts/samples"]) == 3 and float(logged["throughput/samples_per_s"]) > 0
+
+
+def test_evaluate_refuses_two_runs_of_one_name(tmp_path, images):
+    """Results are keyed by <generator>:<task>: two such runs must not overwrite each other silently."""
+    from genixer.pipelines.evaluate import unique_names
+    from genixer.runs.layout import RunDir
+
+    for k in (1, 2):
+        run_generate(tmp_path / f"sweep{k}/run", f"queries={images}")
+    runs = [RunDir(tmp_path / f"sweep{k}/run") for k in (1, 2)]
+    unique_names(runs[:1])
+    with pytest.raises(ValueError, match=r"(?s)share a name.*genixer_l_mini:common_vqa: .*sweep1/run, .*sweep2/run"):
+        unique_names(runs)

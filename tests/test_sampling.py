@@ -28,7 +28,7 @@ def test_gumbel_max_matches_softmax_and_filters():
 
 
 def test_sampled_text_does_not_depend_on_batching(tmp_path, small_world):
-    world = [f"paths.mini_world={small_world}", "world=mini", "world.num_train=60", "world.num_heldout=12"]
+    world = [f"paths.mini_world={small_world}", "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
     texts = {}
     for batch_size in (1, 5):
         out = tmp_path / f"b{batch_size}"

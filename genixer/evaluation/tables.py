@@ -8,17 +8,19 @@ from rich.table import Table
 
 GENERATION = ("run", "samples", "reject", "errors", "family", "n", "metric", "accuracy", "baseline", "unverif")
 FILTERS = ("filter run", "family", "n", "kept", "precision", "recall", "wrong dropped", "acc. all", "acc. kept")
+COVERAGE = ("run", "family", "n", "forms", "distinct-2", "min ratio", "worst kind", "covered", "kind gen%/train% acc%")
 
 
-def render(header: tuple[str, ...], rows: list[list[str]]) -> str:
-    """A plain-text table (no colour, no box characters), so logs and files read the same."""
+def render(header: tuple[str, ...], rows: list[list[str]], width: int = 250, left: tuple[int, ...] = (0,)) -> str:
+    """A plain-text table (no colour, no box characters), so logs and files read the same; numbers
+    right-justified, the ``left`` columns left-justified."""
     table = Table(*header, box=None, pad_edge=False, header_style="bold")
-    for column in table.columns[1:]:
-        column.justify = "right"
+    for i, column in enumerate(table.columns):
+        column.justify = "left" if i in left else "right"
     for row in rows:
         table.add_row(*row)
     out = io.StringIO()
-    Console(file=out, width=250, color_system=None).print(table)
+    Console(file=out, width=width, color_system=None).print(table)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
@@ -33,9 +35,30 @@ def generation_table(results: dict[str, dict]) -> str:
     return render(GENERATION, rows)
 
 
-def filter_table(results: dict[str, dict]) -> str:
-    """One line per (filter run, family): kept of n, precision / recall of "kept" for "correct", accuracy gain."""
+def filter_table(results: dict[str, dict], notes: list[str] = ()) -> str:
+    """One line per (filter run, family): kept of n, precision / recall of "kept" for "correct", accuracy gain;
+    then ``notes`` (the thresholds and where each was chosen)."""
     rows = [[run, family, str(f["n"]), str(f["kept"]),
              *(f"{f[k]:.1%}" for k in ("precision", "recall", "wrong_dropped", "accuracy_all", "accuracy_kept"))]
             for run, families in results.items() for family, f in families.items()]
-    return render(FILTERS, rows)
+    return "\n".join([render(FILTERS, rows), *notes])
+
+
+def coverage_table(results: dict[str, dict]) -> str:
+    """One line per (run, family): distinct forms (generated/training), distinct-2, the smallest generated /
+    training share ratio and its kind, and each kind's share (generated/training) and accuracy (kinds under
+    0.5% of both left out)."""
+    def pct(x):
+        return "-" if x is None else f"{x:.0%}"
+
+    rows = []
+    for run, families in results.items():
+        for family, f in families.items():
+            ref = f["reference"] is not None
+            kinds = ", ".join(f"{k} {pct(t['share'])}{'/' + pct(t['train_share']) if ref else ''} {pct(t['accuracy'])}"
+                              for k, t in f["types"].items() if max(t["share"], t.get("train_share", 0)) >= 0.005)
+            ratio = "-" if f["min_share_ratio"] is None else f"{f['min_share_ratio']:.2f}"
+            rows.append([run, family, str(f["n"]), f"{f['forms']}/{f['train_forms']}" if ref else str(f["forms"]),
+                         f"{f['distinct_2']:.3f}", ratio, (f["worst"] or "-") if ref else "no reference",
+                         {True: "yes", False: "no"}.get(f["covered"], "-"), kinds])
+    return render(COVERAGE, rows, width=1000, left=(0, 6, 8))

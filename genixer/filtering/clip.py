@@ -1,8 +1,15 @@
 """CLIP score of box crops: does the crop at a box look like its referring expression?
 
 One item per entry of a row's ``regions`` (the (expression, normalized box) pairs its task wrote:
-REC, REG, ...). Workers decode, crop at the rounded pixel box and preprocess; the model scores a
-batch in fp32 dot products:
+REC, REG, ...). Workers decode, show the model the rounded pixel box and preprocess; the view is
+the one the model was trained with (``region_view`` of its checkpoint):
+
+* ``crop``: the box cut out (the original's way: neither position nor size relative to the other
+  objects survives, so "the small circle on the left" and its twin on the right look the same);
+* ``spotlight``: the whole image with everything outside the box dimmed, so position and relative
+  size stay visible.
+
+The model scores a batch in fp32 dot products:
 
 * ``raw``: image · text of the projected, *unnormalized* embeddings, the original's score
   (threshold 60 on CLIP ViT-L/14; it scales with the embedding norms, docs/original.md);
@@ -18,11 +25,12 @@ from pathlib import Path
 
 import open_clip
 import torch
+from PIL import Image
 from open_clip.transform import image_transform_v2
 from torch import nn
 from torch.nn import functional as F
 
-from genixer.backbones.open_clip import CONFIG_FILE, LOCAL_DIR, preprocess_config
+from genixer.backbones.open_clip import CONFIG_FILE, LOCAL_DIR, preprocess_config, region_view
 from genixer.data.images import load_rgb
 from genixer.filtering.scorer import Rejected, Scorer
 from genixer.tasks.boxes import denormalize_box
@@ -53,6 +61,21 @@ def pixel_box(box: object, width: int, height: int, min_side: int) -> tuple[int,
     return x1, y1, x2, y2
 
 
+SPOTLIGHT_DIM = 0.35  # brightness left outside the box
+
+
+def spotlight(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The whole image, dimmed outside the pixel ``box``."""
+    out = image.point(lambda v: int(v * SPOTLIGHT_DIM))
+    out.paste(image.crop(box), box[:2])
+    return out
+
+
+def region_image(image: Image.Image, box: tuple[int, int, int, int], view: str) -> Image.Image:
+    """What the model sees of a pixel box: the crop, or the spotlighted whole image."""
+    return image.crop(box) if view == "crop" else spotlight(image, box)
+
+
 class ClipCropScorer(Scorer):
     """Scores (expression, box crop) pairs with an open_clip model.
 
@@ -76,6 +99,7 @@ class ClipCropScorer(Scorer):
         # Resolved here, not in workers, so a bad model id fails the run instead of every item.
         self.transform = image_transform_v2(preprocess_config(self.model_id, pretrained), is_train=False)
         self.tokenizer = open_clip.get_tokenizer(self.model_id)
+        self.view = region_view(self.model_id)
 
     def items(self, row: dict) -> list[dict]:
         if row.get("status") != "ok":
@@ -90,7 +114,7 @@ class ClipCropScorer(Scorer):
         image = load_rgb(Path(image_root) / item["image"])
         # The decoded size is the frame: a normalized box stays right if the file was resized since.
         x1, y1, x2, y2 = pixel_box(item["box"], image.width, image.height, self.min_side)
-        return {"image": self.transform(image.crop((x1, y1, x2, y2))),
+        return {"image": self.transform(region_image(image, (x1, y1, x2, y2), self.view)),
                 "text": self.tokenizer(item["expression"])[0],  # truncated to the context length
                 "crop": torch.tensor([x2 - x1, y2 - y1])}
 
@@ -118,4 +142,4 @@ class ClipCropScorer(Scorer):
         return out
 
     def config(self) -> dict:
-        return {"model": self.model_id, "pretrained": self.pretrained, "min_side": self.min_side}
+        return {"model": self.model_id, "pretrained": self.pretrained, "min_side": self.min_side, "view": self.view}

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Rule:
-    """Keep when ``scores[scorer][field]`` is within [``min``, ``max``] (strict with ``exclusive``) or equals ``equals``."""
+    """Keep when ``scores[scorer][field]`` is within [``min``, ``max``] (strict with ``exclusive``) or equals ``equals``.
+
+    ``chosen_on`` says where the threshold comes from (data it was tuned on, or a fixed rule); tables of
+    filtered data print it, so no reader has to guess whether it saw the data it is reported on.
+    """
 
     scorer: str
     field: str
@@ -20,6 +24,7 @@ class Rule:
     max: float | None = None
     equals: str | None = None
     exclusive: bool = False
+    chosen_on: str | None = None
 
     def __post_init__(self) -> None:
         if self.min is None and self.max is None and self.equals is None:
@@ -53,6 +58,13 @@ class Rule:
                 where = f" (pair {k})" if isinstance(value, list) else ""
                 return f"{self.scorer}: {reason}", f"{self.field}={v!r}{where}"
         return None
+
+    def describe(self) -> str:
+        """'clip.cosine >= 0.807' (chosen on ...)."""
+        bounds = [f"{'>' if self.exclusive else '>='} {self.min}" if self.min is not None else "",
+                  f"{'<' if self.exclusive else '<='} {self.max}" if self.max is not None else "",
+                  f"== {self.equals}" if self.equals is not None else ""]
+        return f"{self.scorer}.{self.field} {' and '.join(b for b in bounds if b)} ({self.chosen_on or 'origin not stated'})"
 
 
 def select(scores: dict, rules: dict[str, Rule]) -> list[dict]:

@@ -1,4 +1,4 @@
-"""CLI: python -m genixer.miniworld --root DIR [--seed 0 --num-train 2000 --num-heldout 200 --workers 0]."""
+"""CLI: python -m genixer.miniworld --root DIR [--seed 0 --num-train 2000 --num-heldout 200 --num-val 0 --workers 0]."""
 
 import argparse
 from pathlib import Path
@@ -10,7 +10,8 @@ p.add_argument("--root", type=Path, required=True)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--num-train", type=int, default=2000)
 p.add_argument("--num-heldout", type=int, default=200)
+p.add_argument("--num-val", type=int, default=0)
 p.add_argument("--workers", type=int, default=0)
 a = p.parse_args()
-for k, v in build_world(a.root, a.seed, a.num_train, a.num_heldout, a.workers).items():
+for k, v in build_world(a.root, a.seed, a.num_train, a.num_heldout, a.workers, a.num_val).items():
     print(f"{k}: {v}")

@@ -19,11 +19,11 @@ from .language import (
     make_questions,
     referring_expressions,
 )
-from .naming import HELDOUT_ID_OFFSET, file_name, image_id
+from .naming import HELDOUT_ID_OFFSET, ID_OFFSETS, file_name, image_id
 from .render import render_scene
 from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
 
-VERSION = "mini_world-2"  # the world's layout (world.json; a different one rebuilds): 2 = queries beside the images
+VERSION = "mini_world-3"  # the world's layout (world.json; a different one rebuilds): 3 = a validation split
 # The annotation files' own ``info.version``: their content, which shipped models were trained on.
 ANNOTATIONS_VERSION = "mini_world-1"
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
@@ -85,24 +85,36 @@ def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
 
 
-def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0) -> dict[str, Path]:
-    """Write the whole mini world under `root`; returns the written paths by name."""
+def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0,
+                num_val: int = 0) -> dict[str, Path]:
+    """Write the whole mini world under `root`; returns the written paths by name.
+
+    Images without language: ``heldout`` (what reported tables are scored on) and ``val`` (where
+    thresholds and settings are chosen; never in a reported table). Each has instances and queries.
+    """
     root = Path(root)
     images_dir, ann_dir = root / "images", root / "annotations"
     for d in (images_dir, ann_dir):
         d.mkdir(parents=True, exist_ok=True)
     train = _render_split(seed, "train", num_train, images_dir, workers)
-    heldout = _render_split(seed, "heldout", num_heldout, images_dir, workers)
+    unlabeled = {split: _render_split(seed, split, n, images_dir, workers)
+                 for split, n in (("heldout", num_heldout), ("val", num_val))}
+    heldout = unlabeled["heldout"]
 
     paths = {
         "root": root,
         "images": images_dir,
         **{k: ann_dir / name for k, name in ANNOTATION_FILES.items() if k not in FAMILY_KEYS},
-        "queries_heldout": images_dir / "heldout.jsonl",  # beside the images its paths are relative to
+        **{f"queries_{split}": images_dir / f"{split}.jsonl" for split in unlabeled},  # beside the images they name
         "world": root / "world.json",
     }
     _dump(paths["instances_train"], _instances("train", train))
-    _dump(paths["instances_heldout"], _instances("heldout", heldout))
+    for split, recs in unlabeled.items():
+        _dump(paths[f"instances_{split}"], _instances(split, recs))
+        paths[f"queries_{split}"].write_text("".join(
+            json.dumps({"question_id": image_id(split, r["index"]), "image": file_name(split, r["index"])}) + "\n"
+            for r in recs
+        ))
 
     questions, answers, rec_lines, caps, convs = [], [], [], [], []
     for r in train:
@@ -134,28 +146,26 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     inst = json.loads(paths["instances_train"].read_text())
     _dump(paths["captions_train"], {"info": info, "images": inst["images"], "annotations": caps})
     _dump(paths["llava_train"], convs)
-    paths["queries_heldout"].write_text("".join(
-        json.dumps({"question_id": image_id("heldout", r["index"]), "image": file_name("heldout", r["index"])}) + "\n"
-        for r in heldout
-    ))
     family_paths, family_counts = write_families(ann_dir, train, inst)
     paths.update(family_paths)
     _dump(paths["world"], {
         "version": VERSION, "seed": seed,
         "counts": {
-            "train_images": len(train), "heldout_images": len(heldout),
+            "train_images": len(train), "heldout_images": len(heldout), "val_images": len(unlabeled["val"]),
             "train_objects": sum(len(r["objects"]) for r in train),
             "heldout_objects": sum(len(r["objects"]) for r in heldout),
             "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
             "conversations": len(convs), **family_counts,
         },
         "files": {k: f"annotations/{name}" for k, name in ANNOTATION_FILES.items()},
-        "queries": {"queries_heldout": paths["queries_heldout"].relative_to(root).as_posix()},
+        "queries": {f"queries_{s}": paths[f"queries_{s}"].relative_to(root).as_posix() for s in unlabeled},
         # id-only formats: image path relative to images/ (GQA's imageId is the file stem)
         "image_patterns": {"gqa": "train/{imageId}.png", "aokvqa": "{split}/mw_{split}_{image_id:012d}.png",
                            "vg": "train/mw_train_{image_id:012d}.png"},
         "vocabulary": {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES)},
         "heldout_image_id_offset": HELDOUT_ID_OFFSET,
+        "image_id_offsets": ID_OFFSETS,
     })
-    print(f"[mini_world] wrote {len(train)} train + {len(heldout)} heldout images under {root}", file=sys.stderr)
+    print(f"[mini_world] wrote {len(train)} train + {len(heldout)} heldout + {len(unlabeled['val'])} val images under {root}",
+          file=sys.stderr)
     return paths

@@ -21,10 +21,6 @@ if TYPE_CHECKING:
     from .oracle import Oracle
 
 
-def _desc(o) -> str:
-    return f"{o.size} {o.color} {o.shape}"
-
-
 class FamilyChecks:
     """Mixin of `Oracle`: checks for the families beyond plain QA and REC (normalized boxes / points)."""
 
@@ -69,16 +65,16 @@ class FamilyChecks:
             if ref is None:
                 return REGVerdict(False, "incorrect", why, idx, iou, None)
             if ref != idx:
-                return REGVerdict(False, "incorrect", f"expression denotes the {_desc(im.objects[ref])}, "
-                                  f"not the boxed {_desc(o)}", idx, iou, ref)
+                return REGVerdict(False, "incorrect", f"expression denotes the {im.objects[ref].label}, "
+                                  f"not the boxed {o.label}", idx, iou, ref)
             return REGVerdict(True, "correct", "ok", idx, iou, ref)
         for k, v in a.items():
             if v is not None and getattr(o, k) != v:
-                return REGVerdict(False, "incorrect", f"says {v} but the boxed object is a {_desc(o)}", idx, iou, ref)
+                return REGVerdict(False, "incorrect", f"says {v} but the boxed object is a {o.label}", idx, iou, ref)
         if a["color"] is None and a["shape"] is None:
             return REGVerdict(False, "incorrect", "phrase names neither colour nor shape", idx, iou, ref)
         if pos is not None and ref is not None and ref != idx:
-            return REGVerdict(False, "incorrect", f"'{pos}' picks the {_desc(im.objects[ref])}", idx, iou, ref)
+            return REGVerdict(False, "incorrect", f"'{pos}' picks the {im.objects[ref].label}", idx, iou, ref)
         return REGVerdict(True, "correct", "ok", idx, iou, idx)
 
     def check_point_qa(
@@ -153,5 +149,5 @@ class FamilyChecks:
             raise ValueError(f"answer must be a box (4 numbers) or a point (2), got {answer!r}")
         cand = max(range(len(scores)), key=lambda k: scores[k]) if scores and max(scores) > 0 else None
         t = im.objects[target]
-        reason = "ok" if ok else f"answer does not designate the {_desc(t)}" + (f" (IoU {iou:.2f})" if iou is not None else "")
+        reason = "ok" if ok else f"answer does not designate the {t.label}" + (f" (IoU {iou:.2f})" if iou is not None else "")
         return V7WVerdict(ok, "correct" if ok else "incorrect", reason, target, iou, cand)

@@ -16,7 +16,7 @@ from genixer.miniworld import Baselines, Oracle, majority_answers
 FAMILIES = {
     "common_vqa": ("qa", "QA correct"), "adv_vqa": ("qa", "QA correct"), "long_qa": ("qa", "QA correct"),
     "mc_vqa": ("mc", "option correct"), "md": ("md", "checkable pairs ok"), "md_long": ("md", "checkable pairs ok"),
-    "rec": ("rec", "IoU>=.5 + named"), "reg": ("reg", "names boxed obj"),
+    "rec": ("rec", "box hits referent"), "reg": ("reg", "names boxed obj"),
     "pointqa_local": ("point", "QA correct"), "pointqa_v7w": ("v7w", "picks named obj"),
     "qca_box": ("grounded", "boxes + answer"), "rd": ("grounded", "boxes + answer"),
 }
@@ -26,7 +26,8 @@ class MiniWorldOracle:
     """Per-family accuracy of generated rows (with each family's trivial baseline), and how well a
     filter's "kept" predicts "correct"."""
 
-    def __init__(self, instances: str, vqa_annotations: str) -> None:
+    def __init__(self, instances: str, vqa_annotations: str, split: str = "heldout") -> None:
+        self.split = split  # which images: "heldout" for reported tables, "val" for choosing settings
         self.oracle = Oracle.from_instances(instances)
         self.baselines = Baselines(self.oracle, majority_answers(vqa_annotations))
 
@@ -102,9 +103,10 @@ class MiniWorldOracle:
         return all(c for c, _ in checked), all(b for _, b in checked), "checked"
 
     def _rec(self, image_id: int, row: dict):
-        question, box = row["parsed"]["question"], row["regions"][0]["box"]
-        v = self.oracle.check_rec(image_id, question, tuple(box))
-        return v.correct, self.baselines.rec(image_id, question).correct, "checked"
+        region = row["regions"][0]
+        text = region["expression"] or row["parsed"]["question"]  # None: no question template matched
+        v = self.oracle.check_rec(image_id, text, region["box"])
+        return v.correct, self.baselines.rec(image_id, text).correct, v.status
 
     def _reg(self, image_id: int, row: dict):
         region = row["regions"][0]
@@ -126,7 +128,7 @@ class MiniWorldOracle:
         p = row["parsed"]
         args = (image_id, p["question"], p["answer"], p["question_boxes"], p["answer_boxes"])
         v = self.oracle.check_grounded(*args)
-        return v.correct, self.baselines.grounded(*args).correct, v.answer_status
+        return v.correct, self.baselines.grounded(*args).correct, v.status
 
 
 def by_family(rows) -> dict[str, list[dict]]:

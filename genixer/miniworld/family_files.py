@@ -30,6 +30,7 @@ from .scene import (
 ANNOTATION_FILES: dict[str, str] = {
     "instances_train": "instances_train.json",
     "instances_heldout": "instances_heldout.json",
+    "instances_val": "instances_val.json",
     "vqa_questions": "v2_OpenEnded_mini_train_questions.json",
     "vqa_annotations": "v2_mini_train_annotations.json",
     "rec_train": "rec_train.jsonl",
@@ -47,7 +48,7 @@ ANNOTATION_FILES: dict[str, str] = {
     "boxcot_train": "GPT4GEN_BoxCoT_train.jsonl",
     "rd_train": "GPT4GEN_RD_BoxCoT_train.jsonl",
 }
-FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[7:])  # the files write_families owns
+FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[8:])  # the files write_families owns
 VG_URL = "https://mini-world.invalid/images/{file_name}"  # reserved TLD: a URL that names the file, never fetched
 
 

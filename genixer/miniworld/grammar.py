@@ -115,6 +115,13 @@ def parse_question(question: str) -> tuple[str, re.Match] | None:
     return None
 
 
+def reference(text: str) -> re.Match | None:
+    """The referring phrase of an expression ("the red circle on the left") or of a pointing / item
+    question that holds one ("Where is the red circle?"), as a match with the 'a' groups; else None."""
+    t = normalize_question(strip_coordinates(text))
+    return next((m for p in (EXPRESSION, *V7W_PATTERNS) if (m := p.fullmatch(t))), None)
+
+
 def _drop_run(tokens: list[str], run: list[str]) -> list[str]:
     """`tokens` without every occurrence of the contiguous `run`."""
     if not run:

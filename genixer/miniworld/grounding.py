@@ -71,8 +71,9 @@ class GroundedChecks:
         size / colour / shape word names them, a number word equals the group size, a position word
         does not pick another object). A question group designates its object for 'this' / 'the star'.
         Final answer: the text after 'So the answer is', else the whole answer (referential dialogue),
-        graded like `check_qa` when the question is in the grammar. `correct` = every group passes,
-        the final answer is not wrong, and at least one check ran.
+        graded like `check_qa`. `correct` = every group passes and the final answer is verified true;
+        an answer that cannot be verified (question outside the grammar, the same object twice, a
+        position gap too small to judge) leaves the sample unverifiable, never correct.
         """
         q_plain, q_groups = split_groups(question)
         a_plain, a_groups = split_groups(answer)
@@ -92,13 +93,11 @@ class GroundedChecks:
             t = self._grade(image_id, t, parsed[1], final_answer(a_plain))
         answer_status = t.status
         bad = [c for c in checks if not c.correct]
-        correct = not bad and answer_status != "incorrect" and (bool(checks) or answer_status == "correct")
+        correct = not bad and answer_status == "correct"
         if bad:
             reason = f"{bad[0].where} group {bad[0].index} ('{bad[0].phrase}'): {bad[0].reason}"
-        elif answer_status == "incorrect":
-            reason = f"final answer: {t.reason}"
         else:
-            reason = "ok" if correct else "nothing verifiable"
+            reason = "ok" if correct else f"final answer: {t.reason}"
         return GroundedVerdict(correct, reason, checks, t.qtype, t.truth, answer_status)
 
     def _grounded_truth(self: "Oracle", image_id: int, q_plain: str, q_groups: list[tuple[str, int]],

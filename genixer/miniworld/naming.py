@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 HELDOUT_ID_OFFSET = 1_000_000
+# Image ids per split: train from 1, held-out from 1,000,001, validation from 2,000,001.
+ID_OFFSETS = {"train": 0, "heldout": HELDOUT_ID_OFFSET, "val": 2 * HELDOUT_ID_OFFSET}
 
 
 def file_name(split: str, index: int) -> str:
@@ -11,4 +13,4 @@ def file_name(split: str, index: int) -> str:
 
 
 def image_id(split: str, index: int) -> int:
-    return index + 1 + (HELDOUT_ID_OFFSET if split == "heldout" else 0)
+    return index + 1 + ID_OFFSETS[split]

@@ -23,6 +23,7 @@ from .grammar import (
     normalize_answer,
     normalize_question,
     parse_question,
+    reference,
 )
 from .grounding import GroundedChecks
 from .language import RELATIONS, relation_holds, resolve
@@ -205,16 +206,28 @@ class Oracle(FamilyChecks, GroundedChecks):
         return self._grade(image_id, t, m, answer)
 
     # ---- REC -----------------------------------------------------------------------------------
-    def check_rec(self, image_id: int, text: str, box: tuple[float, float, float, float]) -> RECVerdict:
-        """`box` is normalized xyxy in [0, 1] w.r.t. the original image size."""
+    def check_rec(self, image_id: int, text: str, box: Sequence[float]) -> RECVerdict:
+        """Correct iff the expression denotes exactly one object (the resolver that wrote the training
+        expressions) and `box` (normalized xyxy) hits that object at IoU >= 0.5.
+
+        `text` is the expression ("the small red circle on the left") or an item question that
+        holds it ("Where is the small red circle on the left?"); outside the grammar: unverifiable.
+        """
         im = self._image(image_id)
         best, best_iou = self.best_object(image_id, box)
-        if best is None:
-            return RECVerdict(0.0, None, False, False, False)
-        o, t = im.objects[best], text.lower()
-        names_color = re.search(rf"\b{o.color}\b", t) is not None
-        names_shape = re.search(rf"\b{o.shape}s?\b", t) is not None
-        return RECVerdict(best_iou, best, names_color, names_shape, best_iou >= MIN_IOU and names_color and names_shape)
+        m = reference(text)
+        if m is None or m.group("apron"):
+            reason = "expression outside the mini-world grammar" if m is None else "a deictic expression names no object"
+            return RECVerdict(False, "unverifiable", reason, None, best_iou, best)
+        ref, why = resolve(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
+        if ref is None:
+            return RECVerdict(False, "incorrect", why, None, best_iou, best)
+        pix = (box[0] * im.width, box[1] * im.height, box[2] * im.width, box[3] * im.height)
+        iou = box_iou(pix, im.objects[ref].box)
+        if iou < MIN_IOU:
+            return RECVerdict(False, "incorrect", f"box misses the {im.objects[ref].label} (IoU {iou:.2f})",
+                              ref, iou, best)
+        return RECVerdict(True, "correct", "ok", ref, iou, best)
 
 
 def majority_answers(vqav2_annotations_path: str | Path) -> dict[str, str]:

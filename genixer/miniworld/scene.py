@@ -20,7 +20,7 @@ COLOR_RGB: dict[str, tuple[int, int, int]] = {
     "purple": (150, 50, 200),
     "orange": (250, 130, 20),
 }
-SPLIT_CODES: dict[str, int] = {"train": 0, "heldout": 1}
+SPLIT_CODES: dict[str, int] = {"train": 0, "heldout": 1, "val": 2}
 SIDE_RANGE = (96, 160)  # image width/height, inclusive
 SIZE_FRACTION: dict[str, tuple[float, float]] = {"small": (0.16, 0.20), "large": (0.28, 0.36)}
 MAX_OBJECTS = 4
@@ -58,6 +58,11 @@ class SceneObject:
     def area(self) -> int:
         x1, y1, x2, y2 = self.box
         return (x2 - x1) * (y2 - y1)
+
+    @property
+    def label(self) -> str:
+        """'small red circle'."""
+        return f"{self.size} {self.color} {self.shape}"
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ class QAVerdict:
 
 @dataclass(frozen=True)
 class RECVerdict:
-    iou: float
-    object_index: int | None
-    names_color: bool
-    names_shape: bool
     correct: bool
+    status: str  # "correct" | "incorrect" | "unverifiable" (expression outside the grammar)
+    reason: str
+    referent: int | None  # the one object the expression denotes (None: none / ambiguous / unparsed)
+    iou: float  # box vs the referent; vs the best-overlapping object when there is no referent
+    object_index: int | None  # object the box overlaps best
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,11 @@ class GroundedVerdict:
     qtype: str | None
     truth: str | None
     answer_status: str  # "correct" | "incorrect" | "unverifiable" (question outside the grammar)
+
+    @property
+    def status(self) -> str:
+        """'unverifiable' when every box group passes but the final answer cannot be checked."""
+        if self.correct:
+            return "correct"
+        unverified = self.answer_status == "unverifiable" and all(g.correct for g in self.groups)
+        return "unverifiable" if unverified else "incorrect"

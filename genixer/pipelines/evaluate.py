@@ -11,7 +11,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from genixer.evaluation.tables import filter_table, generation_table
+from genixer.filtering.selection import Rule
+from genixer.evaluation.tables import coverage_table, filter_table, generation_table
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import keep_nothing_on_error, prepare
 from genixer.runs.files import atomic_write, write_json
@@ -27,15 +28,23 @@ def run(cfg: DictConfig) -> dict:
         generation, filters = find_runs(cfg.get("runs") or [], "generate"), find_runs(cfg.get("filters") or [], "filter")
         prepare(cfg)
         benchmark = instantiate(cfg.benchmark)
+        coverage = instantiate(cfg.coverage) if cfg.get("coverage") else None   # kinds vs training data
         write_config(out, cfg)
     results, tables = {}, []
+    unique_names(generation + filters)
     generated = {run_name(r): r.rows("generate") for r in generation}
     if generated:
         results["generation"] = {name: benchmark.evaluate_run(rows) for name, rows in generated.items()}
-        tables.append(generation_table(results["generation"]))
+        split = getattr(benchmark, "split", None)  # which images the oracle grades (never the ones settings were chosen on)
+        tables.append(generation_table(results["generation"]) + (f"\n(graded on the {split} split)" if split else ""))
+    if generated and coverage is not None:
+        check = getattr(benchmark, "check", None)   # per-kind accuracy where the benchmark grades single rows
+        results["coverage"] = {name: coverage.evaluate_run(rows, name.rpartition(":")[0], check)
+                               for name, rows in generated.items()}
+        tables.append(coverage_table(results["coverage"]))
     if filters:
         results["filters"] = {run_name(r): benchmark.evaluate_selection(r.rows("filter")) for r in filters}
-        tables.append(filter_table(results["filters"]))
+        tables.append(filter_table(results["filters"], threshold_notes(filters)))
     print(*examples(generated), *tables, sep="\n", flush=True)
     write_json(out / "metrics.json", results)
     atomic_write(out / "table.txt", "\n".join(tables) + "\n")
@@ -56,6 +65,27 @@ def find_runs(paths: list[str], stage: str) -> list[RunDir]:
             raise FileNotFoundError(f"{path}: no finished {stage} run at or below it")
         found += runs
     return found
+
+
+def threshold_notes(filters: list[RunDir]) -> list[str]:
+    """'threshold <rule>: <scorer.field> >= v (where it was chosen)', once per distinct rule of the filter runs."""
+    notes: dict[str, None] = {}
+    for r in filters:
+        for name, rule in r.read_manifest()["inputs"].get("rules", {}).items():
+            rule = Rule(**{k: v for k, v in rule.items() if k != "_target_"})
+            notes[f"threshold {name}: {rule.describe()}"] = None
+    return list(notes)
+
+
+def unique_names(runs: list[RunDir]) -> None:
+    """Results are keyed by run name: two runs of one name would overwrite each other."""
+    by_name: dict[str, list[str]] = {}
+    for r in runs:
+        by_name.setdefault(run_name(r), []).append(str(r.path))
+    clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if clashes:
+        lines = "\n".join(f"  {name}: {', '.join(paths)}" for name, paths in clashes.items())
+        raise ValueError(f"runs share a name (<generator dir name>:<task>); evaluate them separately:\n{lines}")
 
 
 def run_name(run: RunDir) -> str:

@@ -24,11 +24,26 @@ def _canonical(key: object) -> str:
 
 
 class TemplatePool:
-    """An immutable list of instruction templates with a seeded, stable `pick`."""
+    """An immutable list of instruction templates with a seeded, stable `pick`.
+
+    The shipped pools (``templates/``) are our own wording: 64 generic instructions, 36 REC and 36 REG
+    item questions, not the original's 58 / 51 / 125 templates that the released checkpoints were
+    trained with (docs/original.md §1). A task takes another pool from a file through its config:
+    ``task.instructions.path=<json>``, ``task.questions.path=<json>``.
+
+    A pool file is a JSON list of distinct non-empty strings (the format of the original's template
+    files), each holding ``placeholder`` exactly once when one is given (REC ``<expr>``, REG ``<objs>``),
+    and never ``<image>``: the conversation template places the image.
+    """
 
     def __init__(self, path: str | os.PathLike[str], placeholder: str | None = None) -> None:
-        with open(path, encoding="utf-8") as f:
-            items = json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                items = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"template pool {path}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"template pool {path}: not a UTF-8 JSON file ({err})") from None
         self._setup(items, placeholder, str(path))
 
     @classmethod
@@ -46,13 +61,17 @@ class TemplatePool:
 
     def _setup(self, items: object, placeholder: str | None, source: str) -> None:
         if not isinstance(items, list) or not items:
-            raise ValueError(f"{source}: expected a non-empty JSON list of strings")
+            got = "an empty list" if items == [] else f"a {type(items).__name__}"
+            raise ValueError(f"{source}: expected a non-empty JSON list of strings, got {got}")
         seen: set[str] = set()
         for i, t in enumerate(items):
             if not isinstance(t, str) or not t.strip():
                 raise ValueError(f"{source}: entry {i} is not a non-empty string: {t!r}")
             if placeholder is not None and t.count(placeholder) != 1:
                 raise ValueError(f"{source}: entry {i} must contain {placeholder!r} exactly once: {t!r}")
+            if "<image>" in t:
+                raise ValueError(f"{source}: entry {i} contains '<image>', which the conversation template "
+                                 f"places (drop the original's '<image> ' prefix): {t!r}")
             if t in seen:
                 raise ValueError(f"{source}: entry {i} is a duplicate: {t!r}")
             seen.add(t)

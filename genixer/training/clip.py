@@ -19,7 +19,8 @@ class MultiPositiveClipLoss(ClipLoss):
 
     ``positives`` [images, texts] spreads each target evenly over the matches (the same phrase
     or a compatible one occurs many times per batch: not a negative). Image rows with no match
-    (hard negatives) only compete for the texts. Without ``positives`` this is ``ClipLoss``.
+    (hard negatives) only compete for the texts, texts with no match (ambiguous phrases) only for
+    the images. Without ``positives`` this is ``ClipLoss``.
     """
 
     def forward(self, image_features, text_features, logit_scale, positives: torch.Tensor | None = None):
@@ -27,9 +28,9 @@ class MultiPositiveClipLoss(ClipLoss):
             return super().forward(image_features, text_features, logit_scale)
         per_image, per_text = self.get_logits(image_features, text_features, logit_scale)
         pos = positives.float()
-        rows = pos.sum(1) > 0
+        rows, cols = pos.sum(1) > 0, pos.sum(0) > 0
         image_to_text = F.cross_entropy(per_image[rows].float(), pos[rows] / pos[rows].sum(1, keepdim=True))
-        text_to_image = F.cross_entropy(per_text.float(), pos.T / pos.T.sum(1, keepdim=True))
+        text_to_image = F.cross_entropy(per_text[cols].float(), pos.T[cols] / pos.T[cols].sum(1, keepdim=True))
         return (image_to_text + text_to_image) / 2
 
 
@@ -58,9 +59,10 @@ class ClipPretrainModule(L.LightningModule):
         image, text, scale = self.model(batch["images"], batch["texts"])
         loss = self.loss(image, text, scale, batch["positives"])
         n = batch["texts"].shape[0]
-        with torch.no_grad():  # a paired image's best text is one of its matches
+        with torch.no_grad():  # a paired image's best text is one of its matches (images that match some text)
             best = (image[:n] @ text.T).argmax(-1)
-            acc = batch["positives"][torch.arange(n, device=best.device), best].float().mean()
+            hit = batch["positives"][torch.arange(n, device=best.device), best]
+            acc = hit[batch["positives"][:n].any(1)].float().mean()
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/acc", acc, prog_bar=True, batch_size=n)
         self.log("train/logit_scale", scale, batch_size=n)

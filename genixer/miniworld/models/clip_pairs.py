@@ -9,11 +9,18 @@ One dataset item is one train image. It yields
 * hard negatives: crops at boxes that overlap every object at IoU < 0.5 (shifted, grown or
   shrunk boxes, what a badly placed REC box looks like), paired with no text.
 
-The collator concatenates items and marks which (image, text) pairs match: a crop matches every
-phrase whose colour and shape words fit its object, a whole image its caption (or an identical
-one); negatives match nothing. A crop shows neither position nor size (resized to the input
-side, a small and a large circle look alike; the oracle's REC check ignores size too), so
-phrases differing only in those words are not told apart.
+The collator concatenates items and marks which (image, text) pairs match, by ``view``
+(``genixer.filtering.clip.region_image``):
+
+* ``crop``: a crop matches every phrase whose colour and shape words fit its object. A crop shows
+  neither position nor size (resized to the input side, a small and a large circle look alike),
+  so phrases differing only in those words are not told apart.
+* ``spotlight``: the whole image dimmed outside the box matches exactly the phrases that denote
+  its object in its image by the world's resolver (what the strict REC check asks), so a twin
+  differing only in size or position is a negative, and an ambiguous phrase ("the red circle"
+  beside another red circle) matches nothing.
+
+A whole image matches its caption (or an identical one); negatives match nothing.
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genixer.backbones.open_clip import ClipCodec
 from genixer.data.images import load_rgb
+from genixer.filtering.clip import region_image
 from genixer.miniworld import COLORS, SHAPES
 from genixer.miniworld.grammar import (
     EXPRESSION,
@@ -37,7 +45,10 @@ from genixer.miniworld.grammar import (
     box_iou,
     box_ious,
     normalize_question,
+    reference,
 )
+from genixer.miniworld.language import resolve
+from genixer.miniworld.scene import SceneObject
 from genixer.data.sources.boxes import xywh_to_xyxy
 from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import field as get_field
@@ -45,6 +56,7 @@ from genixer.data.sources.files import read_json
 
 ATTRIBUTES = ("color", "shape")  # what a crop shows
 CODES = {word: k for k, word in enumerate((*COLORS, *SHAPES))}
+CODE_WORDS = {k: word for word, k in CODES.items()}
 UNSAID = -1  # a phrase that does not name this attribute fits any value
 CROP, WHOLE, NEGATIVE = 0, 1, 2  # image rows
 PHRASE, CAPTION, UNPARSED = 0, 1, 2  # text rows; an unparsed phrase matches only its own crop
@@ -59,6 +71,14 @@ def phrase_codes(text: str) -> list[int] | None:
     named = attrs(m, "a")
     codes = [CODES[named[k]] if named[k] else UNSAID for k in ATTRIBUTES]
     return None if all(c == UNSAID for c in codes) else codes
+
+
+def phrase_key(text: str) -> tuple | None:
+    """(size, colour, shape, position) a phrase says, for the resolver; None outside the grammar."""
+    m = reference(text)
+    if m is None or m.group("apron"):
+        return None
+    return (*attrs(m, "a").values(), m.group("apos"))
 
 
 def text_hash(text: str) -> int:
@@ -106,6 +126,7 @@ class ImageEntry:
     height: int
     boxes: list[Box] = field(default_factory=list)  # xyxy pixels, one per object
     codes: list[list[int]] = field(default_factory=list)  # colour and shape codes per object
+    sizes: list[str] = field(default_factory=list)  # per object
     phrases: list[list[str]] = field(default_factory=list)  # per object
     captions: list[str] = field(default_factory=list)
 
@@ -123,6 +144,7 @@ def load_entries(instances: str, image_root: str, expressions: Sequence, caption
         by_box[Path(entry.path).name, tuple(round(v) for v in box)] = (entry, len(entry.boxes))
         entry.boxes.append(tuple(box))
         entry.codes.append([CODES[values[k]] for k in ATTRIBUTES])
+        entry.sizes.append(values["size"])
         entry.phrases.append([])
     for source in expressions:
         for rec in source.load():
@@ -140,9 +162,9 @@ class ClipPairDataset(Dataset):
 
     def __init__(self, entries: list[ImageEntry], transform: Callable, tokenizer: Callable, seed: int = 0,
                  repeats: int = 1, jitter: float = 0.1, min_iou: float = 0.7, negatives: float = 0.5,
-                 min_side: float = 12) -> None:
+                 min_side: float = 12, view: str = "crop") -> None:
         self.entries, self.transform, self.tokenizer = entries, transform, tokenizer
-        self.seed, self.repeats = seed, repeats
+        self.seed, self.repeats, self.view = seed, repeats, view
         self.jitter, self.min_iou, self.negatives, self.min_side = jitter, min_iou, negatives, min_side
 
     def __len__(self) -> int:
@@ -153,17 +175,19 @@ class ClipPairDataset(Dataset):
         rng = np.random.default_rng([self.seed, j])
         image = load_rgb(entry.path)
         pairs, texts, image_meta, text_meta, negatives = [], [], [], [], []
-        for box, codes, phrases in zip(entry.boxes, entry.codes, entry.phrases):
+        for k, (box, codes, phrases) in enumerate(zip(entry.boxes, entry.codes, entry.phrases)):
             if phrases:
-                pairs.append(image.crop(jitter_box(box, rng, self.jitter, self.min_iou, entry.width, entry.height)))
+                jittered = jitter_box(box, rng, self.jitter, self.min_iou, entry.width, entry.height)
+                pairs.append(region_image(image, _pixels(jittered), self.view))
                 texts.append(phrases[rng.integers(len(phrases))])
                 said = phrase_codes(texts[-1])
-                image_meta.append([CROP, *codes, 0])
+                # spotlight rows carry their object's index, for the resolver in the collator
+                image_meta.append([CROP, *codes, 0] if self.view == "crop" else [CROP, k, UNSAID, 0])
                 text_meta.append([PHRASE if said else UNPARSED, *(said or [UNSAID, UNSAID]), 0])
             if rng.random() < self.negatives:
                 bad = off_box(box, entry.boxes, rng, entry.width, entry.height, self.min_side)
                 if bad is not None:
-                    negatives.append(image.crop(bad))
+                    negatives.append(region_image(image, _pixels(bad), self.view))
         if entry.captions:
             caption = entry.captions[rng.integers(len(entry.captions))]
             pairs.append(image)
@@ -171,13 +195,40 @@ class ClipPairDataset(Dataset):
             image_meta.append([WHOLE, UNSAID, UNSAID, text_hash(caption)])
             text_meta.append([CAPTION, UNSAID, UNSAID, text_hash(caption)])
         image_meta += [[NEGATIVE, UNSAID, UNSAID, 0]] * len(negatives)
-        return {
+        item = {
             "images": torch.stack([self.transform(im) for im in pairs + negatives]),
             "pairs": len(pairs),
             "texts": self.tokenizer(texts),
             "image_meta": torch.tensor(image_meta, dtype=torch.long),
             "text_meta": torch.tensor(text_meta, dtype=torch.long),
         }
+        if self.view == "spotlight":
+            objects = [SceneObject(CODE_WORDS[c[1]], CODE_WORDS[c[0]], s, b)
+                       for c, s, b in zip(entry.codes, entry.sizes, entry.boxes)]
+            item["scene"] = (objects, entry.width, entry.height)
+            item["keys"] = [phrase_key(t) if m[0] != CAPTION else None for t, m in zip(texts, text_meta)]
+        return item
+
+
+def _pixels(box: Box) -> tuple[int, int, int, int]:
+    return tuple(round(v) for v in box)  # type: ignore[return-value]
+
+
+def resolved(items: list[dict], image_meta: torch.Tensor, row_items: torch.Tensor) -> torch.Tensor:
+    """[images, texts] bool for spotlight rows: the text's phrase denotes the row's object in the
+    row's image (the world's resolver; ambiguous or unknown phrases denote nothing)."""
+    keys = [key for it in items for key in it["keys"]]
+    distinct = sorted({k for k in keys if k is not None}, key=str)
+    index = {k: j for j, k in enumerate(distinct)}
+    table = torch.full((len(items), len(distinct) + 1), -1, dtype=torch.long)  # last column: no phrase
+    for b, it in enumerate(items):
+        objects, width, height = it["scene"]
+        for key, j in index.items():
+            ref = resolve(objects, width, height, size=key[0], color=key[1], shape=key[2], pos=key[3])[0]
+            table[b, j] = -1 if ref is None else ref
+    text_keys = torch.tensor([index[k] if k is not None else len(distinct) for k in keys], dtype=torch.long)
+    spot = image_meta[:, 0] == CROP
+    return spot[:, None] & (table[row_items][:, text_keys] == torch.where(spot, image_meta[:, 1], -2)[:, None])
 
 
 def positives(image_meta: torch.Tensor, text_meta: torch.Tensor) -> torch.Tensor:
@@ -194,17 +245,19 @@ def positives(image_meta: torch.Tensor, text_meta: torch.Tensor) -> torch.Tensor
 
 
 def collate_pairs(items: list[dict]) -> dict:
-    """Paired images first (row k matches text k), then the negatives; plus the match matrix."""
+    """Paired images first (row k is text k's own image), then the negatives; plus the match matrix."""
     paired = [it["images"][: it["pairs"]] for it in items]
     negative = [it["images"][it["pairs"]:] for it in items]
     meta = [(it["image_meta"][: it["pairs"]], it["image_meta"][it["pairs"]:]) for it in items]
     image_meta = torch.cat([m[0] for m in meta] + [m[1] for m in meta])
     text_meta = torch.cat([it["text_meta"] for it in items])
-    return {
-        "images": torch.cat(paired + negative),
-        "texts": torch.cat([it["texts"] for it in items]),
-        "positives": positives(image_meta, text_meta),
-    }
+    if "scene" not in items[0]:
+        match = positives(image_meta, text_meta)
+    else:
+        row_items = torch.cat([torch.full((len(m[i]),), b) for i in (0, 1) for b, m in enumerate(meta)])
+        whole = (image_meta[:, 0] == WHOLE)[:, None] & (text_meta[:, 0] == CAPTION)[None, :]
+        match = resolved(items, image_meta, row_items) | (whole & (image_meta[:, None, 3] == text_meta[None, :, 3]))
+    return {"images": torch.cat(paired + negative), "texts": torch.cat([it["texts"] for it in items]), "positives": match}
 
 
 class ClipPairsDataModule(L.LightningDataModule):
@@ -213,12 +266,14 @@ class ClipPairsDataModule(L.LightningDataModule):
 
     def __init__(self, instances: str, image_root: str, expressions: Mapping | Sequence, captions: str | None,
                  codec: ClipCodec, batch_size: int, num_workers: int = 0, seed: int = 0, repeats: int = 1,
-                 jitter: float = 0.1, min_iou: float = 0.7, negatives: float = 0.5, min_side: float = 12) -> None:
+                 jitter: float = 0.1, min_iou: float = 0.7, negatives: float = 0.5, min_side: float = 12,
+                 view: str = "crop") -> None:
         super().__init__()
         self.instances, self.image_root, self.captions, self.codec = instances, image_root, captions, codec
         self.expressions = list(expressions.values()) if isinstance(expressions, Mapping) else list(expressions)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.options = {"repeats": repeats, "jitter": jitter, "min_iou": min_iou, "negatives": negatives, "min_side": min_side}
+        self.options = {"repeats": repeats, "jitter": jitter, "min_iou": min_iou, "negatives": negatives,
+                        "min_side": min_side, "view": view}
         self._entries: list[ImageEntry] | None = None
 
     @property
