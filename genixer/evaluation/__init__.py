@@ -1,1 +1,1 @@
-"""Evaluation: quality tables of generated data and of filters, checked by a configured benchmark."""
+"""Evaluation: quality tables of generated data and of filters, checked by a configured oracle."""

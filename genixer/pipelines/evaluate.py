@@ -1,4 +1,4 @@
-"""Evaluation pipeline: check finished generation and filter runs with the configured benchmark.
+"""Evaluation pipeline: check finished generation and filter runs with the configured oracle.
 
 Run dirs are found and named through their manifests: a generation run is ``<generator>:<task>``,
 a filter run ``<generator>:<task>:<filter>``; a folder above run dirs (a sweep) stands for them.
@@ -27,23 +27,23 @@ def run(cfg: DictConfig) -> dict:
             raise ValueError("evaluate.py needs runs=[<generation run dir>, ...] and/or filters=[<filter run dir>, ...]")
         generation, filters = find_runs(cfg.get("runs") or [], "generate"), find_runs(cfg.get("filters") or [], "filter")
         prepare(cfg)
-        benchmark = instantiate(cfg.benchmark)
+        oracle = instantiate(cfg.oracle)
         coverage = instantiate(cfg.coverage) if cfg.get("coverage") else None   # kinds vs training data
         write_config(out, cfg)
     results, tables = {}, []
     unique_names(generation + filters)
     generated = {run_name(r): r.rows("generate") for r in generation}
     if generated:
-        results["generation"] = {name: benchmark.evaluate_run(rows) for name, rows in generated.items()}
-        split = getattr(benchmark, "split", None)  # which images the oracle grades (never the ones settings were chosen on)
+        results["generation"] = {name: oracle.evaluate_run(rows) for name, rows in generated.items()}
+        split = getattr(oracle, "split", None)  # which images the oracle grades (never the ones settings were chosen on)
         tables.append(generation_table(results["generation"]) + (f"\n(graded on the {split} split)" if split else ""))
     if generated and coverage is not None:
-        check = getattr(benchmark, "check", None)   # per-kind accuracy where the benchmark grades single rows
+        check = getattr(oracle, "check", None)   # per-kind accuracy where the oracle grades single rows
         results["coverage"] = {name: coverage.evaluate_run(rows, name.rpartition(":")[0], check)
                                for name, rows in generated.items()}
         tables.append(coverage_table(results["coverage"]))
     if filters:
-        results["filters"] = {run_name(r): benchmark.evaluate_selection(r.rows("filter")) for r in filters}
+        results["filters"] = {run_name(r): oracle.evaluate_selection(r.rows("filter")) for r in filters}
         tables.append(filter_table(results["filters"], threshold_notes(filters)))
     print(*examples(generated), *tables, sep="\n", flush=True)
     write_json(out / "metrics.json", results)
