@@ -37,6 +37,7 @@ GROUP_HOMES = {
     "debug": (["train", "generate", "filter", "evaluate"], "debug={}"),
     "filter": (["filter"], "filter={}"),
     "logger": (["train"], "logger={}"),
+    "benchmark": (["evaluate"], "benchmark={}"),
     "module": (["train"], "module={}"),
     "oracle": (["evaluate"], "oracle={}"),
     "paths": (PRIMARIES, "paths={}"),

@@ -62,3 +62,12 @@ def coverage_table(results: dict[str, dict]) -> str:
                          f"{f['distinct_2']:.3f}", ratio, (f["worst"] or "-") if ref else "no reference",
                          {True: "yes", False: "no"}.get(f["covered"], "-"), kinds])
     return render(COVERAGE, rows, width=1000, left=(0, 6, 8))
+
+
+def benchmark_table(results: dict[str, dict]) -> str:
+    """One line per benchmark: n, missing answers, its metric; extra numbers (per answer type, mIoU) after it."""
+    main = {"benchmark", "metric", "n", "missing", "accuracy"}
+    rows = [[name, r["metric"], str(r["n"]), str(r["missing"]), f"{r['accuracy']:.1%}",
+             ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in main)]
+            for name, r in results.items()]
+    return render(("benchmark", "metric", "n", "missing", "score", "details"), rows)

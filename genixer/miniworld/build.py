@@ -23,14 +23,16 @@ from .naming import HELDOUT_ID_OFFSET, ID_OFFSETS, file_name, image_id
 from .render import render_scene
 from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
 
-VERSION = "mini_world-3"  # the world's layout (world.json; a different one rebuilds): 3 = a validation split
+VERSION = "mini_world-4"  # the world's layout (world.json; a different one rebuilds): 3 = a validation split,
+# 4 = held-out VQA / REC ground truth for model benchmarks
 # The annotation files' own ``info.version``: their content, which shipped models were trained on.
 ANNOTATIONS_VERSION = "mini_world-1"
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 
 def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
-    """Render + save one image and return its ground truth and (train only) language."""
+    """Render + save one image and return its ground truth and language (train: all of it; heldout: the
+    VQA questions and referring expressions model benchmarks score against; val: none)."""
     seed, split, index, images_dir = task
     scene = sample_scene(seed, split, index)
     render_scene(scene, seed).save(Path(images_dir) / file_name(split, index), compress_level=6)
@@ -50,6 +52,12 @@ def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
         rec["captions"] = caps
         rec["conversation"] = conversation(qas, caps[0], rng)
         rec["families"] = family_records(scene, seed)  # own rng streams: the files above stay unchanged
+    elif split == "heldout":
+        rng = rng_for(seed, split, index, STREAM_LANGUAGE)
+        qas = make_questions(scene, rng)
+        rec["qas"] = [(qa.question, qa.answer, qa.qtype, qa.answer_type) for qa in qas]
+        rec["synonym_slot"] = [int(rng.integers(10)) if rng.random() < 0.15 else -1 for _ in qas]
+        rec["refs"] = referring_expressions(scene)
     return rec
 
 
@@ -79,6 +87,26 @@ def _instances(split: str, recs: list[dict[str, Any]]) -> dict[str, Any]:
         "annotations": anns,
         "categories": [{"id": i, "name": s, "supercategory": "shape"} for s, i in cat_ids.items()],
     }
+
+
+def _vqa_and_rec(split: str, recs: list[dict[str, Any]]) -> tuple[list[dict], list[dict], list[str]]:
+    """VQAv2 questions and annotations (10 answers, a synonym in some), and REC lines, of one split."""
+    questions, answers, rec_lines = [], [], []
+    for r in recs:
+        iid, fn = image_id(split, r["index"]), file_name(split, r["index"])
+        for j, ((q, a, qtype, atype), slot) in enumerate(zip(r["qas"], r["synonym_slot"])):
+            qid = iid * 100 + j
+            questions.append({"image_id": iid, "question": q, "question_id": qid})
+            given = [SYNONYMS[a] if k == slot and a in SYNONYMS else a for k in range(10)]
+            answers.append({
+                "question_id": qid, "image_id": iid, "question_type": qtype, "answer_type": atype,
+                "multiple_choice_answer": a,
+                "answers": [{"answer": g, "answer_confidence": "yes", "answer_id": k + 1} for k, g in enumerate(given)],
+            })
+        for obj_idx, text in r["refs"]:
+            box = [int(v) for v in r["objects"][obj_idx][3]]
+            rec_lines.append(json.dumps({"img_path": fn, "expression": text, "bbox": box, "height": r["height"], "width": r["width"]}))
+    return questions, answers, rec_lines
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -116,21 +144,10 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             for r in recs
         ))
 
-    questions, answers, rec_lines, caps, convs = [], [], [], [], []
+    questions, answers, rec_lines = _vqa_and_rec("train", train)
+    caps, convs = [], []
     for r in train:
         iid, fn = image_id("train", r["index"]), file_name("train", r["index"])
-        for j, ((q, a, qtype, atype), slot) in enumerate(zip(r["qas"], r["synonym_slot"])):
-            qid = iid * 100 + j
-            questions.append({"image_id": iid, "question": q, "question_id": qid})
-            given = [SYNONYMS[a] if k == slot and a in SYNONYMS else a for k in range(10)]
-            answers.append({
-                "question_id": qid, "image_id": iid, "question_type": qtype, "answer_type": atype,
-                "multiple_choice_answer": a,
-                "answers": [{"answer": g, "answer_confidence": "yes", "answer_id": k + 1} for k, g in enumerate(given)],
-            })
-        for obj_idx, text in r["refs"]:
-            box = [int(v) for v in r["objects"][obj_idx][3]]
-            rec_lines.append(json.dumps({"img_path": fn, "expression": text, "bbox": box, "height": r["height"], "width": r["width"]}))
         for c in r["captions"]:
             caps.append({"id": len(caps) + 1, "image_id": iid, "caption": c})
         convs.append({"id": f"mw_train_{r['index']:012d}", "image": fn, "conversations": r["conversation"]})
@@ -143,6 +160,12 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
         "info": info, "data_type": "mini", "data_subtype": "train", "annotations": answers,
     })
     paths["rec_train"].write_text("".join(line + "\n" for line in rec_lines))
+    questions_h, answers_h, rec_h = _vqa_and_rec("heldout", heldout)
+    _dump(paths["vqa_questions_heldout"], {"info": info, "task_type": "Open-Ended", "data_type": "mini",
+                                           "data_subtype": "heldout", "questions": questions_h})
+    _dump(paths["vqa_annotations_heldout"], {"info": info, "data_type": "mini", "data_subtype": "heldout",
+                                             "annotations": answers_h})
+    paths["rec_heldout"].write_text("".join(line + "\n" for line in rec_h))
     inst = json.loads(paths["instances_train"].read_text())
     _dump(paths["captions_train"], {"info": info, "images": inst["images"], "annotations": caps})
     _dump(paths["llava_train"], convs)
@@ -155,6 +178,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             "train_objects": sum(len(r["objects"]) for r in train),
             "heldout_objects": sum(len(r["objects"]) for r in heldout),
             "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
+            "vqa_questions_heldout": len(questions_h), "rec_expressions_heldout": len(rec_h),
             "conversations": len(convs), **family_counts,
         },
         "files": {k: f"annotations/{name}" for k, name in ANNOTATION_FILES.items()},

@@ -31,6 +31,10 @@ ANNOTATION_FILES: dict[str, str] = {
     "instances_train": "instances_train.json",
     "instances_heldout": "instances_heldout.json",
     "instances_val": "instances_val.json",
+    # model benchmarks on held-out images (VQAv2 layout, REC lines as rec_train.jsonl)
+    "vqa_questions_heldout": "v2_OpenEnded_mini_heldout_questions.json",
+    "vqa_annotations_heldout": "v2_mini_heldout_annotations.json",
+    "rec_heldout": "rec_heldout.jsonl",
     "vqa_questions": "v2_OpenEnded_mini_train_questions.json",
     "vqa_annotations": "v2_mini_train_annotations.json",
     "rec_train": "rec_train.jsonl",
@@ -48,7 +52,7 @@ ANNOTATION_FILES: dict[str, str] = {
     "boxcot_train": "GPT4GEN_BoxCoT_train.jsonl",
     "rd_train": "GPT4GEN_RD_BoxCoT_train.jsonl",
 }
-FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[8:])  # the files write_families owns
+FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[list(ANNOTATION_FILES).index("gqa_train"):])  # what write_families owns
 VG_URL = "https://mini-world.invalid/images/{file_name}"  # reserved TLD: a URL that names the file, never fetched
 
 

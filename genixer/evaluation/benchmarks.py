@@ -1,0 +1,96 @@
+"""Model benchmarks, scored from an answers file in the LLaVA-1.5 eval layout.
+
+An answers file is JSON lines, one per question: ``{"question_id", "prompt", "text", "model_id", ...}``
+(``text`` is the model's answer); ours and the LLaVA scripts' look the same. A question without an
+answer scores 0 and is counted in ``missing``; an answer to no question of the benchmark, or two answers
+to one question, is an error (the file belongs to another benchmark, or two runs were concatenated).
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+
+from genixer.evaluation.metrics import rec_accuracy, vqa_accuracy
+from genixer.runs.files import read_jsonl
+
+
+def read_answers(path: str | Path) -> dict[str, str]:
+    """question_id (as a string) -> answer text; duplicates and lines without the two keys are errors."""
+    answers: dict[str, str] = {}
+    for k, line in enumerate(read_jsonl(Path(path)), 1):
+        if "question_id" not in line or "text" not in line:
+            raise ValueError(f"{path}: line {k} lacks question_id or text (the LLaVA answers layout)")
+        qid = str(line["question_id"])
+        if qid in answers:
+            raise ValueError(f"{path}: question {qid} is answered twice (line {k})")
+        answers[qid] = str(line["text"])
+    return answers
+
+
+def _check_known(answers: Mapping[str, str], known: set[str], name: str) -> None:
+    unknown = sorted(set(answers) - known)
+    if unknown:
+        raise ValueError(f"{len(unknown)} answers are to questions {name} does not have (first: {unknown[0]})")
+
+
+class VQABenchmark:
+    """VQAv2-layout questions + annotations (10 answers each), scored with the VQA accuracy.
+
+    ``prompt_suffix`` is what a model gets after the question (LLaVA-1.5: "Answer the question using
+    a single word or phrase.").
+    """
+
+    def __init__(self, name: str, questions: str, annotations: str, image_pattern: str,
+                 prompt_suffix: str = "") -> None:
+        self.name, self.questions_path, self.annotations_path = name, Path(questions), Path(annotations)
+        self.image_pattern, self.prompt_suffix = image_pattern, prompt_suffix
+
+    def questions(self) -> list[dict]:
+        """The LLaVA eval question layout: ``{"question_id", "image", "text"}``; VQAv2 files name images by id
+        only, so ``image_pattern`` (e.g. "COCO_val2014_{image_id:012d}.jpg") gives the file."""
+        data = json.loads(self.questions_path.read_text())
+        return [{"question_id": q["question_id"], "image": self.image_pattern.format(image_id=q["image_id"]),
+                 "text": q["question"] + self.prompt_suffix} for q in data["questions"]]
+
+    def score(self, answers: Mapping[str, str]) -> dict:
+        annotations = json.loads(self.annotations_path.read_text())["annotations"]
+        _check_known(answers, {str(a["question_id"]) for a in annotations}, self.name)
+        by_type: dict[str, list[float]] = defaultdict(list)
+        for a in annotations:
+            prediction = answers.get(str(a["question_id"]))
+            value = 0.0 if prediction is None else vqa_accuracy(prediction, [x["answer"] for x in a["answers"]])
+            by_type["all"].append(value)
+            by_type[a.get("answer_type", "other")].append(value)
+        return {"benchmark": self.name, "metric": "VQA accuracy", "n": len(annotations),
+                "missing": sum(str(a["question_id"]) not in answers for a in annotations),
+                "accuracy": sum(by_type["all"]) / max(1, len(annotations)),
+                **{f"accuracy_{t}": sum(v) / len(v) for t, v in sorted(by_type.items()) if t != "all"}}
+
+
+class RECBenchmark:
+    """Referring expressions with their boxes, one JSON line each (``img_path``, ``expression``, ``bbox``
+    xyxy pixels, ``width``, ``height``: the Shikra REC layout); question_id = the line's 0-based index.
+    Boxes are compared normalized to the original image (a model's pad-to-square undone by its parser).
+    """
+
+    def __init__(self, name: str, expressions: str, prompt: str = "Where is <expr>? Answer with a box.") -> None:
+        self.name, self.path, self.prompt = name, Path(expressions), prompt
+
+    def lines(self) -> list[dict]:
+        return read_jsonl(self.path)
+
+    def questions(self) -> list[dict]:
+        return [{"question_id": k, "image": r["img_path"], "text": self.prompt.replace("<expr>", r["expression"])}
+                for k, r in enumerate(self.lines())]
+
+    def score(self, answers: Mapping[str, str]) -> dict:
+        lines = self.lines()
+        _check_known(answers, {str(k) for k in range(len(lines))}, self.name)
+        targets = [[r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
+                    r["bbox"][3] / r["height"]] for r in lines]
+        predictions = [answers.get(str(k), "") for k in range(len(lines))]  # missing: no box, a miss
+        return {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(lines),
+                "missing": sum(str(k) not in answers for k in range(len(lines))),
+                **rec_accuracy(predictions, targets)}

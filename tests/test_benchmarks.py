@@ -1,0 +1,89 @@
+"""Model benchmarks scored from an answers file (LLaVA eval layout), on the mini world's held-out files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_config
+from genixer.evaluation.benchmarks import RECBenchmark, VQABenchmark, read_answers
+from genixer.pipelines import evaluate
+from genixer.tasks import format_box
+
+
+def write_answers(path: Path, answers: dict) -> Path:
+    path.write_text("".join(json.dumps({"question_id": q, "prompt": "p", "text": t, "model_id": "m"}) + "\n"
+                            for q, t in answers.items()))
+    return path
+
+
+@pytest.fixture
+def vqa(small_world) -> VQABenchmark:
+    ann = small_world / "annotations"
+    return VQABenchmark("mw", str(ann / "v2_OpenEnded_mini_heldout_questions.json"),
+                        str(ann / "v2_mini_heldout_annotations.json"), "heldout/mw_heldout_{image_id:012d}.png",
+                        "\nAnswer the question using a single word or phrase.")
+
+
+@pytest.fixture
+def annotations(small_world) -> list[dict]:
+    return json.loads((small_world / "annotations/v2_mini_heldout_annotations.json").read_text())["annotations"]
+
+
+def test_heldout_vqa_questions_name_existing_images(vqa, small_world):
+    questions = vqa.questions()
+    assert len(questions) >= 12 * 4 and all((small_world / "images" / q["image"]).is_file() for q in questions)
+    assert questions[0]["text"].endswith("?\nAnswer the question using a single word or phrase.")
+
+
+def test_vqa_scores(vqa, annotations):
+    right = {str(a["question_id"]): a["multiple_choice_answer"] for a in annotations}
+    assert vqa.score(right)["accuracy"] == 1.0 and vqa.score(right)["missing"] == 0
+    wrong = {q: "purple elephant" for q in right}
+    assert vqa.score(wrong)["accuracy"] == 0.0
+    partial = dict(list(right.items())[1:])  # one question unanswered: it scores 0
+    n = len(annotations)
+    result = vqa.score(partial)
+    assert result["missing"] == 1 and result["accuracy"] == pytest.approx((n - 1) / n)
+    words = {q: {"2": "two", "3": "three"}.get(a, a) for q, a in right.items()}  # number words normalize
+    assert vqa.score(words)["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="does not have"):
+        vqa.score({**right, "999": "yes"})
+
+
+def test_rec_scores(small_world):
+    rec = RECBenchmark("mw_rec", str(small_world / "annotations/rec_heldout.jsonl"))
+    lines = rec.lines()
+    truth = {str(k): format_box([r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
+                                  r["bbox"][3] / r["height"]]) for k, r in enumerate(lines)}
+    result = rec.score(truth)
+    assert (result["accuracy"], result["failed"], result["missing"]) == (1.0, 0, 0) and result["miou"] > 0.99
+    result = rec.score({**truth, "0": "somewhere on the left"})  # no parseable box: a miss
+    assert result["failed"] == 1 and result["accuracy"] == pytest.approx((len(lines) - 1) / len(lines))
+    assert rec.questions()[0]["text"] == f"Where is {lines[0]['expression']}? Answer with a box."
+
+
+def test_answers_file_is_checked(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"question_id": 1, "text": "yes"}\n{"question_id": 1, "text": "no"}\n')
+    with pytest.raises(ValueError, match="answered twice"):
+        read_answers(p)
+    p.write_text('{"question_id": 1}\n')
+    with pytest.raises(ValueError, match="lacks question_id or text"):
+        read_answers(p)
+
+
+def test_evaluate_py_scores_an_answers_file(tmp_path, small_world, annotations):
+    answers = write_answers(tmp_path / "answers.jsonl", {a["question_id"]: a["multiple_choice_answer"] for a in annotations})
+    out = tmp_path / "eval"
+    cfg = compose_config("evaluate", [f"paths.mini_world={small_world}", f"paths.output_dir={out}",
+                                      "benchmark=mini_world_vqa", f"answers={answers}"])
+    results = evaluate.run(cfg)
+    assert results["benchmarks"]["mini_world_vqa"]["accuracy"] == 1.0
+    assert json.loads((out / "results.json").read_text()) == results
+    assert "mini_world_vqa" in (out / "table.txt").read_text()
+    cfg = compose_config("evaluate", [f"paths.mini_world={small_world}", f"paths.output_dir={tmp_path / 'e2'}",
+                                      "benchmark=mini_world_vqa"])
+    with pytest.raises(ValueError, match="needs answers=<file>"):
+        evaluate.run(cfg)
