@@ -130,6 +130,11 @@ def test_generation_run_prompts_with_the_file_and_claims_it(tmp_path, small_worl
     other = write(tmp_path / "other.json", ["Something else entirely."])
     with pytest.raises(RunError, match="other settings"):  # the run dir's samples were made with another pool
         generate.run(compose_config("generate", [*args, f"task.instructions.path={other}"]))
+    # the same path with edited content is another pool too: resuming would mix the two
+    pool = pools / "generic_instructions.json"
+    pool.write_text(json.dumps([*INSTRUCTIONS, "One more instruction."]))
+    with pytest.raises(RunError, match="other settings"):
+        generate.run(compose_config("generate", [*args, f"task.instructions.path={pool}"]))
 
 
 BAD = {  # name: (task, pool key, file content, what the error says)

@@ -9,6 +9,8 @@ all shards, keyed by sample id, once every rank has finished writing.
 """
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import time
 from collections import Counter
@@ -51,8 +53,10 @@ def run(cfg: DictConfig) -> dict:
                   "queries": str(Path(cfg.queries).resolve()), "image_root": str(image_root.resolve()),
                   "max_pixels": cfg.max_pixels, "seed": cfg.seed, "samples_per_image": cfg.samples_per_image,
                   "generation": decoding.settings()}
-        # Shards only ever hold one configuration's samples (precision changes the tokens, the process count does not).
-        claim(out.shards, {**inputs, "task": OmegaConf.to_container(cfg.task, resolve=True),
+        # Shards only ever hold one configuration's samples (precision changes the tokens, the process count does not);
+        # the task's texts by content, so an edited template file is another configuration, not a resume.
+        texts = hashlib.sha256("\n".join(task.corpus()).encode()).hexdigest()[:16]
+        claim(out.shards, {**inputs, "task": OmegaConf.to_container(cfg.task, resolve=True), "task_texts": texts,
                            "precision": str(cfg.trainer.precision)})
         write_config(out.path, cfg)
 
