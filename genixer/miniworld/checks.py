@@ -135,9 +135,9 @@ class FamilyChecks:
         if target is None:
             return V7WVerdict(False, "incorrect", why, None, None, None)
         sx, sy = im.width, im.height
-        cand_px = [(c[0] * sx, c[1] * sy, c[2] * sx, c[3] * sy) for c in candidates or ()]
+        cand_px = [self.pixels(image_id, c) for c in candidates or ()]
         if len(answer) == 4:
-            ans = (answer[0] * sx, answer[1] * sy, answer[2] * sx, answer[3] * sy)
+            ans = self.pixels(image_id, answer)
             # one torchvision call (~0.1 ms each) for the target and every candidate
             iou, *scores = box_ious(ans, [im.objects[target].box, *cand_px])
             ok = iou >= MIN_IOU

@@ -100,6 +100,11 @@ class Oracle(FamilyChecks, GroundedChecks):
             return self._by_name[name]
         raise KeyError(f"image {path_or_file_name!r} is not in this oracle's instances file ({len(self)} images)")
 
+    def pixels(self, image_id: int, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """A normalized xyxy box in the original image's pixels."""
+        im = self._image(image_id)
+        return box[0] * im.width, box[1] * im.height, box[2] * im.width, box[3] * im.height
+
     def _image(self, image_id: int) -> _Image:
         try:
             return self._images[image_id]
@@ -117,9 +122,7 @@ class Oracle(FamilyChecks, GroundedChecks):
     # ---- designation by box / point -------------------------------------------------------------
     def best_object(self, image_id: int, box: Sequence[float]) -> tuple[int | None, float]:
         """(index, IoU) of the object a normalized box overlaps best; (None, 0.0) in an empty image."""
-        im = self._image(image_id)
-        pix = (box[0] * im.width, box[1] * im.height, box[2] * im.width, box[3] * im.height)
-        ious = box_ious(pix, [o.box for o in im.objects])
+        ious = box_ious(self.pixels(image_id, box), [o.box for o in self.objects(image_id)])
         if not ious:
             return None, 0.0
         best = max(range(len(ious)), key=ious.__getitem__)  # the first of equal maxima
@@ -222,8 +225,7 @@ class Oracle(FamilyChecks, GroundedChecks):
         ref, why = resolve(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
         if ref is None:
             return RECVerdict(False, "incorrect", why, None, best_iou, best)
-        pix = (box[0] * im.width, box[1] * im.height, box[2] * im.width, box[3] * im.height)
-        iou = box_iou(pix, im.objects[ref].box)
+        iou = box_iou(self.pixels(image_id, box), im.objects[ref].box)
         if iou < MIN_IOU:
             return RECVerdict(False, "incorrect", f"box misses the {im.objects[ref].label} (IoU {iou:.2f})",
                               ref, iou, best)

@@ -35,8 +35,8 @@ def run(cfg: DictConfig) -> dict:
         coverage = instantiate(cfg.coverage) if cfg.get("coverage") else None   # kinds vs training data
         write_config(out, cfg)
     results, tables = {}, []
-    unique_names(generation + filters)
-    generated = {run_name(r): r.rows("generate") for r in generation}
+    names = unique_names(generation + filters)
+    generated = {names[r]: r.rows("generate") for r in generation}
     if generated:
         results["generation"] = {name: oracle.evaluate_run(rows) for name, rows in generated.items()}
         split = getattr(oracle, "split", None)  # which images the oracle grades (never the ones settings were chosen on)
@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> dict:
                                for name, rows in generated.items()}
         tables.append(coverage_table(results["coverage"]))
     if filters:
-        results["filters"] = {run_name(r): oracle.evaluate_selection(r.rows("filter")) for r in filters}
+        results["filters"] = {names[r]: oracle.evaluate_selection(r.rows("filter")) for r in filters}
         tables.append(filter_table(results["filters"], threshold_notes(filters)))
     print(*examples(generated), *tables, sep="\n", flush=True)
     write_json(out / "metrics.json", results)
@@ -101,15 +101,18 @@ def threshold_notes(filters: list[RunDir]) -> list[str]:
     return list(notes)
 
 
-def unique_names(runs: list[RunDir]) -> None:
-    """Results are keyed by run name: two runs of one name would overwrite each other."""
+def unique_names(runs: list[RunDir]) -> dict[RunDir, str]:
+    """Each run's name (read from its manifest once); results are keyed by it, so two runs of one
+    name, which would overwrite each other, are an error."""
+    names = {r: run_name(r) for r in runs}
     by_name: dict[str, list[str]] = {}
-    for r in runs:
-        by_name.setdefault(run_name(r), []).append(str(r.path))
+    for r in runs:  # a run listed twice clashes with itself too
+        by_name.setdefault(names[r], []).append(str(r.path))
     clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
     if clashes:
         lines = "\n".join(f"  {name}: {', '.join(paths)}" for name, paths in clashes.items())
         raise ValueError(f"runs share a name (<generator dir name>:<task>); evaluate them separately:\n{lines}")
+    return names
 
 
 def run_name(run: RunDir) -> str:

@@ -56,7 +56,6 @@ from genixer.data.sources.files import read_json
 
 ATTRIBUTES = ("color", "shape")  # what a crop shows
 CODES = {word: k for k, word in enumerate((*COLORS, *SHAPES))}
-CODE_WORDS = {k: word for word, k in CODES.items()}
 UNSAID = -1  # a phrase that does not name this attribute fits any value
 CROP, WHOLE, NEGATIVE = 0, 1, 2  # image rows
 PHRASE, CAPTION, UNPARSED = 0, 1, 2  # text rows; an unparsed phrase matches only its own crop
@@ -126,7 +125,7 @@ class ImageEntry:
     height: int
     boxes: list[Box] = field(default_factory=list)  # xyxy pixels, one per object
     codes: list[list[int]] = field(default_factory=list)  # colour and shape codes per object
-    sizes: list[str] = field(default_factory=list)  # per object
+    objects: list[SceneObject] = field(default_factory=list)  # per object, for the resolver (spotlight view)
     phrases: list[list[str]] = field(default_factory=list)  # per object
     captions: list[str] = field(default_factory=list)
 
@@ -144,7 +143,7 @@ def load_entries(instances: str, image_root: str, expressions: Sequence, caption
         by_box[Path(entry.path).name, tuple(round(v) for v in box)] = (entry, len(entry.boxes))
         entry.boxes.append(tuple(box))
         entry.codes.append([CODES[values[k]] for k in ATTRIBUTES])
-        entry.sizes.append(values["size"])
+        entry.objects.append(SceneObject(values["shape"], values["color"], values["size"], tuple(box)))
         entry.phrases.append([])
     for source in expressions:
         for rec in source.load():
@@ -203,9 +202,7 @@ class ClipPairDataset(Dataset):
             "text_meta": torch.tensor(text_meta, dtype=torch.long),
         }
         if self.view == "spotlight":
-            objects = [SceneObject(CODE_WORDS[c[1]], CODE_WORDS[c[0]], s, b)
-                       for c, s, b in zip(entry.codes, entry.sizes, entry.boxes)]
-            item["scene"] = (objects, entry.width, entry.height)
+            item["scene"] = (entry.objects, entry.width, entry.height)
             item["keys"] = [phrase_key(t) if m[0] != CAPTION else None for t, m in zip(texts, text_meta)]
         return item
 

@@ -104,7 +104,7 @@ def clip_items(world: Path, split: str = "heldout", seed: int = 0, min_side: flo
         exprs += [(f"the {c} {s}", None) for (c, s), n in sorted(pairs.items()) if n > 1]
         rng = np.random.default_rng([seed, image["id"]])
         for e, ref in exprs:
-            regions = [(j, box) for j, box in enumerate(boxes)]
+            regions = list(enumerate(boxes))
             bad = off_box(boxes[ref], boxes, rng, w, h, min_side) if ref is not None else None
             regions += [(None, bad)] if bad is not None else []
             for j, (x1, y1, x2, y2) in regions:
@@ -137,11 +137,11 @@ def clip_metrics(items: list[dict], lines: dict[str, dict], score: str = "cosine
     positive = [s for it, s in scored if it["label"]]
     negative = {k: [s for it, s in scored if it["kind"] == k] for k in KINDS}
     every_negative = [s for k in KINDS for s in negative[k]]
-    by_expression = defaultdict(dict)
+    by_expression = defaultdict(dict)  # (image, expression, referent) -> object -> score
     for it, s in scored:
         if it["referent"] is not None and it["object"] is not None:
-            by_expression[it["image_id"], it["expression"]][it["object"]] = (s, it["referent"])
-    hits = [max(c, key=lambda j: c[j][0]) == next(iter(c.values()))[1] for c in by_expression.values() if len(c) > 1]
+            by_expression[it["image_id"], it["expression"], it["referent"]][it["object"]] = s
+    hits = [max(c, key=c.get) == ref for (_, _, ref), c in by_expression.items() if len(c) > 1]
     chosen, _ = best_threshold(positive, every_negative)
     at = chosen if threshold is None else threshold
     kept = [(it["label"], s >= at) for it, s in scored] if at is not None else []
