@@ -22,7 +22,8 @@ def write_answers(path: Path, answers: dict) -> Path:
 def vqa(small_world) -> VQABenchmark:
     ann = small_world / "annotations"
     return VQABenchmark("mw", str(ann / "v2_OpenEnded_mini_heldout_questions.json"),
-                        str(ann / "v2_mini_heldout_annotations.json"), "heldout/mw_heldout_{image_id:012d}.png",
+                        str(ann / "v2_mini_heldout_annotations.json"), str(small_world / "images"),
+                        "heldout/mw_heldout_{image_id:012d}.png",
                         "\nAnswer the question using a single word or phrase.")
 
 
@@ -53,7 +54,7 @@ def test_vqa_scores(vqa, annotations):
 
 
 def test_rec_scores(small_world):
-    rec = RECBenchmark("mw_rec", str(small_world / "annotations/rec_heldout.jsonl"))
+    rec = RECBenchmark("mw_rec", str(small_world / "annotations/rec_heldout.jsonl"), str(small_world / "images"))
     lines = rec.lines()
     truth = {str(k): format_box([r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
                                   r["bbox"][3] / r["height"]]) for k, r in enumerate(lines)}

@@ -1,5 +1,16 @@
 """Model benchmarks, scored from an answers file in the LLaVA-1.5 eval layout.
 
+A benchmark (conf/benchmark/<name>.yaml, instantiated) has:
+
+- ``name``; ``image_root``: the folder its question ``image`` paths are relative to;
+- ``questions() -> list[dict]``: the LLaVA eval question layout ``{"question_id", "image", "text"}``, ``text``
+  the whole prompt with the benchmark's suffix (extra keys allowed);
+- ``score(answers: Mapping[str, str]) -> dict``: ``benchmark``, ``metric``, ``n``, ``missing`` and ``score``,
+  the paper table's number in its unit (accuracy in percent, MME perception points), or None where a
+  server scores the split; any detail keys after them;
+- optionally ``upload(answers, out_dir) -> Path``: the file a scoring server takes (VQAv2 test-dev, VizWiz
+  test, MMBench test).
+
 An answers file is JSON lines, one per question: ``{"question_id", "prompt", "text", "model_id", ...}``
 (``text`` is the model's answer); ours and the LLaVA scripts' look the same. A question without an
 answer scores 0 and is counted in ``missing``; an answer to no question of the benchmark, or two answers
@@ -42,10 +53,10 @@ class VQABenchmark:
     a single word or phrase.").
     """
 
-    def __init__(self, name: str, questions: str, annotations: str, image_pattern: str,
+    def __init__(self, name: str, questions: str, annotations: str, image_root: str, image_pattern: str,
                  prompt_suffix: str = "") -> None:
         self.name, self.questions_path, self.annotations_path = name, Path(questions), Path(annotations)
-        self.image_pattern, self.prompt_suffix = image_pattern, prompt_suffix
+        self.image_root, self.image_pattern, self.prompt_suffix = Path(image_root), image_pattern, prompt_suffix
 
     def questions(self) -> list[dict]:
         """The LLaVA eval question layout: ``{"question_id", "image", "text"}``; VQAv2 files name images by id
@@ -63,9 +74,10 @@ class VQABenchmark:
             value = 0.0 if prediction is None else vqa_accuracy(prediction, [x["answer"] for x in a["answers"]])
             by_type["all"].append(value)
             by_type[a.get("answer_type", "other")].append(value)
+        accuracy = sum(by_type["all"]) / max(1, len(annotations))
         return {"benchmark": self.name, "metric": "VQA accuracy", "n": len(annotations),
                 "missing": sum(str(a["question_id"]) not in answers for a in annotations),
-                "accuracy": sum(by_type["all"]) / max(1, len(annotations)),
+                "score": 100 * accuracy, "accuracy": accuracy,
                 **{f"accuracy_{t}": sum(v) / len(v) for t, v in sorted(by_type.items()) if t != "all"}}
 
 
@@ -75,8 +87,9 @@ class RECBenchmark:
     Boxes are compared normalized to the original image (a model's pad-to-square undone by its parser).
     """
 
-    def __init__(self, name: str, expressions: str, prompt: str = "Where is <expr>? Answer with a box.") -> None:
-        self.name, self.path, self.prompt = name, Path(expressions), prompt
+    def __init__(self, name: str, expressions: str, image_root: str,
+                 prompt: str = "Where is <expr>? Answer with a box.") -> None:
+        self.name, self.path, self.image_root, self.prompt = name, Path(expressions), Path(image_root), prompt
 
     def lines(self) -> list[dict]:
         return read_jsonl(self.path)
@@ -91,6 +104,7 @@ class RECBenchmark:
         targets = [[r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
                     r["bbox"][3] / r["height"]] for r in lines]
         predictions = [answers.get(str(k), "") for k in range(len(lines))]  # missing: no box, a miss
+        result = rec_accuracy(predictions, targets)
         return {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(lines),
                 "missing": sum(str(k) not in answers for k in range(len(lines))),
-                **rec_accuracy(predictions, targets)}
+                "score": 100 * result["accuracy"], **result}

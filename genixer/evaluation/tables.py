@@ -65,9 +65,9 @@ def coverage_table(results: dict[str, dict]) -> str:
 
 
 def benchmark_table(results: dict[str, dict]) -> str:
-    """One line per benchmark: n, missing answers, its metric; extra numbers (per answer type, mIoU) after it."""
-    main = {"benchmark", "metric", "n", "missing", "accuracy"}
-    rows = [[name, r["metric"], str(r["n"]), str(r["missing"]), f"{r['accuracy']:.1%}",
+    """One line per benchmark: n, missing answers, its metric's score; extra numbers (per answer type, mIoU) after it."""
+    main = {"benchmark", "metric", "n", "missing", "score"}
+    rows = [[name, r["metric"], str(r["n"]), str(r["missing"]), "-" if r["score"] is None else f"{r['score']:.1f}",
              ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in main)]
             for name, r in results.items()]
     return render(("benchmark", "metric", "n", "missing", "score", "details"), rows)
