@@ -86,5 +86,5 @@ def test_evaluate_py_scores_an_answers_file(tmp_path, small_world, annotations):
     assert "mini_world_vqa" in (out / "table.txt").read_text()
     cfg = compose_config("evaluate", [f"paths.mini_world={small_world}", f"paths.output_dir={tmp_path / 'e2'}",
                                       "benchmark=mini_world_vqa"])
-    with pytest.raises(ValueError, match="needs answers=<file>"):
+    with pytest.raises(ValueError, match="needs model=<run or checkpoint dir>"):
         evaluate.run(cfg)

@@ -9,7 +9,8 @@ A benchmark (conf/benchmark/<name>.yaml, instantiated) has:
   the paper table's number in its unit (accuracy in percent, MME perception points), or None where a
   server scores the split; any detail keys after them;
 - optionally ``upload(answers, out_dir) -> Path``: the file a scoring server takes (VQAv2 test-dev, VizWiz
-  test, MMBench test).
+  test, MMBench test); ``answering``: generation settings for answering it (long-answer benchmarks:
+  ``{"max_new_tokens": 1024}``).
 
 An answers file is JSON lines, one per question: ``{"question_id", "prompt", "text", "model_id", ...}``
 (``text`` is the model's answer); ours and the LLaVA scripts' look the same. A question without an

@@ -65,9 +65,22 @@ def coverage_table(results: dict[str, dict]) -> str:
 
 
 def benchmark_table(results: dict[str, dict]) -> str:
-    """One line per benchmark: n, missing answers, its metric's score; extra numbers (per answer type, mIoU) after it."""
-    main = {"benchmark", "metric", "n", "missing", "score"}
-    rows = [[name, r["metric"], str(r["n"]), str(r["missing"]), "-" if r["score"] is None else f"{r['score']:.1f}",
-             ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items() if k not in main)]
+    """One line per benchmark: n, missing answers, its metric's score (or why there is none); the other numbers
+    (per answer type, mIoU, answering speed) after it."""
+    main = {"benchmark", "metric", "n", "missing", "score", "answers", "error_reasons", "failure"}
+
+    def detail(k, v):
+        return f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+
+    rows = [[name, r.get("metric", "-"), str(r.get("n", "-")), str(r.get("missing", "-")),
+             "-" if r.get("score") is None else f"{r['score']:.1f}",
+             ", ".join(detail(k, v) for k, v in r.items() if k not in main and v is not None)]
             for name, r in results.items()]
-    return render(("benchmark", "metric", "n", "missing", "score", "details"), rows)
+    return render(("benchmark", "metric", "n", "missing", "score", "details"), rows, width=400, left=(0, 1, 5))
+
+
+def paper_table(model: str, results: dict[str, dict], columns: dict[str, str]) -> str:
+    """The paper's layout: one row for the model, a column per benchmark (``columns``: benchmark -> label, in
+    the paper's order); "-" where a benchmark has no score here (a server's split, no judge, no files)."""
+    cells = ["-" if results.get(b, {}).get("score") is None else f"{results[b]['score']:.1f}" for b in columns]
+    return render(("model", *columns.values()), [[model, *cells]], width=400)

@@ -94,7 +94,7 @@ class PromptDataset(Dataset):
     def __init__(self, queries: list[Query], image_root: str | Path, task: Task, codec: Codec, samples_per_image: int,
                  seed: int, max_pixels: int | None = None) -> None:
         self.queries, self.image_root = queries, Path(image_root)
-        self.task, self.codec = task, codec
+        self.task, self.name, self.codec = task, task.name, codec
         self.samples_per_image, self.seed, self.max_pixels = samples_per_image, seed, max_pixels
 
     def __len__(self) -> int:
@@ -102,7 +102,7 @@ class PromptDataset(Dataset):
 
     def sample_id(self, i: int) -> str:
         query = self.queries[i // self.samples_per_image]
-        return f"{query.image_id}/{self.task.name}/{i % self.samples_per_image}"
+        return f"{query.image_id}/{self.name}/{i % self.samples_per_image}"
 
     def instruction(self, i: int) -> tuple[int, str]:
         """(template id, instruction) of sample i: a function of the run seed and the sample id only."""
@@ -125,7 +125,7 @@ class PromptDataset(Dataset):
         query = self.queries[i // self.samples_per_image]
         sample_id = self.sample_id(i)
         template_id, instruction = self.instruction(i)
-        meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.task.name,
+        meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.name,
                 "template_id": template_id, "instruction": instruction, "seed": sample_seed(self.seed, sample_id)}
         if query.error:
             return {"meta": meta, "error": query.error}
@@ -137,6 +137,28 @@ class PromptDataset(Dataset):
         # even when an oversized JPEG was decoded at a reduced scale.
         meta.update(width=width, height=height)
         return {"meta": meta, "input_ids": self.codec.encode_prompt(instruction), "pixel_values": self.codec.image(image)}
+
+
+class QuestionDataset(PromptDataset):
+    """One prompt per benchmark question (the LLaVA eval layout ``{"question_id", "image", "text"}``): the
+    question's own text is the prompt and its id the sample id. A repeated id is an error row."""
+
+    def __init__(self, questions: list[dict], image_root: str | Path, name: str, codec: Codec,
+                 max_pixels: int | None = None) -> None:
+        queries, seen = [], set()
+        for q in questions:
+            qid = str(q["question_id"])
+            queries.append(Query(qid, q["image"], f"question {qid} repeats" if qid in seen else None))
+            seen.add(qid)
+        self.queries, self.image_root, self.name, self.codec = queries, Path(image_root), name, codec
+        self.texts = [q["text"] for q in questions]
+        self.samples_per_image, self.seed, self.max_pixels = 1, 0, max_pixels
+
+    def sample_id(self, i: int) -> str:
+        return self.queries[i].image_id if self.queries[i].error is None else f"{self.queries[i].image_id}#{i}"
+
+    def instruction(self, i: int) -> tuple[int, str]:
+        return 0, self.texts[i]
 
 
 class PromptCollator:

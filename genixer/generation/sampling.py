@@ -24,13 +24,18 @@ class PerSampleSampler:
     """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
 
     Temperature, top-k and top-p are transformers' own logits warpers; only the noise is ours.
+    ``sample_tokens``: sample only the first n generated tokens (the opening that decides what kind of
+    sample it is), then decode greedily; None samples every token.
     """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
-                 top_p: float | None = None, top_k: int | None = None) -> None:
+                 top_p: float | None = None, top_k: int | None = None, sample_tokens: int | None = None) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
-        self.seeds, self.prompt_length = seeds, prompt_length
+        if sample_tokens is not None and (isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int)
+                                          or sample_tokens < 1):
+            raise ValueError(f"sample_tokens must be a positive integer or None, got {sample_tokens!r}")
+        self.seeds, self.prompt_length, self.sample_tokens = seeds, prompt_length, sample_tokens
         # HF's order (temperature, then top-k, then top-p) and its filter value, -inf.
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
         if top_k:
@@ -39,8 +44,10 @@ class PerSampleSampler:
             self.warpers.append(TopPLogitsWarper(top_p))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = self.warpers(input_ids, scores.float())
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
+        if self.sample_tokens is not None and step >= self.sample_tokens:
+            return scores  # past the sampled opening: greedy
+        logits = self.warpers(input_ids, scores.float())
         noise = torch.stack([self._gumbel(seed, step, logits.shape[-1]) for seed in self.seeds]).to(logits.device)
         return logits + noise
 

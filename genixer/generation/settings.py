@@ -9,7 +9,8 @@ from typing import Any
 from transformers import GenerationConfig
 
 CACHES = ("dynamic", "static")  # dynamic: HF generate; static: our in-place static-cache loop
-SAMPLING = ("temperature", "top_p", "top_k")  # used only when do_sample is true
+SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens")  # used only when do_sample is true
+OURS = {"sample_tokens"}  # sampling settings of our sampler that HF's GenerationConfig does not have
 STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop implements
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
 
@@ -32,7 +33,7 @@ class Decoding:
             raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
         known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
         for key in kwargs:
-            if key not in known:
+            if key not in known | OURS:
                 close = difflib.get_close_matches(key, sorted(known), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise ValueError(f"generation.{key} is not a generation setting{hint}")

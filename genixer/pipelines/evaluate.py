@@ -1,4 +1,5 @@
-"""Evaluation pipeline: check finished generation and filter runs with the configured oracle.
+"""Evaluation pipeline: check finished generation and filter runs with the configured oracle; with
+``benchmark=<name>``, evaluate a model on a benchmark instead (genixer.pipelines.benchmark).
 
 Run dirs are found and named through their manifests: a generation run is ``<generator>:<task>``,
 a filter run ``<generator>:<task>:<filter>``; a folder above run dirs (a sweep) stands for them.
@@ -12,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from genixer.filtering.selection import Rule
-from genixer.evaluation.benchmarks import read_answers
-from genixer.evaluation.tables import benchmark_table, coverage_table, filter_table, generation_table
+from genixer.evaluation.tables import coverage_table, filter_table, generation_table
+from genixer.pipelines import benchmark
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import keep_nothing_on_error, prepare
 from genixer.runs.files import atomic_write, write_json
@@ -25,10 +26,10 @@ def run(cfg: DictConfig) -> dict:
     with keep_nothing_on_error(cfg):
         check_config(cfg)
         if cfg.get("benchmark"):
-            return score_benchmark(cfg, out)
+            return benchmark.run(cfg, out)   # a model benchmark, not generated data
         if not cfg.get("runs") and not cfg.get("filters"):
             raise ValueError("evaluate.py needs runs=[<generation run dir>, ...] and/or filters=[<filter run dir>, ...], "
-                             "or benchmark=<name> answers=<file>")
+                             "or benchmark=<name> with model=<dir> or answers=<file>")
         generation, filters = find_runs(cfg.get("runs") or [], "generate"), find_runs(cfg.get("filters") or [], "filter")
         prepare(cfg)
         oracle = instantiate(cfg.oracle)
@@ -69,26 +70,6 @@ def find_runs(paths: list[str], stage: str) -> list[RunDir]:
             raise FileNotFoundError(f"{path}: no finished {stage} run at or below it")
         found += runs
     return found
-
-
-def score_benchmark(cfg: DictConfig, out: Path) -> dict:
-    """A model benchmark scored from an answers file (the model-answering mode is not built yet)."""
-    if not cfg.get("answers"):
-        raise ValueError(f"benchmark={cfg.benchmark.name} needs answers=<file> (a model's answers in the LLaVA eval "
-                         "layout); running a model over the benchmark is not available yet")
-    answers_path = Path(cfg.answers)
-    if not answers_path.is_file():
-        raise FileNotFoundError(f"answers={answers_path}: no such file")
-    benchmark = instantiate(cfg.benchmark)
-    result = benchmark.score(read_answers(answers_path))
-    write_config(out, cfg)
-    table = benchmark_table({benchmark.name: result})
-    print(table, flush=True)
-    results = {"benchmarks": {benchmark.name: result}}
-    write_json(out / "results.json", results)
-    atomic_write(out / "table.txt", table + "\n")
-    write_manifest(out, cfg, "evaluate", rows=0, status="ok", inputs={"answers": str(answers_path)}, results=results)
-    return results
 
 
 def threshold_notes(filters: list[RunDir]) -> list[str]:

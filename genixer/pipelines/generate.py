@@ -12,25 +12,21 @@ from __future__ import annotations
 import hashlib
 
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, Subset
-
 from genixer.data.exports import export
+from genixer.generation.loop import pending, predict
 from genixer.generation.module import GenerationModule
-from genixer.generation.queries import PromptCollator, PromptDataset, image_root_for, load_queries
+from genixer.generation.queries import PromptDataset, image_root_for, load_queries
 from genixer.generation.records import merge
 from genixer.generation.settings import Decoding
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import RunFailed, failure, keep_nothing_on_error, log_outcome, prepare
 from genixer.runs.files import write_jsonl
 from genixer.runs.layout import RunDir, claim, config_hash, write_config, write_manifest
-from genixer.runs.progress import SampleProgress
-from genixer.runs.shards import ShardWriter, repair_shards, written_ids
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +58,17 @@ def run(cfg: DictConfig) -> dict:
 
     codec = backbone.codec()
     dataset = PromptDataset(queries, image_root, task, codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
-    # Resume: every rank reads the same complete lines before any rank appends (children of the
-    # subprocess launcher start inside predict, and nobody writes before the process group forms).
-    torn = repair_shards(out.shards)
-    done = written_ids(out.shards, retry_errors=cfg.retry_errors)
-    todo = dataset.by_prompt_length([i for i in range(len(dataset)) if dataset.sample_id(i) not in done])
+    work = pending(out.shards, dataset, cfg.retry_errors)
+    todo = work.todo
     if not todo and out.finished:
         manifest = out.read_manifest("generate")
         if manifest.get("status") == "ok":  # a failed run goes on: its merge and ceiling check run again
             log.info("%s: already finished, nothing to generate", out.path)
             return {**manifest["counts"], **manifest["throughput"]}
-    if len(todo) < len(dataset) or torn:
+    if work.resumed:
         log.info("resuming %s: %d of %d samples already written (%d torn bytes dropped)",
-                 out.path, len(dataset) - len(todo), len(dataset), torn)
-    trainer = instantiate(cfg.trainer, callbacks=[ShardWriter(out.shards), SampleProgress(task.name)], logger=False,
-                          enable_progress_bar=False, default_root_dir=str(out.path))
-    started = time.time()
-    if todo:
-        loader = DataLoader(Subset(dataset, todo), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                            collate_fn=PromptCollator(codec.tokenizer.pad_token_id))
-        trainer.predict(GenerationModule(backbone, codec, decoding), loader, return_predictions=False)
-        trainer.strategy.barrier("generate:merge")  # every rank's shard is complete before rank 0 merges
-    seconds = time.time() - started
+                 out.path, work.total - len(todo), work.total, work.torn)
+    trainer, seconds = predict(cfg, out.shards, dataset, todo, GenerationModule(backbone, codec, decoding), task.name)
     if not trainer.is_global_zero:
         return {}
 
