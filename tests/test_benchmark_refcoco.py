@@ -97,6 +97,16 @@ def test_scores(val):
         val.score({"503": "[0,0,0.5,0.5]"})   # a testA sentence
 
 
+def test_square_frame_answers_are_mapped_back(datasets):
+    cfg = compose_config("evaluate", [f"paths.datasets={datasets}", "paths.output_dir=unused", "benchmark=refcoco_val",
+                                      "benchmark.box_frame=square"])
+    square = instantiate(cfg.benchmark)
+    # 502 in the padded square frame (256 x 128 sits at dy = 64 of 256): a hit once mapped back; 500's
+    # original-frame box is now read as a square-frame one, and misses.
+    result = square.score({"500": "[0.250,0.250,0.750,0.750]", "502": "[0.000,0.250,0.500,0.375]"})
+    assert result["score"] == pytest.approx(100 / 3) and result["missing"] == 1
+
+
 def test_splits_and_prompt(datasets, tmp_path):
     folder = datasets / "refcoco"
     args = (str(folder / "refs(unc).p"), str(folder / "instances.json"), str(tmp_path))

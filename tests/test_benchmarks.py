@@ -88,3 +88,19 @@ def test_evaluate_py_scores_an_answers_file(tmp_path, small_world, annotations):
                                       "benchmark=mini_world_vqa"])
     with pytest.raises(ValueError, match="needs model=<run or checkpoint dir>"):
         evaluate.run(cfg)
+
+
+def test_square_frame_boxes_are_mapped_back_to_the_original_image(small_world, tmp_path):
+    from genixer.evaluation.benchmarks import square_to_original
+
+    # A 64x32 image on a 64x64 square sits at dy=16: the square box [0,0.25,0.5,0.75] is the left half.
+    assert square_to_original("[0.000,0.250,0.500,0.750]", 64, 32) == format_box([0, 0, 0.5, 1])
+    assert square_to_original("[0.000,0.000,0.500,1.000]", 64, 32) == format_box([0, 0, 0.5, 1])  # clamped
+    assert square_to_original("no box here", 64, 32) == "no box here"
+    line = {"img_path": "a.png", "expression": "the left half", "bbox": [0, 0, 32, 32], "width": 64, "height": 32}
+    (tmp_path / "rec.jsonl").write_text(json.dumps(line) + "\n")
+    answer = {"0": "[0.000,0.250,0.500,0.750]"}   # right in the square frame, wrong read as the original's
+    assert RECBenchmark("r", str(tmp_path / "rec.jsonl"), str(tmp_path)).score(answer)["accuracy"] == 0.0
+    assert RECBenchmark("r", str(tmp_path / "rec.jsonl"), str(tmp_path), box_frame="square").score(answer)["accuracy"] == 1.0
+    with pytest.raises(ValueError, match="box_frame"):
+        RECBenchmark("r", str(tmp_path / "rec.jsonl"), str(tmp_path), box_frame="padded")

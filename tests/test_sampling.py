@@ -70,3 +70,18 @@ def test_static_cache_loop_matches_hf_generate():
         assert outputs[0] == outputs[1], sampling
     with pytest.raises(ValueError, match="unsupported"):  # refused before any model exists
         Decoding.from_config({"cache": "static", "max_new_tokens": 4, "num_beams": 2})
+
+
+def test_sample_tokens_samples_the_opening_only():
+    from genixer.generation.settings import Decoding
+
+    scores = torch.randn(2, 50)
+    sampler = PerSampleSampler([1, 2], prompt_length=3, temperature=1.0, sample_tokens=2)
+    for step in range(4):
+        out = sampler(torch.zeros(2, 3 + step, dtype=torch.long), scores)
+        assert torch.equal(out, scores) == (step >= 2)   # noise on the first 2 new tokens, greedy after
+    decoding = Decoding.from_config({"max_new_tokens": 8, "do_sample": True, "temperature": 1.0, "sample_tokens": 3})
+    assert decoding.sampling == {"temperature": 1.0, "sample_tokens": 3}
+    assert Decoding.from_config({"max_new_tokens": 8, "sample_tokens": 3}).sampling == {}   # greedy: ignored
+    with pytest.raises(ValueError, match="sample_tokens"):
+        PerSampleSampler([1], 3, temperature=1.0, sample_tokens=0)

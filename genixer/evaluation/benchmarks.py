@@ -24,8 +24,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from genixer.evaluation.metrics import rec_accuracy, vqa_accuracy
+from genixer.evaluation.metrics import _parse_box, rec_accuracy, vqa_accuracy
 from genixer.runs.files import read_jsonl
+from genixer.tasks import format_box
+
+BOX_FRAMES = ("original", "square")
 
 
 def read_answers(path: str | Path) -> dict[str, str]:
@@ -45,6 +48,25 @@ def _check_known(answers: Mapping[str, str], known: set[str], name: str) -> None
     unknown = sorted(set(answers) - known)
     if unknown:
         raise ValueError(f"{len(unknown)} answers are to questions {name} does not have (first: {unknown[0]})")
+
+
+def square_to_original(prediction: str, width: int, height: int) -> str:
+    """A prediction's box given in the pad-to-square frame (normalized by the square's side, the image centred
+    on it as ``genixer.data.images.pad_to_square`` / Shikra's ``Expand2square`` put it) as text normalized by the
+    original image, clamped to it. Text without exactly one box is returned unchanged (it stays a miss)."""
+    box = _parse_box(prediction)
+    if box is None:
+        return prediction
+    side = max(width, height)
+    dx, dy = (side - width) // 2, (side - height) // 2
+    x1, y1, x2, y2 = ((v * side - d) / n for v, d, n in zip(box, (dx, dy, dx, dy), (width, height, width, height)))
+    return format_box([min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2)])
+
+
+def check_box_frame(box_frame: str) -> str:
+    if box_frame not in BOX_FRAMES:
+        raise ValueError(f"box_frame must be one of {BOX_FRAMES}, got {box_frame!r}")
+    return box_frame
 
 
 class VQABenchmark:
@@ -85,12 +107,15 @@ class VQABenchmark:
 class RECBenchmark:
     """Referring expressions with their boxes, one JSON line each (``img_path``, ``expression``, ``bbox``
     xyxy pixels, ``width``, ``height``: the Shikra REC layout); question_id = the line's 0-based index.
-    Boxes are compared normalized to the original image (a model's pad-to-square undone by its parser).
+    Boxes are compared normalized to the original image. ``box_frame``: the frame the model answers in:
+    "original" (ours and Genixer's generators: boxes normalized by the unpadded image) or "square" (Shikra's
+    released checkpoints: normalized by the padded square; mapped back before scoring).
     """
 
     def __init__(self, name: str, expressions: str, image_root: str,
-                 prompt: str = "Where is <expr>? Answer with a box.") -> None:
+                 prompt: str = "Where is <expr>? Answer with a box.", box_frame: str = "original") -> None:
         self.name, self.path, self.image_root, self.prompt = name, Path(expressions), Path(image_root), prompt
+        self.box_frame = check_box_frame(box_frame)
 
     def lines(self) -> list[dict]:
         return read_jsonl(self.path)
@@ -105,6 +130,8 @@ class RECBenchmark:
         targets = [[r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
                     r["bbox"][3] / r["height"]] for r in lines]
         predictions = [answers.get(str(k), "") for k in range(len(lines))]  # missing: no box, a miss
+        if self.box_frame == "square":
+            predictions = [square_to_original(p, r["width"], r["height"]) for p, r in zip(predictions, lines)]
         result = rec_accuracy(predictions, targets)
         return {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(lines),
                 "missing": sum(str(k) not in answers for k in range(len(lines))),

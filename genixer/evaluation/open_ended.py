@@ -49,6 +49,15 @@ def gqa_answer(text: str) -> str:
     return text.rstrip(".").lower()
 
 
+
+def read_list(path: Path, key: str, layout: str) -> list[dict]:
+    """The list under ``key`` of a JSON object file, or an error naming the file and the layout expected."""
+    data = read_json(path)
+    items = field(data, key, str(path)) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise AnnotationError(f"{path}: expected {{\"{key}\": [...]}} ({layout})")
+    return items
+
 class GQABenchmark:
     """GQA testdev-balanced: ``testdev_balanced_questions.json`` ({questionId: {imageId, question, answer,
     types, isBalanced, ...}}), images ``<image_root>/<imageId>.jpg``.
@@ -186,17 +195,9 @@ class TextVQABenchmark:
         self._items: list[dict] | None = None
         self._tokens: dict[str, list[str]] | None = None
 
-    @staticmethod
-    def _data(path: Path) -> list[dict]:
-        data = read_json(path)
-        items = field(data, "data", str(path)) if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise AnnotationError(f"{path}: expected {{\"data\": [...]}} (TextVQA layout)")
-        return items
-
     def items(self) -> list[dict]:
         if self._items is None:
-            self._items = self._data(self.path)
+            self._items = read_list(self.path, "data", "TextVQA layout")
         return self._items
 
     def tokens(self, item: dict, where: str) -> list[str]:
@@ -206,7 +207,7 @@ class TextVQABenchmark:
                                              "must carry ocr_tokens; ocr_tokens=false drops the line)")
         if self._tokens is None:
             self._tokens = {str(field(r, "image_id", f"{self.ocr_path}: data[{k}]")): list(r.get("ocr_tokens") or [])
-                            for k, r in enumerate(self._data(self.ocr_path))}
+                            for k, r in enumerate(read_list(self.ocr_path, "data", "TextVQA Rosetta OCR layout"))}
         image_id = str(field(item, "image_id", where))
         if image_id not in self._tokens:
             raise AnnotationError(f"{self.ocr_path}: no OCR entry for image {image_id} ({where})")
@@ -253,20 +254,15 @@ class VQAv2TestDevBenchmark:
         self.name, self.questions_path, self.test_path = name, Path(questions), Path(test_questions)
         self.image_root, self.image_pattern, self.prompt_suffix = Path(image_root), image_pattern, prompt_suffix
 
-    @staticmethod
-    def _read(path: Path) -> list[dict]:
-        data = read_json(path)
-        items = field(data, "questions", str(path)) if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise AnnotationError(f"{path}: expected {{\"questions\": [...]}} (VQAv2 questions layout)")
-        return items
+    def _questions(self) -> list[dict]:
+        return read_list(self.questions_path, "questions", "VQAv2 questions layout")
 
     def questions(self) -> list[dict]:
         return [{"question_id": q["question_id"], "image": self.image_pattern.format(image_id=q["image_id"]),
-                 "text": q["question"] + self.prompt_suffix} for q in self._read(self.questions_path)]
+                 "text": q["question"] + self.prompt_suffix} for q in self._questions()]
 
     def score(self, answers: Mapping[str, str]) -> dict:
-        ids = [str(q["question_id"]) for q in self._read(self.questions_path)]
+        ids = [str(q["question_id"]) for q in self._questions()]
         _check_known(answers, set(ids), self.name)
         return {**_header(self.name, "VQA accuracy", len(ids), sum(q not in answers for q in ids), None),
                 "note": "scored by the VQAv2 EvalAI server (challenge 830, test-dev phase): submit the file upload() writes"}
@@ -275,9 +271,9 @@ class VQAv2TestDevBenchmark:
         """``[{"question_id": int, "answer": str}]`` for every test2015 question, in that file's order (LLaVA's
         ``convert_vqav2_for_submission.py``): answers through :func:`normalize_vqa_answer`, ``""`` for a
         question not answered (all the non-test-dev ones)."""
-        dev = {str(q["question_id"]) for q in self._read(self.questions_path)}
+        dev = {str(q["question_id"]) for q in self._questions()}
         _check_known(answers, dev, self.name)
-        test = self._read(self.test_path)
+        test = read_list(self.test_path, "questions", "VQAv2 questions layout")
         absent = dev - {str(q["question_id"]) for q in test}
         if absent:
             raise ValueError(f"{self.test_path}: lacks {len(absent)} test-dev questions of {self.questions_path} "

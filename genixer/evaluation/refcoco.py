@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genixer.data.sources.refcoco import RefCOCO, read_refs
-from genixer.evaluation.benchmarks import _check_known
+from genixer.evaluation.benchmarks import _check_known, check_box_frame, square_to_original
 from genixer.evaluation.metrics import rec_accuracy
 
 EXPR = "<expr>"
@@ -27,14 +27,16 @@ class RefCOCOBenchmark:
       relative to ``image_root``; ``text``: ``prompt`` with ``<expr>`` replaced by the sentence (the
       refer API's ``sent``, stripped). Extra keys: ``ref_id``, ``ann_id``, ``width``, ``height``, ``bbox``.
     - target: the referred instance's COCO box (xywh -> xyxy, clamped to the image) divided by the ORIGINAL
-      image width / height, so a box a model gives in its padded-square frame must be mapped back first.
+      image width / height; ``box_frame="square"`` maps a model's padded-square boxes (Shikra's released
+      checkpoints) back to it first, clamped to the image ("original": ours and Genixer's generators).
     - score: :func:`rec_accuracy` (Shikra ``RECComputeMetrics``): correct when IoU > 0.5 (exactly 0.5
       misses), one parseable normalized box per answer, else ``failed``; percent. Details: ``accuracy``,
       ``miou``, ``failed``, and ``skipped`` (sentences of refs with a degenerate box) when there are any.
     """
 
     def __init__(self, name: str, refs: str, instances: str, image_root: str, split: str,
-                 prompt: str = REC_PROMPT) -> None:
+                 prompt: str = REC_PROMPT, box_frame: str = "original") -> None:
+        self.box_frame = check_box_frame(box_frame)
         if prompt.count(EXPR) != 1:
             raise ValueError(f"prompt must hold {EXPR!r} exactly once, got {prompt!r}")
         self.name, self.refs, self.instances = name, Path(refs), Path(instances)
@@ -84,6 +86,8 @@ class RefCOCOBenchmark:
         ids = [str(r["question_id"]) for r in records]
         _check_known(answers, set(ids), self.name)
         predictions = [answers.get(q, "") for q in ids]   # missing: no box, a miss (and counted as failed)
+        if self.box_frame == "square":
+            predictions = [square_to_original(p, r["width"], r["height"]) for p, r in zip(predictions, records)]
         result = rec_accuracy(predictions, [self.target(r) for r in records])
         out = {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(records),
                "missing": sum(q not in answers for q in ids), "score": 100 * result["accuracy"], **result}

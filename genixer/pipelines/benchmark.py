@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genixer.data.sources.files import AnnotationError
 from genixer.evaluation.benchmarks import read_answers
-from genixer.evaluation.gpt_judge import JudgeUnavailable
+from genixer.evaluation.gpt_judge import JudgeError, JudgeUnavailable
 from genixer.evaluation.tables import benchmark_table, paper_table
 from genixer.generation.loop import pending, predict
 from genixer.generation.module import GenerationModule
@@ -102,7 +102,9 @@ def one(cfg: DictConfig, out: Path, name: str, node: DictConfig, answerer: Answe
         extra["upload"] = str(benchmark.upload(answers, folder))
     try:
         result = benchmark.score(answers)
-    except JudgeUnavailable as err:  # the answers are written; scoring waits for a judge
+    except (JudgeUnavailable, JudgeError) as err:  # the answers are written; scoring waits for a judge
+        if single and isinstance(err, JudgeError):
+            raise
         result = {"benchmark": name, "n": len(questions), "missing": sum(str(q["question_id"]) not in answers for q in questions),
                   "score": None, "note": str(err)}
     return {**result, **extra, "answers": str(path)}
