@@ -137,7 +137,7 @@ def test_all_from_answers_files_gives_the_paper_table(datasets, tmp_path, monkey
     local = set(results) - SERVER_SCORED - JUDGED - {"gqa", "mme"}
     assert local and all(results[name]["score"] == 100.0 for name in local)
     header, row = (tmp_path / "out/table.txt").read_text().splitlines()[:2]
-    assert header.split()[:4] == ["model", "VQAv2", "GQA", "VizWiz"] and row.split()[:4] == ["answers", "-", "-", "-"]
+    assert header.split()[:4] == ["model", "VQAv2", "GQA", "VizWiz"] and row.split()[:4] == ["fixture", "-", "-", "-"]   # the answers files' model_id
 
 
 def test_all_with_a_model_answers_every_benchmark(datasets, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from genixer.generation.module import GenerationModule
 from genixer.generation.queries import QuestionDataset
 from genixer.generation.settings import Decoding
 from genixer.pipelines.common import RunFailed, failure, prepare
-from genixer.runs.files import atomic_write, write_json, write_jsonl
+from genixer.runs.files import atomic_write, read_jsonl, write_json, write_jsonl
 from genixer.runs.layout import claim, write_config, write_manifest
 from genixer.runs.shards import SHARD_DIR, is_error, read_shards
 
@@ -52,8 +52,8 @@ def run(cfg: DictConfig, out: Path) -> dict:
         return {}
     tables = [benchmark_table(results)]
     if cfg.benchmark.get("columns"):
-        tables.insert(0, paper_table(answerer.model_id if answerer else Path(cfg.answers).stem, results,
-                                     OmegaConf.to_container(cfg.benchmark.columns)))
+        model = answerer.model_id if answerer else answers_model_id(results) or Path(cfg.answers).stem
+        tables.insert(0, paper_table(model, results, OmegaConf.to_container(cfg.benchmark.columns)))
     print(*tables, sep="\n\n", flush=True)
     results = {"benchmarks": results}
     failed = [f"{name}: {r['failure']}" for name, r in results["benchmarks"].items() if r.get("failure")]
@@ -65,6 +65,12 @@ def run(cfg: DictConfig, out: Path) -> dict:
     if failed:
         raise RunFailed("; ".join(failed))
     return results
+
+
+def answers_model_id(results: dict[str, dict]) -> str | None:
+    """The ``model_id`` the answers files name, when they all name the same one."""
+    ids = {row.get("model_id") for r in results.values() if r.get("answers") for row in read_jsonl(Path(r["answers"]))[:1]}
+    return ids.pop() if len(ids) == 1 and None not in ids else None
 
 
 def entries(node: DictConfig) -> list[tuple[str, DictConfig]]:

@@ -87,6 +87,9 @@ def run(cfg: DictConfig) -> dict:
                    inputs=inputs, counts=counts, throughput=speed, outputs=outputs,
                    templates=dict(Counter(r["template_id"] for r in rows)))
     log_outcome(cfg, {"counts": counts, "throughput": speed})
+    if cfg.get("report"):
+        from genixer.report import write_report  # the HTML data report (docs/report.md)
+        log.info("report: %s", write_report(out.path))
     if failed:
         raise RunFailed(f"{out.path}: {failed}")
     log.info("%s: %s -> %s", task.name, counts, out.path)
