@@ -57,8 +57,21 @@ demo-filter:
 	for run in $(FILTERED); do $(PY) filter.py run=$(DEMO)/generate/$$run filter=mini || exit 1; done
 	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# A headless Chromium for the report's render test (tests/test_report.py; it skips without one): kept if any is on
+# PATH, else installed where the OS package manager offers it (apt-get as root), else a note. Never fails.
+BROWSERS := chromium chromium-browser google-chrome chrome-headless-shell
+.PHONY: browser
+browser:
+	@for b in $(BROWSERS); do command -v $$b >/dev/null 2>&1 && exit 0; done; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
+			apt-get install -y -qq chromium >/dev/null 2>&1; } || true; \
+	fi; \
+	command -v chromium >/dev/null 2>&1 || echo "no browser: the report render test (tests/test_report.py) will skip"
 
 clean:
 	rm -rf runs data .pytest_cache
