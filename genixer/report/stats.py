@@ -5,7 +5,7 @@ import re
 from collections import Counter
 
 from genixer.filtering.selection import Rule
-from genixer.miniworld.grounding import split_groups
+from genixer.tasks.box_qa import PH_ED, PH_ST
 
 _COORDS = re.compile(r"\[[-\d.,\s\[\]]*\]")
 
@@ -71,7 +71,7 @@ def question_texts(row: dict) -> list[str]:
         raw = [str(parsed["question"])]
     else:
         raw = [str(row.get("text", "")).partition("Answer:")[0]]
-    return [" ".join(_COORDS.sub(" ", split_groups(t)[0]).split()) for t in raw]
+    return [" ".join(_COORDS.sub(" ", t.replace(PH_ST, "").replace(PH_ED, "")).split()) for t in raw]
 
 
 def diversity(rows: list[dict]) -> list[dict]:

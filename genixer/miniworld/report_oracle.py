@@ -1,4 +1,4 @@
-"""Mini-world oracle numbers for a report: per-family accuracy (and filter precision / recall), per-row verdicts.
+"""The report's oracle section on the mini world (genixer.report loads it by name: the core never imports it): per-family accuracy (and filter precision / recall), per-row verdicts.
 
 The world is ``--world`` or found from the run's inputs (``<world>/images`` is the image root, the query
 file ``<world>/images/<split>.jsonl``); the split is the query file's name (heldout / val / train), else
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
-from genixer.miniworld.evaluator import FAMILIES, MiniWorldOracle
+from genixer.report.runs import RunView
 
-from .runs import RunView
+from .evaluator import FAMILIES, MiniWorldOracle
 
 SPLITS = ("heldout", "val", "train")
 VQA_ANNOTATIONS = "annotations/v2_mini_train_annotations.json"   # the baselines' majority answers
