@@ -35,6 +35,7 @@ GROUP_HOMES = {
     "data/mixture": (["train"], "data/mixture={}"),
     "data/source": (["train"], "+data/source@source_probe={}"),   # a source alone (data / mixtures hold them)
     "debug": (["train", "generate", "filter", "evaluate"], "debug={}"),
+    "decontamination": (["filter"], "decontamination={}"),
     "filter": (["filter"], "filter={}"),
     "logger": (["train"], "logger={}"),
     "benchmark": (["evaluate"], "benchmark={}"),

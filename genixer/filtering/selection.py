@@ -67,7 +67,34 @@ class Rule:
         return f"{self.scorer}.{self.field} {' and '.join(b for b in bounds if b)} ({self.chosen_on or 'origin not stated'})"
 
 
-def select(scores: dict, rules: dict[str, Rule]) -> list[dict]:
+@dataclass(frozen=True)
+class Flagged:
+    """Drop rows an annotator flagged: the first of ``fields`` true in ``scores[scorer]`` is the reason,
+    ``"<scorer>: <field> <label>"`` (countable), and the annotation's ``detail`` keys the detail. Like
+    :class:`Rule`, it passes rows the annotator did not annotate and drops those it failed on (``status``)."""
+
+    scorer: str
+    fields: tuple[str, ...]
+    label: str = "flagged"
+    detail: tuple[str, ...] = ()
+    chosen_on: str | None = None
+
+    def check(self, scores: dict) -> tuple[str, str] | None:
+        annotation = scores.get(self.scorer)
+        if not annotation:
+            return None
+        if annotation.get("status"):
+            return f"{self.scorer} {annotation['status']}", annotation.get("reason", "")
+        for name in self.fields:
+            if annotation.get(name):
+                return f"{self.scorer}: {name} {self.label}", ", ".join(f"{k}={annotation.get(k)!r}" for k in self.detail)
+        return None
+
+    def describe(self) -> str:
+        return f"{self.scorer}: drop when {' or '.join(self.fields)} ({self.chosen_on or 'origin not stated'})"
+
+
+def select(scores: dict, rules: dict[str, Rule | Flagged]) -> list[dict]:
     """The drops of one row: ``[{"rule", "reason", "detail"}]`` (empty: kept)."""
     drops = []
     for name, rule in rules.items():

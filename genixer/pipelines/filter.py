@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from genixer.data.decontamination import Decontamination
 from genixer.data.exports import export
 from genixer.filtering.module import FilterModule
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
@@ -47,6 +48,9 @@ def run(cfg: DictConfig) -> dict:
         unknown = {r.scorer for r in rules.values()} - set(scorers)
         if unknown:
             raise ValueError(f"selection rules name scorers {sorted(unknown)} that this filter does not run ({sorted(scorers)})")
+        decontamination = Decontamination.from_config(cfg.decontamination, cfg.paths) if cfg.get("decontamination") else None
+        if decontamination and decontamination.drop:  # first: a contaminated row is dropped for that, whatever it scores
+            rules = {"decontamination": decontamination.rule(), **rules}
         for scorer in scorers.values():
             scorer.check()
         prepare(cfg)
@@ -80,7 +84,11 @@ def run(cfg: DictConfig) -> dict:
         return {}
 
     scored = {name: annotations(scorer, scores_dir / name / SHARD_DIR) for name, scorer in scorers.items()}
+    if decontamination:  # an annotation like a score: row["scores"]["decontamination"] = {exact, near, match, distance}
+        scored["decontamination"], flagged = decontamination.annotate(rows, image_root, scores_dir / "decontamination")
     selected, counts = select_rows(rows, scored, rules)
+    if decontamination:
+        flagged["dropped"] = sum(any(d["rule"] == "decontamination" for d in r["drops"]) for r in selected)
     write_jsonl(out / "selected.jsonl", selected)
     outputs = {"selected": str(out / "selected.jsonl"),
                **export([r for r in selected if r["kept"]], out, cfg.filter.get("rec_columns"))}
@@ -91,8 +99,12 @@ def run(cfg: DictConfig) -> dict:
                    inputs={"run": str(source.path.resolve()), "filter": cfg.filter.name, "image_root": str(image_root),
                            "scores": str(scores_dir), "scorers": {n: s.config() for n, s in scorers.items()},
                            "rules": {n: OmegaConf.to_container(r) for n, r in cfg.filter.rules.items()}},
-                   counts=counts, throughput=speed, outputs=outputs)
+                   counts=counts, throughput=speed, outputs=outputs,
+                   **({"decontamination": flagged} if decontamination else {}))
     log_outcome(cfg, {"counts": counts, "throughput": speed})
+    if cfg.get("report"):
+        from genixer.report import write_report  # the HTML data report (docs/report.md)
+        log.info("report: %s", write_report(out))
     if failed:
         raise RunFailed(f"{out}: {failed}")
     log.info("filter %s: %s -> %s", cfg.filter.name, counts, out)
