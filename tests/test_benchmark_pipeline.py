@@ -158,3 +158,19 @@ def test_a_suite_reports_a_benchmark_without_files_and_goes_on(tmp_path):
     empty.mkdir()
     results = evaluate.run(suite_config(tmp_path, empty, f"model={MODEL}"))["benchmarks"]
     assert all(r["score"] is None and r["note"].startswith("unavailable") for r in results.values())
+
+
+def test_two_ddp_processes_answer_a_suite_like_one(answered, small_world, tmp_path):
+    """trainer=ddp_cpu: both benchmarks of the suite split over 2 processes (each rank its own shard), answers
+    identical to the single-process run's."""
+    out, _ = answered
+    run = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "evaluate.py"), "benchmark=mini_world", f"model={MODEL}", "trainer=ddp_cpu",
+               *FAST, f"paths.mini_world={small_world}", f"hydra.run.dir={run}"]
+    env = {"GENIXER_RUNS": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("mini_world_vqa", "mini_world_rec"):
+        shards = [read_jsonl(run / name / f"shards/rank{r}.jsonl") for r in (0, 1)]
+        assert shards[0] and shards[1] and not {s["id"] for s in shards[0]} & {s["id"] for s in shards[1]}
+        assert read_jsonl(run / name / "answers.jsonl") == read_jsonl(out / name / "answers.jsonl")
