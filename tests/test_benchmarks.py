@@ -104,3 +104,19 @@ def test_square_frame_boxes_are_mapped_back_to_the_original_image(small_world, t
     assert RECBenchmark("r", str(tmp_path / "rec.jsonl"), str(tmp_path), box_frame="square").score(answer)["accuracy"] == 1.0
     with pytest.raises(ValueError, match="box_frame"):
         RECBenchmark("r", str(tmp_path / "rec.jsonl"), str(tmp_path), box_frame="padded")
+
+
+def test_rec_questions_from_a_template_pool(small_world, tmp_path):
+    pool = tmp_path / "rec.json"
+    pool.write_text(json.dumps(["Where is <expr>?", "Locate <expr>.", "Give the box of <expr>."]))
+    path, images = str(small_world / "annotations/rec_heldout.jsonl"), str(small_world / "images")
+    rec = RECBenchmark("r", path, images, templates=str(pool))
+    texts = [q["text"] for q in rec.questions()]
+    lines = rec.lines()
+    assert all(any(t == x.replace("<expr>", r["expression"]) for x in json.loads(pool.read_text()))
+               for t, r in zip(texts, lines))
+    assert len({t.split(" ")[0] for t in texts}) > 1   # several templates drawn
+    assert texts == [q["text"] for q in RECBenchmark("r", path, images, templates=str(pool)).questions()]   # stable
+    pool.write_text(json.dumps(["Where is it?"]))
+    with pytest.raises(ValueError, match="<expr>"):
+        RECBenchmark("r", path, images, templates=str(pool))

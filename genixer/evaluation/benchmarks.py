@@ -26,7 +26,7 @@ from pathlib import Path
 
 from genixer.evaluation.metrics import _parse_box, rec_accuracy, vqa_accuracy
 from genixer.runs.files import read_jsonl
-from genixer.tasks import format_box
+from genixer.tasks import TemplatePool, format_box
 
 BOX_FRAMES = ("original", "square")
 
@@ -61,6 +61,22 @@ def square_to_original(prediction: str, width: int, height: int) -> str:
     dx, dy = (side - width) // 2, (side - height) // 2
     x1, y1, x2, y2 = ((v * side - d) / n for v, d, n in zip(box, (dx, dy, dx, dy), (width, height, width, height)))
     return format_box([min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2)])
+
+
+class RECPrompt:
+    """The question a REC benchmark asks about an expression: the fixed ``prompt`` (``<expr>`` once), or with
+    ``templates`` (a pool file: a JSON list, ``<expr>`` once in each, e.g. ``${paths.templates}/rec_questions.json``,
+    Genixer_S's REC question pool, or Shikra's REC.json with its ``<image>`` prefixes dropped) one template per
+    question, picked by a stable hash of its id, as Shikra's evaluation draws one per item."""
+
+    def __init__(self, prompt: str, templates: str | None = None) -> None:
+        if prompt.count("<expr>") != 1:
+            raise ValueError(f"prompt must hold '<expr>' exactly once, got {prompt!r}")
+        self.prompt, self.pool = prompt, TemplatePool(templates, "<expr>") if templates else None
+
+    def __call__(self, question_id: object, expression: str) -> str:
+        template = self.pool.pick(str(question_id))[1] if self.pool else self.prompt
+        return template.replace("<expr>", expression)
 
 
 def check_box_frame(box_frame: str) -> str:
@@ -113,15 +129,16 @@ class RECBenchmark:
     """
 
     def __init__(self, name: str, expressions: str, image_root: str,
-                 prompt: str = "Where is <expr>? Answer with a box.", box_frame: str = "original") -> None:
-        self.name, self.path, self.image_root, self.prompt = name, Path(expressions), Path(image_root), prompt
-        self.box_frame = check_box_frame(box_frame)
+                 prompt: str = "Where is <expr>? Answer with a box.", box_frame: str = "original",
+                 templates: str | None = None) -> None:
+        self.name, self.path, self.image_root = name, Path(expressions), Path(image_root)
+        self.prompt, self.box_frame = RECPrompt(prompt, templates), check_box_frame(box_frame)
 
     def lines(self) -> list[dict]:
         return read_jsonl(self.path)
 
     def questions(self) -> list[dict]:
-        return [{"question_id": k, "image": r["img_path"], "text": self.prompt.replace("<expr>", r["expression"])}
+        return [{"question_id": k, "image": r["img_path"], "text": self.prompt(k, r["expression"])}
                 for k, r in enumerate(self.lines())]
 
     def score(self, answers: Mapping[str, str]) -> dict:

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genixer.data.sources.refcoco import RefCOCO, read_refs
-from genixer.evaluation.benchmarks import _check_known, check_box_frame, square_to_original
+from genixer.evaluation.benchmarks import RECPrompt, _check_known, check_box_frame, square_to_original
 from genixer.evaluation.metrics import rec_accuracy
 
-EXPR = "<expr>"
 # Our REC benchmark question (genixer.evaluation.benchmarks.RECBenchmark): Shikra's "Where is <expr> ...?"
 # template (config/_base_/dataset/template/REC.json) asking for a box; the model code adds the image token.
 REC_PROMPT = "Where is <expr>? Answer with a box."
@@ -35,12 +34,10 @@ class RefCOCOBenchmark:
     """
 
     def __init__(self, name: str, refs: str, instances: str, image_root: str, split: str,
-                 prompt: str = REC_PROMPT, box_frame: str = "original") -> None:
-        self.box_frame = check_box_frame(box_frame)
-        if prompt.count(EXPR) != 1:
-            raise ValueError(f"prompt must hold {EXPR!r} exactly once, got {prompt!r}")
+                 prompt: str = REC_PROMPT, box_frame: str = "original", templates: str | None = None) -> None:
+        self.box_frame, self.prompt = check_box_frame(box_frame), RECPrompt(prompt, templates)
         self.name, self.refs, self.instances = name, Path(refs), Path(instances)
-        self.image_root, self.split, self.prompt = Path(image_root), split, prompt
+        self.image_root, self.split = Path(image_root), split
         self._records: list[dict] | None = None
         self._skipped = 0
 
@@ -70,7 +67,8 @@ class RefCOCOBenchmark:
         return self._records
 
     def questions(self) -> list[dict]:
-        return [{"question_id": r["question_id"], "image": r["image"], "text": self.prompt.replace(EXPR, r["expression"]),
+        return [{"question_id": r["question_id"], "image": r["image"],
+                 "text": self.prompt(r["question_id"], r["expression"]),
                  "ref_id": r["ref_id"], "ann_id": r["ann_id"], "width": r["width"], "height": r["height"],
                  "bbox": list(r["bbox"])} for r in self.records()]
 
