@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from genixer.evaluation.metrics import _parse_box, rec_accuracy, vqa_accuracy
+from genixer.evaluation.metrics import parse_box, rec_accuracy, vqa_accuracy
 from genixer.runs.files import read_jsonl
 from genixer.tasks import TemplatePool, format_box
 
@@ -54,7 +54,7 @@ def square_to_original(prediction: str, width: int, height: int) -> str:
     """A prediction's box given in the pad-to-square frame (normalized by the square's side, the image centred
     on it as ``genixer.data.images.pad_to_square`` / Shikra's ``Expand2square`` put it) as text normalized by the
     original image, clamped to it. Text without exactly one box is returned unchanged (it stays a miss)."""
-    box = _parse_box(prediction)
+    box = parse_box(prediction)
     if box is None:
         return prediction
     side = max(width, height)
@@ -77,6 +77,25 @@ class RECPrompt:
     def __call__(self, question_id: object, expression: str) -> str:
         template = self.pool.pick(str(question_id))[1] if self.pool else self.prompt
         return template.replace("<expr>", expression)
+
+
+def original_box(record: Mapping) -> list[float]:
+    """A record's pixel ``bbox`` (xyxy) normalized by its ``width`` / ``height`` (the original image; unrounded)."""
+    x1, y1, x2, y2 = record["bbox"]
+    w, h = record["width"], record["height"]
+    return [x1 / w, y1 / h, x2 / w, y2 / h]
+
+
+def rec_result(name: str, records: list[dict], ids: list[str], answers: Mapping[str, str], box_frame: str) -> dict:
+    """A REC benchmark's result: ``answers`` (by id) against each record's box (``original_box``); a missing
+    answer has no box (a miss); ``box_frame="square"`` maps padded-square boxes back first."""
+    _check_known(answers, set(ids), name)
+    predictions = [answers.get(q, "") for q in ids]
+    if box_frame == "square":
+        predictions = [square_to_original(p, r["width"], r["height"]) for p, r in zip(predictions, records)]
+    result = rec_accuracy(predictions, [original_box(r) for r in records])
+    return {"benchmark": name, "metric": "REC accuracy (IoU > 0.5)", "n": len(records),
+            "missing": sum(q not in answers for q in ids), "score": 100 * result["accuracy"], **result}
 
 
 def check_box_frame(box_frame: str) -> str:
@@ -143,13 +162,4 @@ class RECBenchmark:
 
     def score(self, answers: Mapping[str, str]) -> dict:
         lines = self.lines()
-        _check_known(answers, {str(k) for k in range(len(lines))}, self.name)
-        targets = [[r["bbox"][0] / r["width"], r["bbox"][1] / r["height"], r["bbox"][2] / r["width"],
-                    r["bbox"][3] / r["height"]] for r in lines]
-        predictions = [answers.get(str(k), "") for k in range(len(lines))]  # missing: no box, a miss
-        if self.box_frame == "square":
-            predictions = [square_to_original(p, r["width"], r["height"]) for p, r in zip(predictions, lines)]
-        result = rec_accuracy(predictions, targets)
-        return {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(lines),
-                "missing": sum(str(k) not in answers for k in range(len(lines))),
-                "score": 100 * result["accuracy"], **result}
+        return rec_result(self.name, lines, [str(k) for k in range(len(lines))], answers, self.box_frame)

@@ -32,6 +32,7 @@ __all__ = [
     "choice_letter",
     "mme_scores",
     "normalize_vqa_answer",
+    "parse_box",
     "pope_metrics",
     "rec_accuracy",
     "vqa_accuracy",
@@ -371,8 +372,8 @@ _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _NUMBER_RUN = re.compile(rf"(?<![\w.+-]){_NUMBER}(?:(?:\s*,\s*|\s+){_NUMBER})*")
 
 
-def _parse_box(text: str) -> tuple[float, float, float, float] | None:
-    """The one box ``x1,y1,x2,y2`` in ``text`` (brackets optional), or None."""
+def parse_box(text: str) -> tuple[float, float, float, float] | None:
+    """The one box ``x1,y1,x2,y2`` in ``text`` (brackets optional) as :func:`rec_accuracy` reads it, or None."""
     runs = [run for run in _NUMBER_RUN.findall(text) if len(re.findall(_NUMBER, run)) == 4]
     if len(runs) != 1:
         return None
@@ -423,7 +424,7 @@ def rec_accuracy(predictions: Sequence[str], targets: Sequence[Sequence[float]])
     ious, failed = [], 0
     for i, (prediction, target) in enumerate(zip(predictions, targets)):
         box = _check_target(target, i)
-        parsed = _parse_box(_require_str(prediction, f"predictions[{i}]"))
+        parsed = parse_box(_require_str(prediction, f"predictions[{i}]"))
         if parsed is None:
             failed += 1
             ious.append(0.0)

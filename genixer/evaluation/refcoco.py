@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from genixer.data.sources.refcoco import RefCOCO, read_refs
-from genixer.evaluation.benchmarks import RECPrompt, _check_known, check_box_frame, square_to_original
-from genixer.evaluation.metrics import rec_accuracy
+from genixer.evaluation.benchmarks import RECPrompt, check_box_frame, original_box, rec_result
 
 # Our REC benchmark question (genixer.evaluation.benchmarks.RECBenchmark): Shikra's "Where is <expr> ...?"
 # template (config/_base_/dataset/template/REC.json) asking for a box; the model code adds the image token.
@@ -72,23 +71,11 @@ class RefCOCOBenchmark:
                  "ref_id": r["ref_id"], "ann_id": r["ann_id"], "width": r["width"], "height": r["height"],
                  "bbox": list(r["bbox"])} for r in self.records()]
 
-    @staticmethod
-    def target(record: dict) -> list[float]:
-        """The box normalized by the original image size (unrounded)."""
-        x1, y1, x2, y2 = record["bbox"]
-        w, h = record["width"], record["height"]
-        return [x1 / w, y1 / h, x2 / w, y2 / h]
+    target = staticmethod(original_box)   # the box normalized by the original image size (unrounded)
 
     def score(self, answers: Mapping[str, str]) -> dict:
         records = self.records()
-        ids = [str(r["question_id"]) for r in records]
-        _check_known(answers, set(ids), self.name)
-        predictions = [answers.get(q, "") for q in ids]   # missing: no box, a miss (and counted as failed)
-        if self.box_frame == "square":
-            predictions = [square_to_original(p, r["width"], r["height"]) for p, r in zip(predictions, records)]
-        result = rec_accuracy(predictions, [self.target(r) for r in records])
-        out = {"benchmark": self.name, "metric": "REC accuracy (IoU > 0.5)", "n": len(records),
-               "missing": sum(q not in answers for q in ids), "score": 100 * result["accuracy"], **result}
+        out = rec_result(self.name, records, [str(r["question_id"]) for r in records], answers, self.box_frame)
         if self._skipped:
             out["skipped"] = self._skipped
         return out

@@ -29,7 +29,7 @@ from genixer.generation.module import GenerationModule
 from genixer.generation.queries import QuestionDataset
 from genixer.generation.settings import Decoding
 from genixer.pipelines.common import RunFailed, failure, prepare
-from genixer.runs.files import atomic_write, read_jsonl, write_json, write_jsonl
+from genixer.runs.files import atomic_write, write_json, write_jsonl
 from genixer.runs.layout import claim, write_config, write_manifest
 from genixer.runs.shards import SHARD_DIR, is_error, read_shards
 
@@ -69,7 +69,12 @@ def run(cfg: DictConfig, out: Path) -> dict:
 
 def answers_model_id(results: dict[str, dict]) -> str | None:
     """The ``model_id`` the answers files name, when they all name the same one."""
-    ids = {row.get("model_id") for r in results.values() if r.get("answers") for row in read_jsonl(Path(r["answers"]))[:1]}
+    ids = set()
+    for r in results.values():
+        if r.get("answers"):
+            with open(r["answers"], encoding="utf-8") as f:   # the first line names it: no second full read
+                first = f.readline()
+            ids.add(json.loads(first).get("model_id") if first.strip() else None)
     return ids.pop() if len(ids) == 1 and None not in ids else None
 
 
@@ -123,9 +128,9 @@ class Answerer:
         self.cfg = cfg
         self.backbone = instantiate(cfg.backbone)  # checks the checkpoint dir; no weights yet
         self.generation = OmegaConf.to_container(cfg.generation, resolve=True)
-        Decoding.from_config(self.generation)  # a misspelled setting fails before any work
+        decoding = Decoding.from_config(self.generation)  # a misspelled setting fails before any work
         self.codec = self.backbone.codec()
-        self.module = GenerationModule(self.backbone, self.codec, Decoding.from_config(self.generation))
+        self.module = GenerationModule(self.backbone, self.codec, decoding)
         self.model_id = Path(cfg.model).resolve().name
         self.is_global_zero = True
 
