@@ -53,6 +53,30 @@ def test_vqa_scores(vqa, annotations):
         vqa.score({**right, "999": "yes"})
 
 
+
+def test_vqa_accuracy_by_question_and_answer_type(tmp_path):
+    """Four hand-made questions: count right, one color right and one at 2 of 10 answers (0.6), exist wrong."""
+    from genixer.evaluation.tables import benchmark_table
+
+    rows = [(1, "count", "number", ["2"] * 10, "two"), (2, "color", "other", ["red"] * 10, "red"),
+            (3, "color", "other", ["blue"] * 8 + ["green"] * 2, "green"), (4, "exist", "yes/no", ["yes"] * 10, "no")]
+    annotations = [{"question_id": q, "image_id": 1, "question_type": qt, "answer_type": at, "multiple_choice_answer": given[0],
+                    "answers": [{"answer": g, "answer_confidence": "yes", "answer_id": k + 1} for k, g in enumerate(given)]}
+                   for q, qt, at, given, _ in rows]
+    (tmp_path / "a.json").write_text(json.dumps({"annotations": annotations}))
+    (tmp_path / "q.json").write_text(json.dumps({"questions": [
+        {"question_id": q, "image_id": 1, "question": f"q{q}?"} for q, *_ in rows]}))
+    vqa = VQABenchmark("hand", str(tmp_path / "q.json"), str(tmp_path / "a.json"), str(tmp_path), "{image_id}.png")
+    result = vqa.score({str(q): answer for q, *_, answer in rows})
+    assert result["score"] == pytest.approx(100 * (1 + 1 + 0.6 + 0) / 4) and result["accuracy"] == pytest.approx(0.65)
+    assert result["by_question_type"] == pytest.approx({"color": 80.0, "count": 100.0, "exist": 0.0})
+    assert result["by_answer_type"] == pytest.approx({"number": 100.0, "other": 80.0, "yes/no": 0.0})
+    assert result["accuracy_other"] == pytest.approx(0.8) and result["accuracy_yes/no"] == 0.0  # as before
+    missing = vqa.score({"1": "2", "2": "red", "3": "blue"})  # the unanswered exist question scores 0
+    assert missing["missing"] == 1
+    assert missing["by_question_type"] == pytest.approx({"color": 100.0, "count": 100.0, "exist": 0.0})
+    assert "by_question_type" in benchmark_table({"hand": result})
+
 def test_rec_scores(small_world):
     rec = RECBenchmark("mw_rec", str(small_world / "annotations/rec_heldout.jsonl"), str(small_world / "images"))
     lines = rec.lines()

@@ -40,11 +40,11 @@ GROUP_HOMES = {
     "logger": (["train"], "logger={}"),
     "benchmark": (["evaluate"], "benchmark={}"),
     "module": (["train"], "module={}"),
-    "oracle": (["evaluate"], "oracle={}"),
+    "oracle": (["evaluate", "study"], "oracle={}"),
     "paths": (PRIMARIES, "paths={}"),
     "task": (["generate"], "task={}"),
     "trainer": (["train", "generate", "filter"], "trainer={}"),
-    "world": (["train", "generate", "evaluate"], "world={}"),
+    "world": (["train", "generate", "evaluate", "study"], "world={}"),
 }
 NOT_OPTIONS = {"experiment", "hydra", "hydra/job_logging"}   # composed by the primary x experiment tests
 
@@ -90,7 +90,7 @@ def check_all(cfg: DictConfig) -> list[str]:
 
 
 def test_primaries_found():
-    assert PRIMARIES == ["evaluate", "filter", "generate", "train"]
+    assert PRIMARIES == ["evaluate", "filter", "generate", "study", "train"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -103,7 +103,7 @@ def test_training_takes_pools_from_files(tmp_path, small_world, pools):
     assert mixture.tasks["common_vqa"].instructions.templates == TemplatePool.builtin("generic_instructions").templates
     items = mixture.items()
     dataset = InstructionDataset(items, mixture.tasks, codec=None, seed=0)
-    rendered = [(ann, dataset.render(i)[1]) for i, (name, ann) in enumerate(items) if name == "rec"]
+    rendered = [(ann, dataset.render(i)[0][1]) for i, (name, ann) in enumerate(items) if name == "rec"]
     assert rendered
     for ann, target in rendered:  # every REC target asks with a user question about its own expression
         expression = rec.parse(target).record["expression"]

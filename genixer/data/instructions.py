@@ -23,16 +23,14 @@ class InstructionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def render(self, i: int) -> tuple[str, str]:
-        """(instruction, target) text of item i."""
+    def render(self, i: int) -> list[tuple[str, str]]:
+        """(human, gpt) turns of item i: a generator's (instruction, target), or a conversation's own turns."""
         name, ann = self.items[i]
-        key = f"{self.seed}:{self.epoch}:{i}"
-        _, instruction = self.tasks[name].instruction(key)
-        return instruction, self.tasks[name].target(ann, key)
+        return self.tasks[name].turns(ann, f"{self.seed}:{self.epoch}:{i}")
 
     def __getitem__(self, i: int) -> dict:
-        instruction, target = self.render(i)
-        input_ids, labels = self.codec.encode_train([(self.codec.human_message(instruction), target)])
+        (human, gpt), *rest = self.render(i)
+        input_ids, labels = self.codec.encode_train([(self.codec.human_message(human), gpt), *rest])
         pixel_values = self.codec.image(load_rgb(self.items[i][1]["image"]))
         return {"input_ids": input_ids, "labels": labels, "pixel_values": pixel_values}
 
@@ -64,7 +62,8 @@ def instruction_texts(mixture: Mixture, seed: int) -> Iterator[str]:
         yield from task.corpus()
     dataset = InstructionDataset(mixture.items(), mixture.tasks, codec=None, seed=seed)
     for i in range(len(dataset)):
-        yield from dataset.render(i)
+        for turn in dataset.render(i):
+            yield from turn
 
 
 class InstructionDataModule(L.LightningDataModule):

@@ -124,19 +124,27 @@ class VQABenchmark:
                  "text": q["question"] + self.prompt_suffix} for q in data["questions"]]
 
     def score(self, answers: Mapping[str, str]) -> dict:
+        """The VQA accuracy over all questions (``score``: percent; ``accuracy``: fraction), and per answer type
+        (``accuracy_<type>``: fraction; ``by_answer_type``: percent) and per ``question_type`` of the annotations
+        (``by_question_type``: percent; VQAv2's "what color is the", ..., the mini world's count / color / ...)."""
         annotations = json.loads(self.annotations_path.read_text())["annotations"]
         _check_known(answers, {str(a["question_id"]) for a in annotations}, self.name)
         by_type: dict[str, list[float]] = defaultdict(list)
+        by_question_type: dict[str, list[float]] = defaultdict(list)
         for a in annotations:
             prediction = answers.get(str(a["question_id"]))
             value = 0.0 if prediction is None else vqa_accuracy(prediction, [x["answer"] for x in a["answers"]])
             by_type["all"].append(value)
             by_type[a.get("answer_type", "other")].append(value)
+            by_question_type[a.get("question_type", "unknown")].append(value)
         accuracy = sum(by_type["all"]) / max(1, len(annotations))
+        answer_types = {t: sum(v) / len(v) for t, v in sorted(by_type.items()) if t != "all"}
         return {"benchmark": self.name, "metric": "VQA accuracy", "n": len(annotations),
                 "missing": sum(str(a["question_id"]) not in answers for a in annotations),
                 "score": 100 * accuracy, "accuracy": accuracy,
-                **{f"accuracy_{t}": sum(v) / len(v) for t, v in sorted(by_type.items()) if t != "all"}}
+                **{f"accuracy_{t}": v for t, v in answer_types.items()},
+                "by_answer_type": {t: 100 * v for t, v in answer_types.items()},
+                "by_question_type": {t: 100 * sum(v) / len(v) for t, v in sorted(by_question_type.items())}}
 
 
 class RECBenchmark:

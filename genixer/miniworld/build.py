@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .family_files import ANNOTATION_FILES, FAMILY_KEYS, family_records, write_families
+from .family_files import ANNOTATION_FILES, FAMILY_KEYS, POOL_FILES, family_records, write_families
 from .language import (
     NUMBER_WORDS,
     captions,
@@ -32,7 +32,8 @@ SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
     """Render + save one image and return its ground truth and language (train: all of it; heldout: the
-    VQA questions and referring expressions model benchmarks score against; val: none)."""
+    VQA questions and referring expressions model benchmarks score against; pool: the same, its ground truth
+    for a "ceiling" condition; val: none)."""
     seed, split, index, images_dir = task
     scene = sample_scene(seed, split, index)
     render_scene(scene, seed).save(Path(images_dir) / file_name(split, index), compress_level=6)
@@ -52,7 +53,7 @@ def _make_image(task: tuple[int, str, int, str]) -> dict[str, Any]:
         rec["captions"] = caps
         rec["conversation"] = conversation(qas, caps[0], rng)
         rec["families"] = family_records(scene, seed)  # own rng streams: the files above stay unchanged
-    elif split == "heldout":
+    elif split in ("heldout", "pool"):
         rng = rng_for(seed, split, index, STREAM_LANGUAGE)
         qas = make_questions(scene, rng)
         rec["qas"] = [(qa.question, qa.answer, qa.qtype, qa.answer_type) for qa in qas]
@@ -113,12 +114,27 @@ def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
 
 
+def _remove_pool(root: Path) -> None:
+    """Delete the pool files an earlier build wrote (its images, queries and annotation files)."""
+    for path in [root / "annotations" / name for name in POOL_FILES.values()] + [root / "images" / "pool.jsonl"]:
+        path.unlink(missing_ok=True)
+    folder = root / "images" / "pool"
+    if folder.is_dir():
+        for f in folder.glob("mw_pool_*.png"):
+            f.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0,
-                num_val: int = 0) -> dict[str, Path]:
+                num_val: int = 0, num_pool: int = 0) -> dict[str, Path]:
     """Write the whole mini world under `root`; returns the written paths by name.
 
     Images without language: ``heldout`` (what reported tables are scored on) and ``val`` (where
     thresholds and settings are chosen; never in a reported table). Each has instances and queries.
+    With ``num_pool`` > 0 also ``pool``: unannotated images generators produce data on, with instances,
+    queries and held-out-layout VQA / REC ground truth (``POOL_FILES``) for a "ceiling" condition that
+    trains on it; not an evaluation split. Without a pool nothing of it is written (the files stay as before).
     """
     root = Path(root)
     images_dir, ann_dir = root / "images", root / "annotations"
@@ -127,12 +143,18 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     train = _render_split(seed, "train", num_train, images_dir, workers)
     unlabeled = {split: _render_split(seed, split, n, images_dir, workers)
                  for split, n in (("heldout", num_heldout), ("val", num_val))}
+    if num_pool > 0:
+        unlabeled["pool"] = _render_split(seed, "pool", num_pool, images_dir, workers)
+    else:
+        _remove_pool(root)  # a rebuild without a pool leaves none of an earlier build's
     heldout = unlabeled["heldout"]
+    pool_files = POOL_FILES if num_pool > 0 else {}
 
     paths = {
         "root": root,
         "images": images_dir,
         **{k: ann_dir / name for k, name in ANNOTATION_FILES.items() if k not in FAMILY_KEYS},
+        **{k: ann_dir / name for k, name in pool_files.items()},
         **{f"queries_{split}": images_dir / f"{split}.jsonl" for split in unlabeled},  # beside the images they name
         "world": root / "world.json",
     }
@@ -166,6 +188,16 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     _dump(paths["vqa_annotations_heldout"], {"info": info, "data_type": "mini", "data_subtype": "heldout",
                                              "annotations": answers_h})
     paths["rec_heldout"].write_text("".join(line + "\n" for line in rec_h))
+    pool_counts: dict[str, int] = {}
+    if num_pool > 0:  # the pool's ground truth in the held-out layouts
+        questions_p, answers_p, rec_p = _vqa_and_rec("pool", unlabeled["pool"])
+        _dump(paths["vqa_questions_pool"], {"info": info, "task_type": "Open-Ended", "data_type": "mini",
+                                            "data_subtype": "pool", "questions": questions_p})
+        _dump(paths["vqa_annotations_pool"], {"info": info, "data_type": "mini", "data_subtype": "pool",
+                                              "annotations": answers_p})
+        paths["rec_pool"].write_text("".join(line + "\n" for line in rec_p))
+        pool_counts = {"pool_images": num_pool, "pool_objects": sum(len(r["objects"]) for r in unlabeled["pool"]),
+                       "vqa_questions_pool": len(questions_p), "rec_expressions_pool": len(rec_p)}
     inst = json.loads(paths["instances_train"].read_text())
     _dump(paths["captions_train"], {"info": info, "images": inst["images"], "annotations": caps})
     _dump(paths["llava_train"], convs)
@@ -179,17 +211,18 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             "heldout_objects": sum(len(r["objects"]) for r in heldout),
             "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
             "vqa_questions_heldout": len(questions_h), "rec_expressions_heldout": len(rec_h),
-            "conversations": len(convs), **family_counts,
+            "conversations": len(convs), **family_counts, **pool_counts,
         },
-        "files": {k: f"annotations/{name}" for k, name in ANNOTATION_FILES.items()},
+        "files": {k: f"annotations/{name}" for k, name in {**ANNOTATION_FILES, **pool_files}.items()},
         "queries": {f"queries_{s}": paths[f"queries_{s}"].relative_to(root).as_posix() for s in unlabeled},
         # id-only formats: image path relative to images/ (GQA's imageId is the file stem)
         "image_patterns": {"gqa": "train/{imageId}.png", "aokvqa": "{split}/mw_{split}_{image_id:012d}.png",
                            "vg": "train/mw_train_{image_id:012d}.png"},
         "vocabulary": {"shapes": list(SHAPES), "colors": list(COLORS), "sizes": list(SIZES)},
         "heldout_image_id_offset": HELDOUT_ID_OFFSET,
-        "image_id_offsets": ID_OFFSETS,
+        "image_id_offsets": {s: o for s, o in ID_OFFSETS.items() if s in ("train", *unlabeled)},
     })
-    print(f"[mini_world] wrote {len(train)} train + {len(heldout)} heldout + {len(unlabeled['val'])} val images under {root}",
-          file=sys.stderr)
+    pool_note = f" + {num_pool} pool" if num_pool > 0 else ""
+    print(f"[mini_world] wrote {len(train)} train + {len(heldout)} heldout + {len(unlabeled['val'])} val{pool_note} "
+          f"images under {root}", file=sys.stderr)
     return paths

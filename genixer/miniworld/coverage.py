@@ -123,7 +123,7 @@ class Coverage:
                 task = mixture.tasks[name]
                 if task.family != family:
                     continue
-                parsed = task.parse(dataset.render(i)[1])
+                parsed = task.parse(dataset.render(i)[0][1])
                 if parsed.ok:
                     row = (parsed.task or task).fields(parsed.record)
                     counts.update(kinds(row))

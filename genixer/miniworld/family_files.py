@@ -52,6 +52,14 @@ ANNOTATION_FILES: dict[str, str] = {
     "boxcot_train": "GPT4GEN_BoxCoT_train.jsonl",
     "rd_train": "GPT4GEN_RD_BoxCoT_train.jsonl",
 }
+# The pool split's files (same layouts as the held-out ones), written and listed in world.json only when the
+# world has pool images (num_pool > 0): a world without a pool keeps exactly the files above.
+POOL_FILES: dict[str, str] = {
+    "instances_pool": "instances_pool.json",
+    "vqa_questions_pool": "v2_OpenEnded_mini_pool_questions.json",
+    "vqa_annotations_pool": "v2_mini_pool_annotations.json",
+    "rec_pool": "rec_pool.jsonl",
+}
 FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[list(ANNOTATION_FILES).index("gqa_train"):])  # what write_families owns
 VG_URL = "https://mini-world.invalid/images/{file_name}"  # reserved TLD: a URL that names the file, never fetched
 

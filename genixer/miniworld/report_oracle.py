@@ -1,7 +1,7 @@
 """The report's oracle section on the mini world (genixer.report loads it by name: the core never imports it): per-family accuracy (and filter precision / recall), per-row verdicts.
 
 The world is ``--world`` or found from the run's inputs (``<world>/images`` is the image root, the query
-file ``<world>/images/<split>.jsonl``); the split is the query file's name (heldout / val / train), else
+file ``<world>/images/<split>.jsonl``); the split is the query file's name (heldout / val / pool / train), else
 the images' folder, else heldout (the split reported tables use).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from genixer.report.runs import RunView
 
 from .evaluator import FAMILIES, MiniWorldOracle
 
-SPLITS = ("heldout", "val", "train")
+SPLITS = ("heldout", "val", "pool", "train")
 VQA_ANNOTATIONS = "annotations/v2_mini_train_annotations.json"   # the baselines' majority answers
 
 

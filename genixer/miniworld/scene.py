@@ -20,7 +20,9 @@ COLOR_RGB: dict[str, tuple[int, int, int]] = {
     "purple": (150, 50, 200),
     "orange": (250, 130, 20),
 }
-SPLIT_CODES: dict[str, int] = {"train": 0, "heldout": 1, "val": 2}
+# Each split's own rng streams; the pool: unannotated images generators write for (its ground truth is a
+# study's ceiling condition).
+SPLIT_CODES: dict[str, int] = {"train": 0, "heldout": 1, "val": 2, "pool": 3}
 SIDE_RANGE = (96, 160)  # image width/height, inclusive
 SIZE_FRACTION: dict[str, tuple[float, float]] = {"small": (0.16, 0.20), "large": (0.28, 0.36)}
 MAX_OBJECTS = 4

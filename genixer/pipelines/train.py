@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 def assemble(cfg: DictConfig, backbone: Backbone) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The data module and the LightningModule, sharing the backbone's codec."""
     mixture = instantiate(cfg.data.mixture) if cfg.data.get("mixture") else None
-    codec = backbone.codec(instruction_texts(mixture, cfg.data.seed) if mixture else ())
+    # A tiny backbone's tokenizer learns the training texts, or a fixed mixture's (runs that must share a vocabulary).
+    vocabulary = instantiate(cfg.tokenizer_mixture) if cfg.get("tokenizer_mixture") else mixture
+    codec = backbone.codec(instruction_texts(vocabulary, cfg.data.seed) if vocabulary else ())
     # Built objects go to the partials, not through instantiate (which would turn a dataclass into a config).
     datamodule = instantiate(cfg.data, _partial_=True)(codec=codec, **({"mixture": mixture} if mixture else {}))
     return datamodule, instantiate(cfg.module, _partial_=True)(backbone=backbone, codec=codec)

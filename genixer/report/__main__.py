@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="the page to write (default: <run>/report.html)")
     parser.add_argument("--samples", type=int, default=60, help="rows shown in the sample grid (default 60)")
     parser.add_argument("--world", help="mini world dir for oracle accuracy (default: found from the run's inputs)")
-    parser.add_argument("--split", choices=["heldout", "val", "train"],
+    parser.add_argument("--split", choices=["heldout", "val", "pool", "train"],
                         help="the world split the run's images are from (default: from the query file name)")
     parser.add_argument("--seed", type=int, default=0, help="which rows the sample grid shows")
     args = parser.parse_args(argv)

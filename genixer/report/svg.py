@@ -93,3 +93,42 @@ def histogram(series: list[tuple[str, list[float], str]], edge: list[float], tit
     if xlabel:
         body.append(f'<text x="{x0 + pw}" y="{height - 8}" text-anchor="end">{escape(xlabel)}</text>')
     return _svg(width, height, title, body)
+
+
+def lines(series: list[tuple[str, list[tuple[float, float, float]], str]], title: str, *, xlabel: str = "",
+          ylabel: str = "", ticks: Sequence[tuple[float, str]] = (), width: int = 460, height: int = 260) -> str:
+    """Line plot of ``series`` [(name, [(x, y, spread)], colour)]: a dot per point with a +-spread bar, the
+    y range padded around every point and bar; x labels at ``ticks``."""
+    points = [p for _, pts, _ in series for p in pts]
+    if not points:
+        return _svg(width, height, title, ['<text x="8" y="40">no data</text>'])
+    lo = min(y - s for _, y, s in points)
+    hi = max(y + s for _, y, s in points)
+    pad = max((hi - lo) * 0.1, 0.5)
+    lo, hi = lo - pad, hi + pad
+    xs = [x for x, _, _ in points] + [v for v, _ in ticks]
+    x_lo, x_hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    x0, y0, pw, ph = 46, 24, width - 60, height - 74
+    X = lambda v: x0 + pw * (v - x_lo) / (x_hi - x_lo)
+    Y = lambda v: y0 + ph - ph * (v - lo) / (hi - lo)
+    body = [f'<line x1="{x0}" y1="{y0 + ph}" x2="{x0 + pw}" y2="{y0 + ph}" stroke="#888"/>',
+            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y0 + ph}" stroke="#888"/>',
+            f'<text x="{x0 - 4}" y="{y0 + 8}" text-anchor="end">{_fmt(round(hi, 1))}</text>',
+            f'<text x="{x0 - 4}" y="{y0 + ph}" text-anchor="end">{_fmt(round(lo, 1))}</text>']
+    for v, label in ticks:
+        body.append(f'<text x="{X(v):.1f}" y="{y0 + ph + 13}" text-anchor="middle">{escape(label)}</text>')
+    for name, pts, colour in series:
+        path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y, _ in pts)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, y, s in pts:
+            body.append(f'<line x1="{X(x):.1f}" y1="{Y(y - s):.1f}" x2="{X(x):.1f}" y2="{Y(y + s):.1f}" stroke="{colour}"/>'
+                        f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{colour}"/>')
+    at = x0
+    for name, _, colour in series:
+        body.append(f'<text x="{at}" y="{height - 8}" fill="{colour}">{escape("■ " + name)}</text>')
+        at += 6 * len(name) + 30
+    if xlabel:
+        body.append(f'<text x="{x0 + pw}" y="{y0 + ph + 28}" text-anchor="end">{escape(xlabel)}</text>')
+    if ylabel:
+        body.append(f'<text x="{x0 + 4}" y="{y0 - 4}">{escape(ylabel)}</text>')
+    return _svg(width, height, title, body)

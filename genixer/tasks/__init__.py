@@ -22,6 +22,7 @@ from .boxes import (
                     point_problem,
 )
 from .common_vqa import CommonVQA
+from .conversation import Conversation
 from .dialogue import MultiTurnDialogue, parse_dialogue
 from .keyed import keyed_rng
 from .long_qa import LongQA
@@ -35,7 +36,7 @@ from .templates import TEMPLATES_DIR, TemplatePool
 
 __all__ = [
     "Box", "Point", "EXPR", "OBJS", "TEMPLATES_DIR",
-    "Parsed", "QAPair", "Region", "Task", "TemplatePool", "CommonVQA", "REC", "OneOf", "ExpressionMatcher",
+    "Parsed", "QAPair", "Region", "Task", "TemplatePool", "CommonVQA", "Conversation", "REC", "OneOf", "ExpressionMatcher",
     "AdvVQA", "LongQA", "MCVQA", "MultiTurnDialogue", "REG", "PointQALocal", "PointQAV7W", "BoxQA",
     "format_qa", "llava_turns", "parse_qa_pair", "parse_qa_pairs", "require_text", "parse_box_answer", "parse_dialogue",
     "normalize_box", "denormalize_box", "normalize_point", "format_box", "format_box_group",

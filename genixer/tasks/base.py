@@ -163,6 +163,10 @@ class Task(abc.ABC):
         yield self.suffix
         yield from self.instructions.templates
 
+    def turns(self, annotation: Mapping[str, Any], key: object) -> list[tuple[str, str]]:
+        """What a generator trains on for an annotation: one (instruction, target) turn."""
+        return [(self.instruction(key)[1], self.target(annotation, key))]
+
     @abc.abstractmethod
     def target(self, annotation: Mapping[str, Any], key: object) -> str:
         """The full sample text the generator learns to write for this annotation."""

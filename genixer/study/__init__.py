@@ -1,0 +1,1 @@
+"""The Genixer claim in miniature (``python study.py``): does filtered synthetic data train better models?"""
