@@ -33,7 +33,7 @@ def tiny_codec():
 def test_vicuna_v1_rendering_matches_spec():
     text, spans = CONV.render([("<image>\nInstr.", "Question: Q? Answer: A"), ("More?", "Yes")])
     assert text == (SYSTEM + " USER: <image>\nInstr. ASSISTANT: Question: Q? Answer: A</s>USER: More? ASSISTANT: Yes</s>")
-    assert [text[a:b] for a, b in spans] == ["Question: Q? Answer: A</s>", "Yes</s>"]
+    assert [text[a:b] for a, b in spans] == [" Question: Q? Answer: A</s>", " Yes</s>"]
     assert CONV.prompt([], "<image>\nInstr.") == SYSTEM + " USER: <image>\nInstr. ASSISTANT:"
 
 
@@ -156,3 +156,16 @@ def test_backbones_declare_their_sharding_blocks(tmp_path):
     backbone.save(backbone.build(codec), codec, tmp_path)
     pretrained = PretrainedLlava(str(tmp_path))
     assert isinstance(pretrained, Backbone) and pretrained.decoder_layers == (LlamaDecoderLayer, CLIPEncoderLayer)
+
+
+def test_digit_initial_reply_supervises_the_space_the_model_writes_first():
+    """The prompt ends at "ASSISTANT:"; a reply "1" tokenizes as "▁" + "1" (digits split): the "▁" is generated
+    first, so it must be a label (it was not: models never learnt to answer count questions)."""
+    backbone = TinyLlava(CONV, **TINY)
+    codec = backbone.codec([f"{SYSTEM} USER: How many circles are there? ASSISTANT: 1 2 red"] * 20)
+    for reply in ("1", "red"):
+        ids, labels = codec.encode_train([(codec.human_message("How many circles are there?"), reply)])
+        prompt = codec.encode_prompt("How many circles are there?")
+        assert torch.equal(ids[: len(prompt)], prompt)   # the prompt is the training text's prefix
+        assert (labels[: len(prompt)] == IGNORE_INDEX).all() and (labels[len(prompt):] != IGNORE_INDEX).all()
+        assert codec.tokenizer.decode(ids[len(prompt):]).strip() == f"{reply}</s>"

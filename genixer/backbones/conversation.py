@@ -28,14 +28,16 @@ class Conversation:
     def render(self, turns: list[tuple[str, str]]) -> tuple[str, list[tuple[int, int]]]:
         """Render (human, assistant) turns; return the text and the supervised char spans.
 
-        Supervised: each assistant reply plus the ``sep2`` that closes it, nothing else.
+        Supervised: each assistant reply with the space before it and the ``sep2`` that closes it, nothing else.
         """
         text = self.system + self.sep
         spans = []
         for human, assistant in turns:
-            text += f"{self.roles[0]}: {human}{self.sep}{self.roles[1]}: "
+            text += f"{self.roles[0]}: {human}{self.sep}{self.roles[1]}:"
+            # The prompt ends at "ASSISTANT:", so the model writes the space before its reply too: a token holding
+            # only that space (before a digit-initial reply such as "1") must be supervised, or it is never learnt.
             start = len(text)
-            text += assistant + self.sep2
+            text += " " + assistant + self.sep2
             spans.append((start, len(text)))
         return text, spans
 
