@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genixer.backbones.codec import IGNORE_INDEX, Codec
+from genixer.data.batching import MEGABATCH_FACTOR, LengthGroupedSampler
 from genixer.data.images import load_rgb
 from genixer.data.mixture import Mixture
 from genixer.tasks.base import Task
@@ -33,6 +34,22 @@ class InstructionDataset(Dataset):
         input_ids, labels = self.codec.encode_train([(self.codec.human_message(human), gpt), *rest])
         pixel_values = self.codec.image(load_rgb(self.items[i][1]["image"]))
         return {"input_ids": input_ids, "labels": labels, "pixel_values": pixel_values}
+
+    def lengths(self, chunk: int = 1024) -> list[int]:
+        """Each item's ``len(input_ids)`` (text tokens + ``num_image_tokens``), without loading an image.
+
+        Tokenizes the rendered conversation as ``encode_train`` does, in chunks and without offsets.
+        """
+        codec = self.codec
+        texts = []
+        for i in range(len(self)):
+            (human, gpt), *rest = self.render(i)
+            texts.append(codec.conversation.render([(codec.human_message(human), gpt), *rest])[0])
+        lengths = []
+        for start in range(0, len(texts), chunk):
+            ids = codec.tokenizer(texts[start : start + chunk], add_special_tokens=True)["input_ids"]
+            lengths += [min(len(x) - 1 + codec.num_image_tokens, codec.max_length) for x in ids]  # <image> -> n ids
+        return lengths
 
 
 def pad_right(seqs: list[torch.Tensor], value: int) -> torch.Tensor:
@@ -67,19 +84,31 @@ def instruction_texts(mixture: Mixture, seed: int) -> Iterator[str]:
 
 
 class InstructionDataModule(L.LightningDataModule):
-    """A mixture's annotations rendered by their tasks and encoded by the generator's ``codec``."""
+    """A mixture's annotations rendered by their tasks and encoded by the generator's ``codec``.
 
-    def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    ``group_by_length``: batches of similar token length (genixer.data.batching), built per epoch
+    from the epoch's rendered texts; each DDP rank gets its own whole batches. Off: a shuffled
+    DataLoader (Lightning adds its DistributedSampler under DDP).
+    """
+
+    def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0,
+                 group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR) -> None:
         super().__init__()
         self.mixture, self.codec = mixture, codec
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.group_by_length, self.megabatch_factor = group_by_length, megabatch_factor
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer else 0
         dataset = InstructionDataset(self.mixture.items(), self.mixture.tasks, self.codec, self.seed, epoch)
+        common = {"num_workers": self.num_workers, "collate_fn": TrainCollator(self.codec.tokenizer.pad_token_id),
+                  "persistent_workers": False, "pin_memory": torch.cuda.is_available()}
+        if self.group_by_length:
+            ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
+            sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, epoch,
+                                           megabatch_factor=self.megabatch_factor, **ranks)
+            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=False, **common)
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-            collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id), drop_last=len(dataset) >= self.batch_size,
-            persistent_workers=False, pin_memory=torch.cuda.is_available(),
-            generator=torch.Generator().manual_seed(self.seed + epoch),
+            dataset, batch_size=self.batch_size, shuffle=True, drop_last=len(dataset) >= self.batch_size,
+            generator=torch.Generator().manual_seed(self.seed + epoch), **common,
         )

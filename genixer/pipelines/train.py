@@ -20,6 +20,7 @@ from genixer.data.instructions import instruction_texts
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import keep_nothing_on_error, loggers, prepare
 from genixer.runs.layout import RunDir, write_config, write_manifest
+from genixer.training.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ def run(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1))
+    for callback in callbacks:   # this rank's tokens/s and MFU over the run (genixer.training.throughput)
+        if isinstance(callback, Throughput) and callback.steps_measured:
+            metrics["throughput"] = callback.summary()
     if trainer.is_global_zero:
         checkpoint = Path(out.path, CHECKPOINT_DIR)
         module.export(checkpoint, dtype=cfg.get("save_dtype"))

@@ -12,39 +12,103 @@ from genixer.backbones.llava import parts
 from genixer.backbones.protocol import Backbone
 from genixer.training import optim
 
+# Training stages -> the parts that learn in full (the vision tower never does). ``lora`` adds low-rank
+# adapters on the language model's linear layers (its base weights stay frozen) to the projector.
+STAGES = {
+    "projector": ("projector",),  # LLaVA pre-training (feature alignment)
+    "full": ("projector", "language"),  # LLaVA / Genixer instruction tuning
+    "lora": ("projector",),  # + LoRA adapters on the language model
+}
+LORA_DEFAULTS = {
+    "r": 8, "alpha": 16, "dropout": 0.05,
+    "target_modules": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+}
+
 
 class GeneratorModule(L.LightningModule):
     """A ``backbone`` and its ``codec`` (built once by the pipeline, shared with the data module).
 
-    The model is built late (``configure_model``) for sharded strategies. ``trainable`` names the
-    parts that learn (``vision``, ``projector``, ``language``); the rest is frozen, as in the LLaVA /
-    Genixer recipes.
+    The model is built late (``configure_model``) for sharded strategies. ``stage`` picks what learns,
+    as in the LLaVA / Genixer recipes; the vision tower is always frozen:
+
+    * ``projector``: only the multimodal projector (LLaVA pre-training);
+    * ``full``: projector + language model (instruction tuning);
+    * ``lora``: projector + LoRA adapters (``lora``: r, alpha, dropout, target_modules) on the language
+      model's linear layers only; ``export`` merges the adapters, so the checkpoint stays a plain llava-hf dir.
+
+    ``trainable`` (parts: ``vision``, ``projector``, ``language``) overrides the stage's parts for
+    custom recipes.
+
+    Mixed precision: the backbone may load in a low precision (``backbone.dtype: bfloat16``) to save
+    memory, but the *trainable* parameters are cast to float32 after freezing, so the optimizer keeps
+    fp32 master weights (an update of 1e-4 on a weight of 1.0 is lost in bf16, whose resolution there
+    is 2**-7). Frozen parts keep the load dtype. Compute runs in bf16 through Lightning's autocast
+    (``trainer.precision: bf16-mixed``): a bf16 backbone therefore needs a ``*-mixed`` precision
+    (``32-true`` would multiply bf16 activations by fp32 weights). ``export`` saves in the load dtype
+    unless given one (``save_dtype``).
     """
 
     def __init__(self, backbone: Backbone, codec: Codec, optimizer: Callable, scheduler: Callable | None = None,
-                 trainable: tuple[str, ...] = ("projector", "language"), weight_decay: float = 0.0) -> None:
+                 stage: str = "full", trainable: tuple[str, ...] | None = None, lora: dict | None = None,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; choose from {sorted(STAGES)}")
         self.backbone, self.codec = backbone, codec
         self.optimizer, self.scheduler, self.weight_decay = optimizer, scheduler, weight_decay
-        self.trainable = tuple(trainable)
+        self.stage = stage
+        self.trainable = tuple(trainable) if trainable is not None else STAGES[stage]
+        if stage == "lora" and "language" in self.trainable:
+            raise ValueError("stage 'lora' trains adapters on the language model; drop 'language' from trainable")
+        unknown_lora = set(lora or {}) - set(LORA_DEFAULTS)
+        if unknown_lora:
+            raise ValueError(f"unknown lora options {sorted(unknown_lora)}; choose from {sorted(LORA_DEFAULTS)}")
+        self.lora = {**LORA_DEFAULTS, **(lora or {})}
         self.model = None
+        self.load_dtype: torch.dtype | None = None
 
     def export(self, directory: str | Path, dtype: str | None = None) -> None:
-        """A plain HF checkpoint dir: model (safetensors), tokenizer, processor, template."""
-        model = self.model.to(getattr(torch, dtype)) if dtype else self.model
+        """A plain HF checkpoint dir: model (safetensors), tokenizer, processor, template.
+
+        LoRA adapters are merged into the language model first (in place: the module keeps the merged model).
+        """
+        if self.stage == "lora" and hasattr(self.model, "merge_and_unload"):
+            self.model = self.model.merge_and_unload()
+        target = getattr(torch, dtype) if dtype else self.load_dtype
+        model = self.model.to(target) if target else self.model
         self.backbone.save(model, self.codec, directory)
 
     def configure_model(self) -> None:
         if self.model is not None:
             return
-        self.model = self.backbone.build(self.codec)
-        named = parts(self.model.config)
+        model = self.backbone.build(self.codec)
+        self.load_dtype = next(model.parameters()).dtype
+        named = parts(model.config)
         unknown = set(self.trainable) - set(named)
         if unknown:
             raise ValueError(f"unknown trainable parts {sorted(unknown)}; choose from {sorted(named)}")
         prefixes = tuple(p for part in self.trainable for p in named[part])
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(name.startswith(prefixes))
+        if self.stage == "lora":
+            model = self._add_lora(model, named["language"])
+        base = model.get_base_model() if self.stage == "lora" else model
+        for name, param in base.named_parameters():
+            param.requires_grad_(name.startswith(prefixes) or ".lora_" in name)
+        for param in model.parameters():  # fp32 master weights for what learns
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+        self.model = model
+
+    def _add_lora(self, model, language: tuple[str, ...]):
+        """LoRA adapters on the language model's ``target_modules`` only (the vision tower has q/k/v_proj too)."""
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as err:  # pragma: no cover
+            raise ImportError("module.stage=lora needs peft (pip install peft)") from err
+        scope = "|".join(p.rstrip(".").replace(".", r"\.") for p in language)
+        names = "|".join(self.lora["target_modules"])
+        config = LoraConfig(r=self.lora["r"], lora_alpha=self.lora["alpha"], lora_dropout=self.lora["dropout"],
+                            target_modules=rf"(?:{scope})\..*\.(?:{names})", bias="none")
+        return get_peft_model(model, config)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.model(**batch).loss
