@@ -19,7 +19,7 @@ RESERVED = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 # What the pipelines pass to ``instantiate`` beside the config's own keys (genixer/pipelines/*.py), by
 # config path (fnmatch patterns). Union over the stages: a node must accept everything any stage passes.
 SUPPLIED = {
-    "cfg.trainer": {"callbacks", "logger", "enable_progress_bar", "default_root_dir"},
+    "cfg.trainer": {"callbacks", "logger", "enable_progress_bar", "default_root_dir", "accumulate_grad_batches"},
     "cfg.module": {"backbone", "codec"},                  # train.assemble
     "cfg.data": {"codec"},        # train.assemble (+ mixture, built from the node's own mixture key when it has one)
     "cfg.filter.scorers.*.scorer": {"name"},              # filter.run

@@ -20,6 +20,7 @@ from genixer.data.instructions import instruction_texts
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import keep_nothing_on_error, loggers, prepare
 from genixer.runs.layout import RunDir, write_config, write_manifest
+from genixer.training.global_batch import trainer_accumulation
 from genixer.training.throughput import Throughput
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,23 @@ def run(cfg: DictConfig) -> dict:
         return out.read_manifest("train")["metrics"]
     with keep_nothing_on_error(cfg):
         check_config(cfg)
+        accumulate = trainer_accumulation(cfg)   # global_batch_size -> accumulate_grad_batches (None: the trainer's own)
         backbone = instantiate(cfg.backbone)
         prepare(cfg)
         write_config(out.path, cfg)
     datamodule, module = assemble(cfg, backbone)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers(cfg) or False, default_root_dir=str(out.path))
+    extra = {} if accumulate is None else {"accumulate_grad_batches": accumulate}
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers(cfg) or False, default_root_dir=str(out.path),
+                          **extra)
+    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
+             "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
     started = time.time()
     trainer.fit(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1))
+    metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1),
+                   global_batch_size=global_batch, accumulate_grad_batches=trainer.accumulate_grad_batches)
     for callback in callbacks:   # this rank's tokens/s and MFU over the run (genixer.training.throughput)
         if isinstance(callback, Throughput) and callback.steps_measured:
             metrics["throughput"] = callback.summary()
