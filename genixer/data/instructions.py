@@ -29,9 +29,13 @@ class InstructionDataset(Dataset):
         name, ann = self.items[i]
         return self.tasks[name].turns(ann, f"{self.seed}:{self.epoch}:{i}")
 
-    def __getitem__(self, i: int) -> dict:
+    def encoded_turns(self, i: int) -> list[tuple[str, str]]:
+        """Item i's turns as the codec encodes them: the image placeholder opens the first human message."""
         (human, gpt), *rest = self.render(i)
-        input_ids, labels = self.codec.encode_train([(self.codec.human_message(human), gpt), *rest])
+        return [(self.codec.human_message(human), gpt), *rest]
+
+    def __getitem__(self, i: int) -> dict:
+        input_ids, labels = self.codec.encode_train(self.encoded_turns(i))
         pixel_values = self.codec.image(load_rgb(self.items[i][1]["image"]))
         return {"input_ids": input_ids, "labels": labels, "pixel_values": pixel_values}
 
@@ -41,10 +45,7 @@ class InstructionDataset(Dataset):
         Tokenizes the rendered conversation as ``encode_train`` does, in chunks and without offsets.
         """
         codec = self.codec
-        texts = []
-        for i in range(len(self)):
-            (human, gpt), *rest = self.render(i)
-            texts.append(codec.conversation.render([(codec.human_message(human), gpt), *rest])[0])
+        texts = [codec.conversation.render(self.encoded_turns(i))[0] for i in range(len(self))]
         lengths = []
         for start in range(0, len(texts), chunk):
             ids = codec.tokenizer(texts[start : start + chunk], add_special_tokens=True)["input_ids"]

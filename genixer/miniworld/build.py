@@ -27,6 +27,7 @@ VERSION = "mini_world-4"  # the world's layout (world.json; a different one rebu
 # 4 = held-out VQA / REC ground truth for model benchmarks
 # The annotation files' own ``info.version``: their content, which shipped models were trained on.
 ANNOTATIONS_VERSION = "mini_world-1"
+ANNOTATIONS_INFO = {"description": "Genixer mini world VQA", "version": ANNOTATIONS_VERSION}   # the language files' info
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 
@@ -114,6 +115,19 @@ def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
 
 
+def _write_truth(paths: dict[str, Path], split: str, recs: list[dict[str, Any]]) -> tuple[int, int]:
+    """One split's VQAv2 questions + annotations and REC lines (train: the annotated set; heldout: the
+    benchmark; pool: a ceiling's ground truth); returns (questions, REC lines) counted."""
+    questions, answers, rec_lines = _vqa_and_rec(split, recs)
+    info = ANNOTATIONS_INFO
+    key = "" if split == "train" else f"_{split}"
+    _dump(paths[f"vqa_questions{key}"], {"info": info, "task_type": "Open-Ended", "data_type": "mini",
+                                         "data_subtype": split, "questions": questions})
+    _dump(paths[f"vqa_annotations{key}"], {"info": info, "data_type": "mini", "data_subtype": split, "annotations": answers})
+    paths[f"rec_{split}"].write_text("".join(line + "\n" for line in rec_lines))
+    return len(questions), len(rec_lines)
+
+
 def _remove_pool(root: Path) -> None:
     """Delete the pool files an earlier build wrote (its images, queries and annotation files)."""
     for path in [root / "annotations" / name for name in POOL_FILES.values()] + [root / "images" / "pool.jsonl"]:
@@ -166,7 +180,6 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             for r in recs
         ))
 
-    questions, answers, rec_lines = _vqa_and_rec("train", train)
     caps, convs = [], []
     for r in train:
         iid, fn = image_id("train", r["index"]), file_name("train", r["index"])
@@ -174,32 +187,15 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             caps.append({"id": len(caps) + 1, "image_id": iid, "caption": c})
         convs.append({"id": f"mw_train_{r['index']:012d}", "image": fn, "conversations": r["conversation"]})
 
-    info = {"description": "Genixer mini world VQA", "version": ANNOTATIONS_VERSION}
-    _dump(paths["vqa_questions"], {
-        "info": info, "task_type": "Open-Ended", "data_type": "mini", "data_subtype": "train", "questions": questions,
-    })
-    _dump(paths["vqa_annotations"], {
-        "info": info, "data_type": "mini", "data_subtype": "train", "annotations": answers,
-    })
-    paths["rec_train"].write_text("".join(line + "\n" for line in rec_lines))
-    questions_h, answers_h, rec_h = _vqa_and_rec("heldout", heldout)
-    _dump(paths["vqa_questions_heldout"], {"info": info, "task_type": "Open-Ended", "data_type": "mini",
-                                           "data_subtype": "heldout", "questions": questions_h})
-    _dump(paths["vqa_annotations_heldout"], {"info": info, "data_type": "mini", "data_subtype": "heldout",
-                                             "annotations": answers_h})
-    paths["rec_heldout"].write_text("".join(line + "\n" for line in rec_h))
+    n_questions, n_rec = _write_truth(paths, "train", train)
+    n_questions_h, n_rec_h = _write_truth(paths, "heldout", heldout)
     pool_counts: dict[str, int] = {}
     if num_pool > 0:  # the pool's ground truth in the held-out layouts
-        questions_p, answers_p, rec_p = _vqa_and_rec("pool", unlabeled["pool"])
-        _dump(paths["vqa_questions_pool"], {"info": info, "task_type": "Open-Ended", "data_type": "mini",
-                                            "data_subtype": "pool", "questions": questions_p})
-        _dump(paths["vqa_annotations_pool"], {"info": info, "data_type": "mini", "data_subtype": "pool",
-                                              "annotations": answers_p})
-        paths["rec_pool"].write_text("".join(line + "\n" for line in rec_p))
+        n_questions_p, n_rec_p = _write_truth(paths, "pool", unlabeled["pool"])
         pool_counts = {"pool_images": num_pool, "pool_objects": sum(len(r["objects"]) for r in unlabeled["pool"]),
-                       "vqa_questions_pool": len(questions_p), "rec_expressions_pool": len(rec_p)}
+                       "vqa_questions_pool": n_questions_p, "rec_expressions_pool": n_rec_p}
     inst = json.loads(paths["instances_train"].read_text())
-    _dump(paths["captions_train"], {"info": info, "images": inst["images"], "annotations": caps})
+    _dump(paths["captions_train"], {"info": ANNOTATIONS_INFO, "images": inst["images"], "annotations": caps})
     _dump(paths["llava_train"], convs)
     family_paths, family_counts = write_families(ann_dir, train, inst)
     paths.update(family_paths)
@@ -209,8 +205,8 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
             "train_images": len(train), "heldout_images": len(heldout), "val_images": len(unlabeled["val"]),
             "train_objects": sum(len(r["objects"]) for r in train),
             "heldout_objects": sum(len(r["objects"]) for r in heldout),
-            "vqa_questions": len(questions), "rec_expressions": len(rec_lines), "captions": len(caps),
-            "vqa_questions_heldout": len(questions_h), "rec_expressions_heldout": len(rec_h),
+            "vqa_questions": n_questions, "rec_expressions": n_rec, "captions": len(caps),
+            "vqa_questions_heldout": n_questions_h, "rec_expressions_heldout": n_rec_h,
             "conversations": len(convs), **family_counts, **pool_counts,
         },
         "files": {k: f"annotations/{name}" for k, name in {**ANNOTATION_FILES, **pool_files}.items()},

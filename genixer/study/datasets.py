@@ -21,7 +21,6 @@ from genixer.tasks import EXPR, REC, TemplatePool, format_box, llava_turns
 from genixer.tasks.boxes import normalized_target_box
 
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."   # LLaVA-1.5's, the benchmark's suffix
-FAMILIES = ("vqa", "rec")
 
 
 def conversation(key: str, image: str, human: str, gpt: str) -> dict:

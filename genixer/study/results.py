@@ -10,7 +10,7 @@ from pathlib import Path
 from genixer.report.page import CHECK, CSS
 from genixer.report.sections import table
 from genixer.report.svg import lines
-from genixer.runs.files import atomic_write
+from genixer.runs.files import atomic_write, write_json
 from genixer.study.datasets import names
 
 COLOURS = {"annotated": "#555555", "unfiltered": "#d9534f", "filtered": "#3c9a5f", "ceiling": "#4a78b5"}
@@ -21,20 +21,24 @@ def spread(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def result_path(out: Path, model: str, dataset: str, seed: int) -> Path:
+    """Where a downstream model's benchmark result lands (the evaluate multirun's job dir)."""
+    return out / "downstream" / model / dataset / f"seed{seed}" / "eval" / "results.json"
+
+
 def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
     """Every downstream model's benchmark score, per dataset over seeds. A missing result is an error, or with
     ``unscored_ok`` (a partial study, shown as it stands) a model with no result at all is listed as unscored."""
     models, unscored = {}, []
     for model, spec in cfg.downstream.models.items():
-        root = out / "downstream" / model
-        if unscored_ok and not any(root.glob("*/seed*/eval/results.json")):
+        if unscored_ok and not any((out / "downstream" / model).glob("*/seed*/eval/results.json")):
             unscored.append(model)
             continue
         rows = {}
         for name in names(cfg):
             scored = []
             for seed in cfg.seeds:
-                path = root / name / f"seed{seed}" / "eval" / "results.json"
+                path = result_path(out, model, name, seed)
                 if not path.exists():
                     raise FileNotFoundError(f"{path}: no benchmark result (re-run the study to finish it)")
                 scored.append(json.loads(path.read_text())["benchmarks"][spec.benchmark])
@@ -45,8 +49,8 @@ def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
                                                if all(t in r.get("by_question_type", {}) for r in scored)},
                           "data": summary[spec.family][name]}
         models[model] = {"benchmark": spec.benchmark, "family": spec.family, "datasets": rows}
-    return {"name": cfg.name, "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions), "seeds": list(cfg.seeds),
-            "pool_images": cfg.world.num_pool, "annotated_images": cfg.world.num_train, "models": models,
+    return {"name": cfg.name, "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions),
+            "seeds": list(cfg.seeds), "pool_images": cfg.world.num_pool, "annotated_images": cfg.world.num_train, "models": models,
             "unscored": unscored, "synthetic": summary}
 
 
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = OmegaConf.merge(OmegaConf.load(args.study / "config.yaml"), OmegaConf.from_dotlist(args.overrides))
     summary = json.loads((args.study / "data" / "datasets.json").read_text())
     result = collect(cfg, args.study, summary, unscored_ok=True)
-    atomic_write(args.study / "results.json", json.dumps(result, indent=1))
+    write_json(args.study / "results.json", result)
     write_outputs(result, args.study)
     print(markdown(result))
     return 0

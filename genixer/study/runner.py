@@ -112,8 +112,7 @@ class Study:
         return [train, score]
 
     def scored(self, model: str) -> bool:
-        root = self.out / "downstream" / model
-        return all((root / name / f"seed{seed}" / "eval" / "results.json").exists()
+        return all(results.result_path(self.out, model, name, seed).exists()
                    for name in datasets.names(self.cfg) for seed in self.cfg.seeds)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .dialogue import dialogue_conversation
+
 
 class Conversation:
     """A record {"turns": [{"question", "answer"}, ...]} (``LLaVAInstruct``, any ``min_turns``) trains as a
@@ -21,7 +23,7 @@ class Conversation:
         turns = annotation.get("turns")
         if not turns:
             raise ValueError(f"a conversation needs 'turns' [{{question, answer}}, ...], got {turns!r}")
-        return [(t["question"], t["answer"]) for t in turns]
+        return dialogue_conversation(annotation)
 
     def __repr__(self) -> str:
         return f"Conversation(name={self.name!r})"
