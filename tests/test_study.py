@@ -75,9 +75,9 @@ def test_table_marks_only_differences_beyond_the_seeds_spread():
     assert svg.count("<circle") == 3 and "filtered" in svg   # size 0 (annotated) + two sizes
 
 
-def run_study(runs: Path) -> subprocess.CompletedProcess:
+def run_study(runs: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GENIXER_RUNS": str(runs), "GENIXER_DATA": str(runs / "data")}
-    return subprocess.run([sys.executable, str(ROOT / "study.py"), "experiment=study_ci"], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, str(ROOT / "study.py"), "experiment=study_ci", *overrides], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1200)
 
 
@@ -128,6 +128,25 @@ def test_study_resumes_without_redoing_anything(study):
     assert json.loads((out / "results.json").read_text())["models"] == before
 
 
+def test_matched_budget_trains_every_run_the_steps_of_the_largest_file(study):
+    out, _ = study
+    before = (out / "results.json").read_text()
+    done = run_study(out.parents[2], f"hydra.run.dir={out}", "downstream.budget=matched", "sizes=[large]",
+                     "downstream.overrides=[]", "~downstream.models.shikra")   # one model: the budget is the runner's
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((out / "data" / "datasets.json").read_text())
+    assert "unfiltered_small" in summary["vqa"]   # the epochs grid's entries stay
+    result = json.loads((out / "downstream-matched" / "results.json").read_text())
+    assert "equal compute" in result["budget"] and (out / "downstream-matched" / "results.md").exists()
+    names = ["annotated", "unfiltered_large", "filtered_large", "ceiling_large"]
+    assert list(result["models"]) == ["llava"] and list(result["models"]["llava"]["datasets"]) == names
+    steps = max(summary["vqa"][n]["samples"] for n in names) // 8   # batch 8, 1 epoch
+    for name in names:
+        manifest = json.loads((out / "downstream-matched" / "llava" / name / "seed0" / "manifest.json").read_text())
+        assert manifest["metrics"]["steps"] == steps > summary["vqa"]["annotated"]["samples"] // 8
+    assert (out / "results.json").read_text() == before   # the epochs budget's results untouched
+
+
 @pytest.mark.skipif(browser() is None, reason="no headless browser on PATH: `make browser` installs Chromium")
 def test_study_page_renders(study, tmp_path):
     out, _ = study
@@ -136,3 +155,24 @@ def test_study_page_renders(study, tmp_path):
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False).stdout
     body = next((a for t, a in Page(dom).tags if t == "body"), {})
     assert body.get("data-render") == "ok" and int(body["data-plots"]) == 2
+
+
+def test_image_table_gives_each_item_the_tensor_of_its_own_image(small_world):
+    from test_backbone import CONV, TINY
+
+    from genixer.backbones.llava import TinyLlava
+    from genixer.data.image_table import ImageTable
+
+    paths = sorted(str(p) for p in (small_world / "images" / "train").glob("*.png"))[:5]
+    record = lambda p: {"image": p, "turns": [{"question": "What colour is it?", "answer": "red"}]}  # noqa: E731
+    items = [("c", record(p)) for p in [*paths, *paths[::-1], paths[2]]]   # repeated images, any order
+    codec = TinyLlava(CONV, **TINY).codec(["What colour is it? red"] * 20)
+    table = ImageTable.build([ann["image"] for _, ann in items], codec.image, num_workers=0, batch_size=2)
+    assert len(table.pixels) == 5 and paths[0] in table and "other.png" not in table
+    plain = InstructionDataset(items, {"c": Conversation()}, codec, seed=0)
+    cached = InstructionDataset(items, {"c": Conversation()}, codec, seed=0, images=table)
+    for i in range(len(items)):
+        assert all(plain[i][k].equal(cached[i][k]) for k in ("input_ids", "labels", "pixel_values"))
+    assert not plain[0]["pixel_values"].equal(plain[1]["pixel_values"])   # distinct images stay distinct
+    with pytest.raises(KeyError, match="not in the image table"):
+        table["other.png"]

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genixer.backbones.codec import IGNORE_INDEX, Codec
 from genixer.data.batching import MEGABATCH_FACTOR, LengthGroupedSampler
+from genixer.data.image_table import ImageTable
 from genixer.data.images import load_rgb
 from genixer.data.mixture import Mixture
 from genixer.tasks.base import Task
@@ -17,9 +18,10 @@ from genixer.tasks.base import Task
 class InstructionDataset(Dataset):
     """Item i renders annotation i with a template chosen from (seed, epoch, i) only."""
 
-    def __init__(self, items: list[tuple[str, dict]], tasks: dict[str, Task], codec: Codec, seed: int, epoch: int = 0):
+    def __init__(self, items: list[tuple[str, dict]], tasks: dict[str, Task], codec: Codec, seed: int, epoch: int = 0,
+                 images: ImageTable | None = None):
         self.items, self.tasks, self.codec = items, tasks, codec
-        self.seed, self.epoch = seed, epoch
+        self.seed, self.epoch, self.images = seed, epoch, images   # images: preprocessed once (image_table)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -36,7 +38,8 @@ class InstructionDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         input_ids, labels = self.codec.encode_train(self.encoded_turns(i))
-        pixel_values = self.codec.image(load_rgb(self.items[i][1]["image"]))
+        path = self.items[i][1]["image"]
+        pixel_values = self.images[path] if self.images is not None else self.codec.image(load_rgb(path))
         return {"input_ids": input_ids, "labels": labels, "pixel_values": pixel_values}
 
     def lengths(self, chunk: int = 1024) -> list[int]:
@@ -90,18 +93,24 @@ class InstructionDataModule(L.LightningDataModule):
     ``group_by_length``: batches of similar token length (genixer.data.batching), built per epoch
     from the epoch's rendered texts; each DDP rank gets its own whole batches. Off: a shuffled
     DataLoader (Lightning adds its DistributedSampler under DDP).
+    ``image_table``: every distinct image transformed once, before the first epoch (genixer.data.image_table:
+    for small images over many epochs).
     """
 
     def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0,
-                 group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR) -> None:
+                 group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR, image_table: bool = False) -> None:
         super().__init__()
         self.mixture, self.codec = mixture, codec
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.group_by_length, self.megabatch_factor = group_by_length, megabatch_factor
+        self.image_table, self.images = image_table, None
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer else 0
-        dataset = InstructionDataset(self.mixture.items(), self.mixture.tasks, self.codec, self.seed, epoch)
+        items = self.mixture.items()
+        if self.image_table and self.images is None:
+            self.images = ImageTable.build([ann["image"] for _, ann in items], self.codec.image, self.num_workers)
+        dataset = InstructionDataset(items, self.mixture.tasks, self.codec, self.seed, epoch, self.images)
         common = {"num_workers": self.num_workers, "collate_fn": TrainCollator(self.codec.tokenizer.pad_token_id),
                   "persistent_workers": False, "pin_memory": torch.cuda.is_available()}
         if self.group_by_length:

@@ -117,7 +117,8 @@ def build(cfg, world: Path, out: Path, runs: dict[str, Path], oracle) -> dict:
     rec = REC("rec", "", TemplatePool.builtin("generic_instructions"), TemplatePool(cfg.rec_questions, EXPR))
     train, pool = WorldTruth(world, "train", rec), WorldTruth(world, "pool", rec)
     order = pool_order((r["image"] for r in read_jsonl(images / "pool.jsonl")), cfg.seed)
-    summary: dict[str, dict] = {}
+    # Entries of files written before for other sizes or conditions stay (their files are deterministic).
+    summary: dict[str, dict] = json.loads((out / "datasets.json").read_text()) if (out / "datasets.json").exists() else {}
     for family, run in runs.items():
         annotated = train.samples(family)
         accepted = {"unfiltered": [r for r in RunDir(run).rows("generate") if r["status"] == "ok"],
@@ -134,8 +135,8 @@ def build(cfg, world: Path, out: Path, runs: dict[str, Path], oracle) -> dict:
                     rows = [r for r in accepted[condition] if relative(r["image"], images) in keep]
                     extra, info = synthetic(rows, family, images), oracle_summary(oracle, rows)
                 files[f"{condition}_{size}"] = (annotated + extra, {"pool_images": len(chosen), "synthetic": len(extra), **info})
-        summary[family] = {name: {"samples": write(samples, out / family / f"{name}.json"), **info}
-                           for name, (samples, info) in files.items()}
+        summary[family] = summary.get(family, {}) | {name: {"samples": write(samples, out / family / f"{name}.json"), **info}
+                                                     for name, (samples, info) in files.items()}
     write_json(out / "datasets.json", summary)
     return summary
 

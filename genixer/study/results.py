@@ -21,9 +21,21 @@ def spread(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def result_path(out: Path, model: str, dataset: str, seed: int) -> Path:
+def downstream_root(out: Path, cfg, model: str) -> Path:
+    """A model's downstream runs: ``downstream/<model>``; with ``downstream.budget=matched``,
+    ``downstream-matched/<model>`` (the same grid at equal steps)."""
+    budget = cfg.downstream.get("budget", "epochs")
+    return out / ("downstream" if budget == "epochs" else f"downstream-{budget}") / model
+
+
+def results_dir(out: Path, cfg) -> Path:
+    """Where the results files go: the study dir, or (``matched``) ``downstream-matched/``."""
+    return out if cfg.downstream.get("budget", "epochs") == "epochs" else downstream_root(out, cfg, "_").parent
+
+
+def result_path(out: Path, cfg, model: str, dataset: str, seed: int) -> Path:
     """Where a downstream model's benchmark result lands (the evaluate multirun's job dir)."""
-    return out / "downstream" / model / dataset / f"seed{seed}" / "eval" / "results.json"
+    return downstream_root(out, cfg, model) / dataset / f"seed{seed}" / "eval" / "results.json"
 
 
 def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
@@ -31,14 +43,14 @@ def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
     ``unscored_ok`` (a partial study, shown as it stands) a model with no result at all is listed as unscored."""
     models, unscored = {}, []
     for model, spec in cfg.downstream.models.items():
-        if unscored_ok and not any((out / "downstream" / model).glob("*/seed*/eval/results.json")):
+        if unscored_ok and not any(downstream_root(out, cfg, model).glob("*/seed*/eval/results.json")):
             unscored.append(model)
             continue
         rows = {}
         for name in names(cfg):
             scored = []
             for seed in cfg.seeds:
-                path = result_path(out, model, name, seed)
+                path = result_path(out, cfg, model, name, seed)
                 if not path.exists():
                     raise FileNotFoundError(f"{path}: no benchmark result (re-run the study to finish it)")
                 scored.append(json.loads(path.read_text())["benchmarks"][spec.benchmark])
@@ -49,7 +61,11 @@ def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
                                                if all(t in r.get("by_question_type", {}) for r in scored)},
                           "data": summary[spec.family][name]}
         models[model] = {"benchmark": spec.benchmark, "family": spec.family, "datasets": rows}
-    return {"name": cfg.name, "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions),
+    d = cfg.downstream
+    budget = (f"{d.epochs} epochs over each run's own file" if d.get("budget", "epochs") == "epochs" else
+              f"every run the steps of {d.epochs} epochs over the grid's largest file (equal compute)")
+    budget += f", batch {d.batch_size}"
+    return {"name": cfg.name, "budget": budget, "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions),
             "seeds": list(cfg.seeds), "pool_images": cfg.world.num_pool, "annotated_images": cfg.world.num_train, "models": models,
             "unscored": unscored, "synthetic": summary}
 
@@ -80,7 +96,8 @@ def markdown(result: dict) -> str:
     n = len(result["seeds"])
     parts = [f"# Study {result['name']}: {result['annotated_images']} annotated images, a pool of "
              f"{result['pool_images']}, seeds {result['seeds']}",
-             "", f"Sizes (share of the pool's images): {result['sizes']}. Scores: mean ± sample sd over {n} seed(s); "
+             "", f"Training: {result.get('budget', '-')}. "
+             f"Sizes (share of the pool's images): {result['sizes']}. Scores: mean ± sample sd over {n} seed(s); "
              "'beyond spread' when |Δ| exceeds the sum of both sds."]
     for model in result.get("unscored", []):
         parts += ["", f"## {model}: not scored (its benchmark results are missing: re-run the study to finish it)"]
@@ -154,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = OmegaConf.merge(OmegaConf.load(args.study / "config.yaml"), OmegaConf.from_dotlist(args.overrides))
     summary = json.loads((args.study / "data" / "datasets.json").read_text())
     result = collect(cfg, args.study, summary, unscored_ok=True)
-    write_json(args.study / "results.json", result)
-    write_outputs(result, args.study)
+    where = results_dir(args.study, cfg)
+    write_json(where / "results.json", result)
+    write_outputs(result, where)
     print(markdown(result))
     return 0
 

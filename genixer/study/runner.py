@@ -94,14 +94,25 @@ class Study:
         """(datasets, seeds) as Hydra sweep values."""
         return ",".join(datasets.names(self.cfg)), ",".join(str(s) for s in self.cfg.seeds)
 
-    def downstream_stages(self, model: str, spec: DictConfig) -> list[Stage]:
+    def budget(self, family_summary: dict) -> list[str]:
+        """The training length of every run: ``epochs`` passes over its own file, or (``matched``) the steps that
+        ``epochs`` passes over the grid's largest file take, for every run alike."""
+        d = self.cfg.downstream
+        if d.budget == "epochs":
+            return [f"trainer.max_epochs={d.epochs}"]
+        if d.budget != "matched":
+            raise ValueError(f"downstream.budget={d.budget!r}: use epochs or matched")
+        largest = max(family_summary[name]["samples"] for name in datasets.names(self.cfg))
+        return ["trainer.max_epochs=-1", f"trainer.max_steps={largest // d.batch_size * d.epochs}"]
+
+    def downstream_stages(self, model: str, spec: DictConfig, summary: dict) -> list[Stage]:
         names, seeds = self.grid()
-        root, d = self.out / "downstream" / model, self.cfg.downstream
+        root, d = results.downstream_root(self.out, self.cfg, model), self.cfg.downstream
         sweep = [f"hydra.sweep.dir={root}", "hydra.sweep.subdir=${study.dataset}/seed${seed}", *self.launcher()]
         train = Stage(f"train_{model}", "train.py", [
             "-m", f"experiment={spec.experiment}", f"study.data={self.out / 'data' / spec.family}", f"study.dataset={names}",
             f"seed={seeds}", f"backbone.vision_init={self.vision(spec.shape)}", f"paths.mini_world={self.world}",
-            f"trainer={self.train_trainer}", f"trainer.max_epochs={d.epochs}", f"data.batch_size={d.batch_size}",
+            f"trainer={self.train_trainer}", *self.budget(summary[spec.family]), f"data.batch_size={d.batch_size}",
             f"data.num_workers={self.cfg.num_workers}", *d.overrides, *sweep], None)
         score = Stage(f"evaluate_{model}", "evaluate.py", [
             "-m", f"benchmark={spec.benchmark}", f"+study.dataset={names}", f"seed={seeds}",
@@ -112,7 +123,7 @@ class Study:
         return [train, score]
 
     def scored(self, model: str) -> bool:
-        return all(results.result_path(self.out, model, name, seed).exists()
+        return all(results.result_path(self.out, self.cfg, model, name, seed).exists()
                    for name in datasets.names(self.cfg) for seed in self.cfg.seeds)
 
 
@@ -129,12 +140,13 @@ def run_study(cfg: DictConfig) -> dict:
         if study.scored(model):
             log.info("[study] %s: every model scored before", model)
             continue
-        for stage in study.downstream_stages(model, spec):
+        for stage in study.downstream_stages(model, spec, summary):
             seconds[stage.name] = run(stage, study.logs)
     table = results.collect(cfg, study.out, summary)
     table["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
-    write_json(study.out / "results.json", table)
-    results.write_outputs(table, study.out)
-    log.info("[study] results: %s", study.out / "results.md")
-    print((study.out / "results.md").read_text(), flush=True)
+    where = results.results_dir(study.out, cfg)
+    write_json(where / "results.json", table)
+    results.write_outputs(table, where)
+    log.info("[study] results: %s", where / "results.md")
+    print((where / "results.md").read_text(), flush=True)
     return table
