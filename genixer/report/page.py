@@ -23,7 +23,7 @@ h3{font-size:14px;margin:14px 0 6px}table{border-collapse:collapse;margin:4px 0}
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}th{background:#eee}
 table.facts td:first-child{font-weight:600;white-space:nowrap}.note{color:#666;margin:4px 0}
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{background:#fff;border:1px solid #ddd}
-svg text{font:11px system-ui,sans-serif;fill:#333}svg text.pt{font-weight:600}
+svg text{font:11px system-ui,sans-serif}svg text:not([fill]){fill:#333}svg text.pt{font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
 .card{background:#fff;border:1px solid #ccc;border-left:5px solid #999;padding:6px;overflow:hidden}
 .card.kept,.card.ok{border-left-color:#3c9a5f}.card.dropped{border-left-color:#d9534f}

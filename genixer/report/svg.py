@@ -108,7 +108,7 @@ def lines(series: list[tuple[str, list[tuple[float, float, float]], str]], title
     lo, hi = lo - pad, hi + pad
     xs = [x for x, _, _ in points] + [v for v, _ in ticks]
     x_lo, x_hi = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    x0, y0, pw, ph = 46, 24, width - 60, height - 74
+    x0, y0, pw, ph = 46, 36, width - 60, height - 86   # the y label sits between the title and the plot
     X = lambda v: x0 + pw * (v - x_lo) / (x_hi - x_lo)
     Y = lambda v: y0 + ph - ph * (v - lo) / (hi - lo)
     body = [f'<line x1="{x0}" y1="{y0 + ph}" x2="{x0 + pw}" y2="{y0 + ph}" stroke="#888"/>',

@@ -127,7 +127,8 @@ def plot(result: dict, model: str) -> str:
 
 
 def page(result: dict) -> str:
-    body = [f"<h1>{escape(markdown(result).splitlines()[0][2:])}</h1>"]
+    title, _, settings = markdown(result).splitlines()[:3]
+    body = [f"<h1>{escape(title[2:])}</h1>", f"<p>{escape(settings)}</p>"]
     body += [f"<h2>{escape(model)}: not scored</h2>" for model in result.get("unscored", [])]
     for model in result["models"]:
         body += [f"<h2>{escape(model)}</h2>", f"<div class='plots'>{plot(result, model)}</div>",
