@@ -123,8 +123,11 @@ def data_module(small_world):
 
 
 def test_plain_path_unchanged(data_module):
+    """The batches a plain shuffled DataLoader trained on (it draws its workers' seed from the generator first)."""
     loader = data_module().train_dataloader()
-    assert list(loader.batch_sampler) == random_batches(len(loader.dataset), 4, seed=5)
+    plain = DataLoader(range(len(loader.dataset)), batch_size=4, shuffle=True, drop_last=True,
+                       generator=torch.Generator().manual_seed(5))
+    assert list(loader.batch_sampler) == [b.tolist() for b in plain] != random_batches(len(loader.dataset), 4, seed=5)
 
 
 def test_data_module_groups_mini_world_batches(data_module):

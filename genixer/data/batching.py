@@ -19,10 +19,11 @@ batch, as the plain DataLoader (``drop_last=False`` then) does.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 MEGABATCH_FACTOR = 50  # HF's LengthGroupedSampler uses 50 batches per megabatch
 
@@ -44,7 +45,57 @@ def grouped_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: i
     return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-class LengthGroupedSampler(DistributedSampler):
+class EpochSampler(DistributedSampler):
+    """This rank's indices of one epoch, in an order fixed by (seed, epoch); ``skip`` indices are left out of the
+    next pass only (a resumed epoch: ``ResumableLoader``). A ``DistributedSampler`` so Lightning keeps it."""
+
+    skip = 0
+
+    def order(self) -> list[int]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.order()), skip, None)
+
+
+class ShuffledSampler(EpochSampler):
+    """One seeded permutation per epoch, rank r taking every W-th index from r (W ranks, equal shares); on one
+    process the order of ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed + epoch))``."""
+
+    def __init__(self, n: int, seed: int = 0, epoch: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.set_epoch(epoch)
+
+    def order(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)   # what that DataLoader draws first (workers' seed)
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        return order[self.rank : self.num_samples * self.num_replicas : self.num_replicas]
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an ``EpochSampler`` whose state is how far training got into the epoch (``progress()``:
+    batches trained). Lightning stores it in every checkpoint and loads it before a resumed epoch's first batch,
+    so the epoch goes on from the next batch in the same order (the skipped batches' data is never loaded)."""
+
+    def __init__(self, *args, progress: Callable[[], int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.sampler, EpochSampler):
+            raise TypeError(f"ResumableLoader needs an EpochSampler, not {type(self.sampler).__name__}")
+        self.progress = progress
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": self.progress()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["epoch"] != self.sampler.epoch:
+            raise RuntimeError(f"checkpoint saved in epoch {state['epoch']}, resumed with epoch {self.sampler.epoch}'s data")
+        if state["batches"] < len(self):   # a checkpoint at the epoch's end resumes with the next epoch
+            self.sampler.skip = state["batches"] * self.batch_size
+
+
+class LengthGroupedSampler(EpochSampler):
     """Yields this rank's grouped batches back to back; use it with ``DataLoader(batch_size=batch_size)``."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, epoch: int = 0,
@@ -62,9 +113,8 @@ class LengthGroupedSampler(DistributedSampler):
         usable = len(batches) - len(batches) % self.num_replicas
         return batches[self.rank : usable : self.num_replicas]
 
-    def __iter__(self) -> Iterator[int]:
-        for batch in self.batches():
-            yield from batch
+    def order(self) -> list[int]:
+        return [i for batch in self.batches() for i in batch]
 
     def __len__(self) -> int:
         n = len(self.lengths)

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genixer.backbones.codec import IGNORE_INDEX, Codec
-from genixer.data.batching import MEGABATCH_FACTOR, LengthGroupedSampler
+from genixer.data.batching import MEGABATCH_FACTOR, LengthGroupedSampler, ResumableLoader, ShuffledSampler
 from genixer.data.image_table import ImageTable
 from genixer.data.images import load_rgb
 from genixer.data.mixture import Mixture
@@ -91,8 +91,9 @@ class InstructionDataModule(L.LightningDataModule):
     """A mixture's annotations rendered by their tasks and encoded by the generator's ``codec``.
 
     ``group_by_length``: batches of similar token length (genixer.data.batching), built per epoch
-    from the epoch's rendered texts; each DDP rank gets its own whole batches. Off: a shuffled
-    DataLoader (Lightning adds its DistributedSampler under DDP).
+    from the epoch's rendered texts; each DDP rank gets its own whole batches. Off: one seeded permutation
+    per epoch, split across ranks. Either way the loader resumes mid-epoch from a checkpoint, in the same
+    order (``ResumableLoader``: ``ckpt_path=last``).
     ``image_table``: every distinct image transformed once, before the first epoch (genixer.data.image_table:
     for small images over many epochs).
     """
@@ -111,14 +112,18 @@ class InstructionDataModule(L.LightningDataModule):
         if self.image_table and self.images is None:
             self.images = ImageTable.build([ann["image"] for _, ann in items], self.codec.image, self.num_workers)
         dataset = InstructionDataset(items, self.mixture.tasks, self.codec, self.seed, epoch, self.images)
-        common = {"num_workers": self.num_workers, "collate_fn": TrainCollator(self.codec.tokenizer.pad_token_id),
-                  "persistent_workers": False, "pin_memory": torch.cuda.is_available()}
+        ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
         if self.group_by_length:
-            ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
             sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, epoch,
                                            megabatch_factor=self.megabatch_factor, **ranks)
-            return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=False, **common)
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=True, drop_last=len(dataset) >= self.batch_size,
-            generator=torch.Generator().manual_seed(self.seed + epoch), **common,
-        )
+            drop_last = False   # the sampler yields whole batches
+        else:
+            sampler = ShuffledSampler(len(dataset), self.seed, epoch, **ranks)
+            drop_last = sampler.num_samples >= self.batch_size
+        return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last,
+                               num_workers=self.num_workers, collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id),
+                               pin_memory=torch.cuda.is_available(), progress=self.batches_trained)
+
+    def batches_trained(self) -> int:
+        """Batches of the current epoch trained so far (what a checkpoint's resume skips)."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0

@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
     log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
              "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
     started = time.time()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1),
                    global_batch_size=global_batch, accumulate_grad_batches=trainer.accumulate_grad_batches)
