@@ -1,6 +1,7 @@
 """Generator-training data: mixture annotations -> (image, instruction, target) tensors."""
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import lightning as L
@@ -96,22 +97,50 @@ class InstructionDataModule(L.LightningDataModule):
     order (``ResumableLoader``: ``ckpt_path=last``).
     ``image_table``: every distinct image transformed once, before the first epoch (genixer.data.image_table:
     for small images over many epochs).
+    ``val_fraction``: that share of the mixture's images (seeded) is held out, with every annotation of them,
+    for a validation loss (``val/loss``) the trainer computes as configured (``val_check_interval``).
     """
 
     def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0,
-                 group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR, image_table: bool = False) -> None:
+                 group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR, image_table: bool = False,
+                 val_fraction: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction={val_fraction}: a share of the images in [0, 1)")
         self.mixture, self.codec = mixture, codec
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.group_by_length, self.megabatch_factor = group_by_length, megabatch_factor
         self.image_table, self.images = image_table, None
+        self.val_fraction = val_fraction
+
+    def image_rows(self) -> ImageTable | None:
+        """With ``image_table``: every image of the mixture (train and validation), transformed once."""
+        if self.image_table and self.images is None:
+            self.images = ImageTable.build([ann["image"] for _, ann in self.mixture.items()], self.codec.image,
+                                           self.num_workers)
+        return self.images
+
+    def split(self) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+        """(train items, validation items): the validation images are ``val_fraction`` of the distinct images,
+        drawn by seed, so no validation image is ever trained on."""
+        items = self.mixture.items()
+        if not self.val_fraction:
+            return items, []
+        images = sorted({ann["image"] for _, ann in items})
+        held = set(random.Random(f"{self.seed}:val").sample(images, max(1, round(self.val_fraction * len(images)))))
+        return [it for it in items if it[1]["image"] not in held], [it for it in items if it[1]["image"] in held]
+
+    def val_dataloader(self) -> DataLoader | list:
+        val = self.split()[1]
+        if not val:
+            return []   # no validation
+        dataset = InstructionDataset(val, self.mixture.tasks, self.codec, self.seed, epoch=0, images=self.image_rows())
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id))
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer else 0
-        items = self.mixture.items()
-        if self.image_table and self.images is None:
-            self.images = ImageTable.build([ann["image"] for _, ann in items], self.codec.image, self.num_workers)
-        dataset = InstructionDataset(items, self.mixture.tasks, self.codec, self.seed, epoch, self.images)
+        dataset = InstructionDataset(self.split()[0], self.mixture.tasks, self.codec, self.seed, epoch, self.image_rows())
         ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
         if self.group_by_length:
             sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, epoch,

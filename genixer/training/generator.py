@@ -115,5 +115,9 @@ class GeneratorModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        loss = self.model(**batch).loss
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
+
     def configure_optimizers(self):
         return optim.configure(self, self.optimizer, self.scheduler, self.weight_decay)

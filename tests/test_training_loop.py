@@ -1,5 +1,5 @@
-"""Mid-epoch resume: a run stopped after any step and re-run with ``ckpt_path=last`` trains the same batches in
-the same order as one that never stopped, to the same losses and weights."""
+"""The training loop: mid-epoch resume (a run stopped after any step and re-run with ``ckpt_path=last`` trains the
+same batches in the same order as one that never stopped, to the same losses and weights) and validation."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -74,13 +75,13 @@ def test_training_resumes_mid_epoch_to_the_same_losses_and_weights(tmp_path, sma
         cfg = compose_config("train", [
             f"paths.output_dir={out}", "experiment=mini_world_cpu_generator", f"backbone.vision_init={vision}", "debug=fast",
             *world, "trainer.max_steps=10", "+trainer.limit_train_batches=4", "callbacks=default", "~callbacks.lr",
-            "callbacks.checkpoint.every_n_train_steps=1", f"+callbacks.record={{_target_: test_resume.Record, path: {out}.jsonl}}",
+            "callbacks.checkpoint.every_n_train_steps=1", f"+callbacks.record={{_target_: test_training_loop.Record, path: {out}.jsonl}}",
             *extra])
         return out, cfg
 
     straight, cfg = run("straight")
     train.run(cfg)
-    stopped, cfg = run("stopped", "+callbacks.stop={_target_: test_resume.Stop, at: 6}")   # epoch 1, after 2 of 4 batches
+    stopped, cfg = run("stopped", "+callbacks.stop={_target_: test_training_loop.Stop, at: 6}")   # epoch 1, after 2 of 4 batches
     with pytest.raises(RuntimeError, match="stopped at step 6"):
         train.run(cfg)
     assert (stopped / "lightning" / "last.ckpt").exists() and not (stopped / "manifest.json").exists()
@@ -93,3 +94,21 @@ def test_training_resumes_mid_epoch_to_the_same_losses_and_weights(tmp_path, sma
     assert seen == expected   # same epoch, batch index and loss at every step
     weights = [load_file(next((d / "checkpoint").glob("*.safetensors"))) for d in (straight, stopped)]
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_world):
+    world = world_overrides(small_world)
+    vision = tmp_path / "vision"
+    train.run(compose_config("train", [f"paths.output_dir={vision}", "experiment=mini_world_cpu_vision", "debug=fast", *world]))
+    cfg = compose_config("train", [f"paths.output_dir={tmp_path / 'g'}", "experiment=mini_world_cpu_generator",
+                                   f"backbone.vision_init={vision}", "debug=fast", *world, "data.val_fraction=0.25",
+                                   "+trainer.val_check_interval=3", "+trainer.limit_val_batches=2"])
+    datamodule, _ = train.assemble(cfg, instantiate(cfg.backbone))
+    fit, val = datamodule.split()
+    images = lambda items: {ann["image"] for _, ann in items}  # noqa: E731
+    assert val and not images(fit) & images(val) and len(fit) + len(val) == len(datamodule.mixture.items())
+    assert round(0.25 * len(images(fit) | images(val))) == len(images(val)) and datamodule.split() == (fit, val)
+    metrics = train.run(cfg)
+    assert metrics["steps"] == 3 and metrics["val/loss"] > 0   # validated at step 3, in the manifest
+    with pytest.raises(ValueError, match="val_fraction"):
+        train.assemble(compose_config("train", [*world, "data.val_fraction=1.0"]), instantiate(cfg.backbone))
