@@ -141,3 +141,27 @@ def test_export_saves_in_the_load_dtype(tiny, tmp_path):
     module.export(tmp_path)
     reloaded = LlavaForConditionalGeneration.from_pretrained(tmp_path, dtype="auto")
     assert {p.dtype for p in reloaded.parameters()} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("stage", ["full", "lora"])
+def test_activation_checkpointing_stores_fewer_activations_and_changes_no_gradient(tiny, stage):
+    backbone, codec = tiny
+    image = Image.new("RGB", (40, 30), (200, 30, 30))
+    ids, labels = codec.encode_train([(codec.human_message("What is it?"), "A red thing.")])
+    batch = {"input_ids": ids[None], "labels": labels[None], "attention_mask": torch.ones_like(ids)[None],
+             "pixel_values": codec.image(image)[None]}
+    grads, stored = [], []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        module = GeneratorModule(backbone, codec, torch.optim.SGD, stage=stage, activation_checkpointing=checkpointing)
+        module.configure_model()
+        module.train()
+        saved = []   # what autograd keeps for backward
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            loss = module.model(**batch).loss
+        loss.backward()
+        stored.append(sum(saved))
+        grads.append({n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad})
+    assert stored[1] < stored[0] / 2   # the decoder layers' activations are recomputed in backward instead
+    assert grads[0].keys() == grads[1].keys()
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])

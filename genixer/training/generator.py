@@ -37,7 +37,8 @@ class GeneratorModule(L.LightningModule):
       model's linear layers only; ``export`` merges the adapters, so the checkpoint stays a plain llava-hf dir.
 
     ``trainable`` (parts: ``vision``, ``projector``, ``language``) overrides the stage's parts for
-    custom recipes.
+    custom recipes. ``activation_checkpointing``: decoder layers recompute their activations in backward
+    (HF gradient checkpointing, non-reentrant: frozen inputs and LoRA need nothing more).
 
     Mixed precision: the backbone may load in a low precision (``backbone.dtype: bfloat16``) to save
     memory, but the *trainable* parameters are cast to float32 after freezing, so the optimizer keeps
@@ -50,7 +51,7 @@ class GeneratorModule(L.LightningModule):
 
     def __init__(self, backbone: Backbone, codec: Codec, optimizer: Callable, scheduler: Callable | None = None,
                  stage: str = "full", trainable: tuple[str, ...] | None = None, lora: dict | None = None,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, activation_checkpointing: bool = False) -> None:
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; choose from {sorted(STAGES)}")
@@ -64,6 +65,7 @@ class GeneratorModule(L.LightningModule):
         if unknown_lora:
             raise ValueError(f"unknown lora options {sorted(unknown_lora)}; choose from {sorted(LORA_DEFAULTS)}")
         self.lora = {**LORA_DEFAULTS, **(lora or {})}
+        self.activation_checkpointing = activation_checkpointing
         self.model = None
         self.load_dtype: torch.dtype | None = None
 
@@ -96,6 +98,8 @@ class GeneratorModule(L.LightningModule):
         for param in model.parameters():  # fp32 master weights for what learns
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+        if self.activation_checkpointing:   # each decoder layer's activations recomputed in backward, not stored
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.model = model
 
     def _add_lora(self, model, language: tuple[str, ...]):
