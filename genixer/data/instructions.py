@@ -112,6 +112,8 @@ class InstructionDataModule(L.LightningDataModule):
         self.group_by_length, self.megabatch_factor = group_by_length, megabatch_factor
         self.image_table, self.images = image_table, None
         self.val_fraction = val_fraction
+        if val_fraction:   # Lightning validates only a data module whose val_dataloader is overridden
+            self.val_dataloader = self.validation_loader
 
     def image_rows(self) -> ImageTable | None:
         """With ``image_table``: every image of the mixture (train and validation), transformed once."""
@@ -130,11 +132,10 @@ class InstructionDataModule(L.LightningDataModule):
         held = set(random.Random(f"{self.seed}:val").sample(images, max(1, round(self.val_fraction * len(images)))))
         return [it for it in items if it[1]["image"] not in held], [it for it in items if it[1]["image"] in held]
 
-    def val_dataloader(self) -> DataLoader | list:
-        val = self.split()[1]
-        if not val:
-            return []   # no validation
-        dataset = InstructionDataset(val, self.mixture.tasks, self.codec, self.seed, epoch=0, images=self.image_rows())
+    def validation_loader(self) -> DataLoader:
+        """The held-out images' items, templates fixed (epoch 0), in mixture order."""
+        dataset = InstructionDataset(self.split()[1], self.mixture.tasks, self.codec, self.seed, epoch=0,
+                                     images=self.image_rows())
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id))
 
