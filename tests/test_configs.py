@@ -46,7 +46,8 @@ GROUP_HOMES = {
     "trainer": (["train", "generate", "filter"], "trainer={}"),
     "world": (["train", "generate", "evaluate", "study"], "world={}"),
 }
-NOT_OPTIONS = {"experiment", "hydra", "hydra/job_logging"}   # composed by the primary x experiment tests
+NOT_OPTIONS = {"experiment", "hydra", "hydra/job_logging",   # composed by the primary x experiment tests
+               "hydra/launcher"}                             # tests/test_slurm.py
 
 
 def targets(node, path="cfg"):

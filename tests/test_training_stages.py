@@ -165,3 +165,46 @@ def test_activation_checkpointing_stores_fewer_activations_and_changes_no_gradie
     assert stored[1] < stored[0] / 2   # the decoder layers' activations are recomputed in backward instead
     assert grads[0].keys() == grads[1].keys()
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+@pytest.mark.parametrize("stage", ["full", "lora"])
+def test_export_of_gathered_weights_equals_the_export_of_the_model(tiny, stage, tmp_path):
+    """A sharded run exports the weights gathered from its ranks into a fresh model: the same checkpoint."""
+    from safetensors.torch import load_file
+
+    module = configured(*tiny, stage=stage)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(0.01)   # trained: differs from a fresh build
+    state = {k: v.clone() for k, v in module.model.state_dict().items()}
+    module.export(tmp_path / "gathered", state=state)
+    module.export(tmp_path / "own")
+    gathered, own = (load_file(tmp_path / d / "model.safetensors") for d in ("gathered", "own"))
+    assert gathered.keys() == own.keys() and all(torch.equal(gathered[k], own[k]) for k in own)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        module.export(tmp_path / "partial", state=dict(list(state.items())[:-1]))
+
+
+def test_sharded_presets_wrap_the_backbones_decoder_layers(tmp_path):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+
+    from conftest import compose_config
+    from genixer.backbones.llava import TinyLlava
+    from genixer.training import sharding
+    from tests.test_backbone import CONV, TINY
+
+    backbone = TinyLlava(CONV, **TINY)
+    fsdp = sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=fsdp"]), backbone)
+    assert isinstance(fsdp, FSDPStrategy)
+    wrapped = {c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes}
+    assert wrapped == {"LlamaDecoderLayer", "CLIPEncoderLayer"}   # each decoder layer one FSDP unit
+    zero3 = sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=deepspeed_zero3"]), backbone)
+    assert isinstance(zero3, DeepSpeedStrategy) and zero3.zero_stage_3
+    with zero3.model_sharded_context():   # the model is built whole (HF initialises it), partitioned afterwards
+        assert torch.nn.Embedding(8, 4, padding_idx=3).weight.shape == (8, 4)
+    assert sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=ddp"]), backbone) == "ddp"
+    plain = SimpleNamespace(strategy=SimpleNamespace(model=None), is_global_zero=True)
+    assert sharding.full_state_dict(plain, None) is None   # unsharded: the module's own model is exported

@@ -20,6 +20,7 @@ from genixer.data.instructions import instruction_texts
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import keep_nothing_on_error, loggers, prepare
 from genixer.runs.layout import RunDir, write_config, write_manifest
+from genixer.training import sharding
 from genixer.training.global_batch import trainer_accumulation
 from genixer.training.throughput import Throughput
 
@@ -53,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     extra = {} if accumulate is None else {"accumulate_grad_batches": accumulate}
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers(cfg) or False, default_root_dir=str(out.path),
-                          **extra)
+                          strategy=sharding.strategy(cfg, backbone), **extra)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
              "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
@@ -65,9 +66,10 @@ def run(cfg: DictConfig) -> dict:
     for callback in callbacks:   # this rank's tokens/s and MFU over the run (genixer.training.throughput)
         if isinstance(callback, Throughput) and callback.steps_measured:
             metrics["throughput"] = callback.summary()
+    gathered = sharding.full_state_dict(trainer, module)   # a sharded run's weights, whole on rank 0 (every rank calls)
     if trainer.is_global_zero:
         checkpoint = Path(out.path, CHECKPOINT_DIR)
-        module.export(checkpoint, dtype=cfg.get("save_dtype"))
+        module.export(checkpoint, dtype=cfg.get("save_dtype"), **({"state": gathered} if gathered is not None else {}))
         write_manifest(out.path, cfg, "train", rows=0, status="ok", metrics=metrics, outputs={"checkpoint": str(checkpoint)})
         log.info("checkpoint: %s  metrics: %s", checkpoint, metrics)
     return metrics

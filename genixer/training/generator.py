@@ -69,15 +69,26 @@ class GeneratorModule(L.LightningModule):
         self.model = None
         self.load_dtype: torch.dtype | None = None
 
-    def export(self, directory: str | Path, dtype: str | None = None) -> None:
+    def export(self, directory: str | Path, dtype: str | None = None, state: dict | None = None) -> None:
         """A plain HF checkpoint dir: model (safetensors), tokenizer, processor, template.
 
         LoRA adapters are merged into the language model first (in place: the module keeps the merged model).
+        ``state``: the whole weights gathered from a sharded run (genixer.training.sharding), loaded into a
+        fresh unsharded model, since this rank's own model holds only its shard.
         """
-        if self.stage == "lora" and hasattr(self.model, "merge_and_unload"):
-            self.model = self.model.merge_and_unload()
+        if state is not None:
+            whole = self.backbone.build(self.codec)
+            if self.stage == "lora":
+                whole = self._add_lora(whole, parts(whole.config)["language"])
+            whole.load_state_dict(state)
+        else:
+            whole = self.model
+        if self.stage == "lora" and hasattr(whole, "merge_and_unload"):
+            whole = whole.merge_and_unload()
+        if state is None:
+            self.model = whole
         target = getattr(torch, dtype) if dtype else self.load_dtype
-        model = self.model.to(target) if target else self.model
+        model = whole.to(target) if target else whole
         self.backbone.save(model, self.codec, directory)
 
     def configure_model(self) -> None:
@@ -122,6 +133,13 @@ class GeneratorModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss = self.model(**batch).loss
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        wrapped = self.trainer.strategy.model
+        if gradient_clip_val and type(wrapped).__name__ == "FullyShardedDataParallel":   # the norm over every shard
+            wrapped.clip_grad_norm_(gradient_clip_val)
+        else:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         return optim.configure(self, self.optimizer, self.scheduler, self.weight_decay)

@@ -1,0 +1,67 @@
+"""Sharded training: the strategy a ``trainer=`` preset names, completed from the backbone, and the full weights
+gathered from every rank for the HF export (a sharded run's rank 0 holds only its shard).
+
+FSDP wraps each decoder layer the backbone declares (``decoder_layers``; ``module.activation_checkpointing`` is
+HF's non-reentrant checkpointing inside them); DeepSpeed ZeRO-3 partitions parameters, which are gathered for
+the export. DDP and one device need nothing.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from genixer.backbones.protocol import Backbone
+
+FSDP_TARGET = "lightning.pytorch.strategies.FSDPStrategy"
+
+
+def strategy(cfg: DictConfig, backbone: Backbone):
+    """``cfg.trainer.strategy`` built: an FSDP one with the backbone's layers to wrap (and to checkpoint); any
+    other (a name such as ``ddp``, a DeepSpeed config) as it stands."""
+    spec = cfg.trainer.get("strategy", "auto")
+    if not isinstance(spec, DictConfig):
+        return spec
+    if spec.get("_target_") != FSDP_TARGET:
+        return instantiate(spec)
+    return instantiate(spec, auto_wrap_policy=set(backbone.decoder_layers))
+
+
+def full_state_dict(trainer, module) -> dict[str, torch.Tensor] | None:
+    """For an FSDP or ZeRO-3 run, ``module.model``'s whole state dict gathered from the shards, on rank 0 (every
+    rank must call it); None where the module's own model is whole (one device, DDP, ZeRO-2) and on other ranks."""
+    wrapped, name = trainer.strategy.model, type(trainer.strategy).__name__
+    if name == "FSDPStrategy":
+        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        config = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+        with FSDP.state_dict_type(wrapped, StateDictType.FULL_STATE_DICT, config):
+            state = wrapped.state_dict()
+        prefix = "model."   # the LightningModule's attribute holding the HF model
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        return state if trainer.is_global_zero else None
+    if getattr(trainer.strategy, "zero_stage_3", False):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.model.parameters()), modifier_rank=None):
+            if trainer.is_global_zero:
+                return {k: v.detach().to("cpu", copy=True) for k, v in module.model.state_dict().items()}
+    return None
+
+
+def deepspeed_strategy(**kwargs):
+    """Lightning's DeepSpeed strategy, building the model whole: Lightning's ``zero.Init`` around
+    ``configure_model`` partitions parameters while HF initialises them, which HF models do not survive (a
+    padding row of an empty shard). ZeRO-3 partitions the whole model in ``deepspeed.initialize`` instead (peak
+    memory: one full copy per rank, once)."""
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    class WholeInit(DeepSpeedStrategy):
+        @contextmanager
+        def model_sharded_context(self):
+            yield
+
+    return WholeInit(**kwargs)
