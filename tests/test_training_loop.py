@@ -112,3 +112,15 @@ def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_
     assert metrics["steps"] == 3 and metrics["val/loss"] > 0   # validated at step 3, in the manifest
     with pytest.raises(ValueError, match="val_fraction"):
         train.assemble(compose_config("train", [*world, "data.val_fraction=1.0"]), instantiate(cfg.backbone))
+
+
+def test_last_means_this_runs_own_last_checkpoint_if_it_left_one(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callbacks = [L.Callback(), ModelCheckpoint(dirpath=tmp_path / "lightning", save_last=True)]
+    assert train.resume_from("last", callbacks) is None   # a fresh run starts over, without Lightning's warning
+    assert train.resume_from("last", [L.Callback()]) is None   # no checkpoints configured
+    (tmp_path / "lightning").mkdir()
+    (tmp_path / "lightning" / "last.ckpt").touch()
+    assert train.resume_from("last", callbacks) == str(tmp_path / "lightning" / "last.ckpt")
+    assert train.resume_from("other.ckpt", callbacks) == "other.ckpt" and train.resume_from(None, callbacks) is None

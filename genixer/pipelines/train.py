@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -38,6 +39,16 @@ def assemble(cfg: DictConfig, backbone: Backbone) -> tuple[L.LightningDataModule
     return datamodule, instantiate(cfg.module, _partial_=True)(backbone=backbone, codec=codec)
 
 
+def resume_from(ckpt_path: str | None, callbacks: list) -> str | None:
+    """``ckpt_path=last``: the last.ckpt an earlier attempt of this run left (its ModelCheckpoint's dirpath), or
+    nothing, so a fresh run or one without checkpoints starts over quietly; any other value as given."""
+    if ckpt_path != "last":
+        return ckpt_path
+    dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    last = [Path(d, "last.ckpt") for d in dirs if Path(d, "last.ckpt").exists()]
+    return str(last[0]) if last else None
+
+
 def run(cfg: DictConfig) -> dict:
     """Build everything from config, fit, export a HF checkpoint, write the manifest."""
     out = RunDir(cfg.paths.output_dir)
@@ -59,7 +70,7 @@ def run(cfg: DictConfig) -> dict:
     log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
              "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
     started = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(cfg.get("ckpt_path"), callbacks))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(steps=trainer.global_step, seconds=round(time.time() - started, 1),
                    global_batch_size=global_batch, accumulate_grad_batches=trainer.accumulate_grad_batches)
