@@ -28,6 +28,22 @@ def small_world(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_vision(small_world, tmp_path_factory) -> Path:
+    """A stage-1 vision run on the small world (a few CPU steps), for generator training tests; built once."""
+    from genixer.pipelines import train
+
+    out = tmp_path_factory.mktemp("tiny_vision")
+    train.run(compose_config("train", [f"paths.output_dir={out}", "experiment=mini_world_cpu_vision", "debug=fast",
+                                       *world_overrides(small_world)]))
+    return out
+
+
+def world_overrides(root: Path) -> list[str]:
+    """The overrides that point a stage at ``small_world``."""
+    return [f"paths.mini_world={root}", "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
+
+
 def kill_after_lines(command: list[str], env: dict, shard: Path, lines: int = 3) -> None:
     """Run ``command`` and ``kill -9`` it once ``shard`` holds ``lines`` complete lines (a crash mid-run)."""
     import signal

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONF, compose_config
+from conftest import CONF, compose_config, world_overrides
 from genixer.pipelines import train
-from test_pipelines import world_overrides
+
 
 PAPERS = sorted(p.stem for p in (CONF / "experiment").glob("paper_*.yaml") if not p.stem.endswith("_mini"))
 

@@ -3,14 +3,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, world_overrides
 from genixer.pipelines import evaluate, generate, train
-
-
-def world_overrides(root: Path) -> list[str]:
-    return [f"paths.mini_world={root}", "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]
 
 
 def test_tiny_recipe_trains_generates_and_evaluates(tmp_path, small_world):

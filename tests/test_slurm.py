@@ -13,9 +13,8 @@ import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import ROOT, compose_config
-from genixer.pipelines import train
-from test_pipelines import world_overrides
+from conftest import ROOT, world_overrides
+
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
 
@@ -37,10 +36,9 @@ def test_slurm_preset_composes_one_task_per_gpu():
     assert launcher.tasks_per_node == 4 and launcher.max_num_timeout > 0 and "Slurm" in launcher._target_
 
 
-def test_a_preempted_training_job_is_requeued_and_resumes(tmp_path, small_world):
+def test_a_preempted_training_job_is_requeued_and_resumes(tmp_path, small_world, tiny_vision):
     world = world_overrides(small_world)
-    vision = tmp_path / "vision"
-    train.run(compose_config("train", [f"paths.output_dir={vision}", "experiment=mini_world_cpu_vision", "debug=fast", *world]))
+    vision = tiny_vision
     sweep = tmp_path / "sweep"
     command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=slurm_local", f"hydra.sweep.dir={sweep}",
                "experiment=mini_world_cpu_generator", f"backbone.vision_init={vision}", "debug=fast", *world,

@@ -12,10 +12,9 @@ from hydra.utils import instantiate
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from conftest import compose_config
+from conftest import compose_config, world_overrides
 from genixer.data.batching import LengthGroupedSampler, ResumableLoader, ShuffledSampler
 from genixer.pipelines import train
-from test_pipelines import world_overrides
 
 
 def test_shuffled_sampler_is_the_seeded_dataloader_order_split_over_ranks():
@@ -65,10 +64,9 @@ class Stop(L.Callback):
             raise RuntimeError(f"stopped at step {self.at}")
 
 
-def test_training_resumes_mid_epoch_to_the_same_losses_and_weights(tmp_path, small_world):
+def test_training_resumes_mid_epoch_to_the_same_losses_and_weights(tmp_path, small_world, tiny_vision):
     world = world_overrides(small_world)
-    vision = tmp_path / "vision"
-    train.run(compose_config("train", [f"paths.output_dir={vision}", "experiment=mini_world_cpu_vision", "debug=fast", *world]))
+    vision = tiny_vision
 
     def run(name: str, *extra: str):
         out = tmp_path / name
@@ -96,18 +94,17 @@ def test_training_resumes_mid_epoch_to_the_same_losses_and_weights(tmp_path, sma
     assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_world):
+def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_world, tiny_vision):
     world = world_overrides(small_world)
-    vision = tmp_path / "vision"
-    train.run(compose_config("train", [f"paths.output_dir={vision}", "experiment=mini_world_cpu_vision", "debug=fast", *world]))
+    vision = tiny_vision
     cfg = compose_config("train", [f"paths.output_dir={tmp_path / 'g'}", "experiment=mini_world_cpu_generator",
                                    f"backbone.vision_init={vision}", "debug=fast", *world, "data.val_fraction=0.25",
                                    "+trainer.val_check_interval=3", "+trainer.limit_val_batches=2"])
     datamodule, _ = train.assemble(cfg, instantiate(cfg.backbone))
-    fit, val = datamodule.split()
+    fit, val = datamodule.splits
     images = lambda items: {ann["image"] for _, ann in items}  # noqa: E731
     assert val and not images(fit) & images(val) and len(fit) + len(val) == len(datamodule.mixture.items())
-    assert round(0.25 * len(images(fit) | images(val))) == len(images(val)) and datamodule.split() == (fit, val)
+    assert round(0.25 * len(images(fit) | images(val))) == len(images(val)) and datamodule.splits == (fit, val)
     metrics = train.run(cfg)
     assert metrics["steps"] == 3 and metrics["val/loss"] > 0   # validated at step 3, in the manifest
     with pytest.raises(ValueError, match="val_fraction"):

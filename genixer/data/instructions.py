@@ -1,6 +1,7 @@
 """Generator-training data: mixture annotations -> (image, instruction, target) tensors."""
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 
@@ -122,9 +123,10 @@ class InstructionDataModule(L.LightningDataModule):
                                            self.num_workers)
         return self.images
 
-    def split(self) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
-        """(train items, validation items): the validation images are ``val_fraction`` of the distinct images,
-        drawn by seed, so no validation image is ever trained on."""
+    @functools.cached_property
+    def splits(self) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+        """(train items, validation items), drawn once: the validation images are ``val_fraction`` of the distinct
+        images, drawn by seed, so no validation image is ever trained on."""
         items = self.mixture.items()
         if not self.val_fraction:
             return items, []
@@ -134,14 +136,14 @@ class InstructionDataModule(L.LightningDataModule):
 
     def validation_loader(self) -> DataLoader:
         """The held-out images' items, templates fixed (epoch 0), in mixture order."""
-        dataset = InstructionDataset(self.split()[1], self.mixture.tasks, self.codec, self.seed, epoch=0,
+        dataset = InstructionDataset(self.splits[1], self.mixture.tasks, self.codec, self.seed, epoch=0,
                                      images=self.image_rows())
         return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id))
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer else 0
-        dataset = InstructionDataset(self.split()[0], self.mixture.tasks, self.codec, self.seed, epoch, self.image_rows())
+        dataset = InstructionDataset(self.splits[0], self.mixture.tasks, self.codec, self.seed, epoch, self.image_rows())
         ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
         if self.group_by_length:
             sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, epoch,

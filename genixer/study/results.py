@@ -21,16 +21,23 @@ def spread(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def budget(cfg) -> str:
+    return cfg.downstream.get("budget", "epochs")   # absent from studies run before budgets existed
+
+
+def runs_dir(out: Path, cfg) -> Path:
+    """The downstream runs: ``downstream/``; with ``downstream.budget=matched``, ``downstream-matched/`` (the
+    same grid at equal steps)."""
+    return out / ("downstream" if budget(cfg) == "epochs" else f"downstream-{budget(cfg)}")
+
+
 def downstream_root(out: Path, cfg, model: str) -> Path:
-    """A model's downstream runs: ``downstream/<model>``; with ``downstream.budget=matched``,
-    ``downstream-matched/<model>`` (the same grid at equal steps)."""
-    budget = cfg.downstream.get("budget", "epochs")
-    return out / ("downstream" if budget == "epochs" else f"downstream-{budget}") / model
+    return runs_dir(out, cfg) / model
 
 
 def results_dir(out: Path, cfg) -> Path:
     """Where the results files go: the study dir, or (``matched``) ``downstream-matched/``."""
-    return out if cfg.downstream.get("budget", "epochs") == "epochs" else downstream_root(out, cfg, "_").parent
+    return out if budget(cfg) == "epochs" else runs_dir(out, cfg)
 
 
 def result_path(out: Path, cfg, model: str, dataset: str, seed: int) -> Path:
@@ -62,10 +69,9 @@ def collect(cfg, out: Path, summary: dict, unscored_ok: bool = False) -> dict:
                           "data": summary[spec.family][name]}
         models[model] = {"benchmark": spec.benchmark, "family": spec.family, "datasets": rows}
     d = cfg.downstream
-    budget = (f"{d.epochs} epochs over each run's own file" if d.get("budget", "epochs") == "epochs" else
-              f"every run the steps of {d.epochs} epochs over the grid's largest file (equal compute)")
-    budget += f", batch {d.batch_size}"
-    return {"name": cfg.name, "budget": budget, "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions),
+    training = (f"{d.epochs} epochs over each run's own file" if budget(cfg) == "epochs" else
+                f"every run the steps of {d.epochs} epochs over the grid's largest file (equal compute)")
+    return {"name": cfg.name, "budget": f"{training}, batch {d.batch_size}", "sizes": {size: cfg.shares[size] for size in cfg.sizes}, "conditions": list(cfg.conditions),
             "seeds": list(cfg.seeds), "pool_images": cfg.world.num_pool, "annotated_images": cfg.world.num_train, "models": models,
             "unscored": unscored, "synthetic": summary}
 

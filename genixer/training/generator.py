@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.strategies import FSDPStrategy
 import torch
 
 from genixer.backbones.codec import Codec
@@ -135,9 +136,8 @@ class GeneratorModule(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        wrapped = self.trainer.strategy.model
-        if gradient_clip_val and type(wrapped).__name__ == "FullyShardedDataParallel":   # the norm over every shard
-            wrapped.clip_grad_norm_(gradient_clip_val)
+        if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):   # the norm over every shard
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
         else:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 

@@ -10,21 +10,20 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from omegaconf import DictConfig
 
 from genixer.backbones.protocol import Backbone
 
-FSDP_TARGET = "lightning.pytorch.strategies.FSDPStrategy"
-
 
 def strategy(cfg: DictConfig, backbone: Backbone):
-    """``cfg.trainer.strategy`` built: an FSDP one with the backbone's layers to wrap (and to checkpoint); any
-    other (a name such as ``ddp``, a DeepSpeed config) as it stands."""
+    """``cfg.trainer.strategy`` built: an FSDP one with the backbone's decoder layers to wrap; any other (a name
+    such as ``ddp``, a DeepSpeed config) as it stands."""
     spec = cfg.trainer.get("strategy", "auto")
     if not isinstance(spec, DictConfig):
         return spec
-    if spec.get("_target_") != FSDP_TARGET:
+    if not issubclass(get_class(spec._target_), FSDPStrategy):
         return instantiate(spec)
     return instantiate(spec, auto_wrap_policy=set(backbone.decoder_layers))
 
@@ -32,8 +31,8 @@ def strategy(cfg: DictConfig, backbone: Backbone):
 def full_state_dict(trainer, module) -> dict[str, torch.Tensor] | None:
     """For an FSDP or ZeRO-3 run, ``module.model``'s whole state dict gathered from the shards, on rank 0 (every
     rank must call it); None where the module's own model is whole (one device, DDP, ZeRO-2) and on other ranks."""
-    wrapped, name = trainer.strategy.model, type(trainer.strategy).__name__
-    if name == "FSDPStrategy":
+    wrapped = trainer.strategy.model
+    if isinstance(trainer.strategy, FSDPStrategy):
         from torch.distributed.fsdp import FullStateDictConfig, StateDictType
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
@@ -52,16 +51,12 @@ def full_state_dict(trainer, module) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def deepspeed_strategy(**kwargs):
+class WholeInitDeepSpeed(DeepSpeedStrategy):
     """Lightning's DeepSpeed strategy, building the model whole: Lightning's ``zero.Init`` around
     ``configure_model`` partitions parameters while HF initialises them, which HF models do not survive (a
     padding row of an empty shard). ZeRO-3 partitions the whole model in ``deepspeed.initialize`` instead (peak
     memory: one full copy per rank, once)."""
-    from lightning.pytorch.strategies import DeepSpeedStrategy
 
-    class WholeInit(DeepSpeedStrategy):
-        @contextmanager
-        def model_sharded_context(self):
-            yield
-
-    return WholeInit(**kwargs)
+    @contextmanager
+    def model_sharded_context(self):
+        yield
