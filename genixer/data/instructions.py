@@ -14,6 +14,7 @@ from genixer.data.batching import MEGABATCH_FACTOR, LengthGroupedSampler, Resuma
 from genixer.data.image_table import ImageTable
 from genixer.data.images import load_rgb
 from genixer.data.mixture import Mixture
+from genixer.data.packing import PackedCollator, PackedRows, pack_rows
 from genixer.tasks.base import Task
 
 
@@ -96,6 +97,9 @@ class InstructionDataModule(L.LightningDataModule):
     from the epoch's rendered texts; each DDP rank gets its own whole batches. Off: one seeded permutation
     per epoch, split across ranks. Either way the loader resumes mid-epoch from a checkpoint, in the same
     order (``ResumableLoader``: ``ckpt_path=last``).
+    ``packing``: each epoch's samples packed into rows of up to ``codec.max_length`` tokens, no sample attending
+    another (genixer.data.packing); ``batch_size`` then counts rows, and ranks and resume work on whole rows.
+    Rows are all nearly full, so it replaces ``group_by_length`` (both set is an error). Validation stays unpacked.
     ``image_table``: every distinct image transformed once, before the first epoch (genixer.data.image_table:
     for small images over many epochs).
     ``val_fraction``: that share of the mixture's images (seeded) is held out, with every annotation of them,
@@ -104,15 +108,18 @@ class InstructionDataModule(L.LightningDataModule):
 
     def __init__(self, mixture: Mixture, codec: Codec, batch_size: int, num_workers: int = 0, seed: int = 0,
                  group_by_length: bool = False, megabatch_factor: int = MEGABATCH_FACTOR, image_table: bool = False,
-                 val_fraction: float = 0.0) -> None:
+                 val_fraction: float = 0.0, packing: bool = False) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={val_fraction}: a share of the images in [0, 1)")
+        if packing and group_by_length:
+            raise ValueError("data.packing and data.group_by_length both set: packed rows are all nearly full, "
+                             "so there is no padding left to group away; choose one")
         self.mixture, self.codec = mixture, codec
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.group_by_length, self.megabatch_factor = group_by_length, megabatch_factor
         self.image_table, self.images = image_table, None
-        self.val_fraction = val_fraction
+        self.val_fraction, self.packing = val_fraction, packing
         if val_fraction:   # Lightning validates only a data module whose val_dataloader is overridden
             self.val_dataloader = self.validation_loader
 
@@ -145,6 +152,11 @@ class InstructionDataModule(L.LightningDataModule):
         epoch = self.trainer.current_epoch if self.trainer else 0
         dataset = InstructionDataset(self.splits[0], self.mixture.tasks, self.codec, self.seed, epoch, self.image_rows())
         ranks = {"num_replicas": self.trainer.world_size, "rank": self.trainer.global_rank} if self.trainer else {}
+        collate = TrainCollator(self.codec.tokenizer.pad_token_id)
+        if self.packing:   # the same rows on every rank; the sampler below then deals out whole rows
+            rows = pack_rows(dataset.lengths(), self.codec.max_length, self.seed, epoch)
+            dataset = PackedRows(dataset, rows, self.codec.max_length)
+            collate = PackedCollator(self.codec.tokenizer.pad_token_id)
         if self.group_by_length:
             sampler = LengthGroupedSampler(dataset.lengths(), self.batch_size, self.seed, epoch,
                                            megabatch_factor=self.megabatch_factor, **ranks)
@@ -153,8 +165,8 @@ class InstructionDataModule(L.LightningDataModule):
             sampler = ShuffledSampler(len(dataset), self.seed, epoch, **ranks)
             drop_last = sampler.num_samples >= self.batch_size
         return ResumableLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=drop_last,
-                               num_workers=self.num_workers, collate_fn=TrainCollator(self.codec.tokenizer.pad_token_id),
-                               pin_memory=torch.cuda.is_available(), progress=self.batches_trained)
+                               num_workers=self.num_workers, collate_fn=collate, pin_memory=torch.cuda.is_available(),
+                               progress=self.batches_trained)
 
     def batches_trained(self) -> int:
         """Batches of the current epoch trained so far (what a checkpoint's resume skips)."""

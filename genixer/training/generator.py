@@ -126,13 +126,27 @@ class GeneratorModule(L.LightningModule):
                             target_modules=rf"(?:{scope})\..*\.(?:{names})", bias="none")
         return get_peft_model(model, config)
 
+    def batch_loss(self, batch: dict) -> torch.Tensor:
+        """The mean loss over the batch's supervised tokens, padded or packed (genixer.data.packing).
+
+        ``use_cache=False``: a training forward needs no KV cache, and with one transformers ignores the
+        position-id restarts of packed rows (and would let their samples attend each other).
+        """
+        packed = "sample_lengths" in batch   # counted by the throughput meter only, not a model input
+        attention = self.model.config.text_config._attn_implementation or ""
+        if packed and "flash" in attention and len(batch["input_ids"]) > 1:
+            raise ValueError(f"{attention} reads packed samples' boundaries from position_ids only with one row per "
+                             "batch: use data.batch_size=1, or sdpa / eager attention")
+        inputs = {k: v for k, v in batch.items() if k != "sample_lengths"}
+        return self.model(**inputs, use_cache=False).loss
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
+        loss = self.batch_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        loss = self.model(**batch).loss
+        loss = self.batch_loss(batch)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:

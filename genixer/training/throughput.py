@@ -101,6 +101,17 @@ def flops_per_step(model_config, tokens: int, images: int, seq_len: float, visio
     return float(lm + projector + (3 if vision_trained else 1) * per_image * images)
 
 
+def sequence_lengths(batch) -> torch.Tensor | None:
+    """Real tokens of each sequence a token batch holds (float64): packed samples' ``sample_lengths``, else the
+    ``attention_mask`` row sums; None for a batch without tokens."""
+    if not isinstance(batch, dict):
+        return None
+    if batch.get("sample_lengths") is not None:
+        return batch["sample_lengths"].double()
+    mask = batch.get("attention_mask")
+    return None if mask is None else mask.sum(-1).double()
+
+
 class Throughput(L.Callback):
     """Logs tokens/s per device and MFU every ``every_n_steps`` training batches, over the last
     ``every_n_steps`` of them, and keeps a summary over the run for the manifest.
@@ -108,8 +119,9 @@ class Throughput(L.Callback):
     Per device: each rank sees its own batches and times its own steps, so ``train/tokens_per_s`` is this
     device's figure; ``train/tokens_per_s_global`` multiplies it by the world size (assuming ranks run
     alike) and is logged only when there are several ranks. Tokens are the batch's ``attention_mask``
-    ones (padding excluded; image tokens included: they are expanded in ``input_ids``). A batch without an
-    ``attention_mask`` (e.g. vision or CLIP pretraining) is not measured, so those runs log nothing.
+    ones (padding excluded; image tokens included: they are expanded in ``input_ids``), or a packed batch's
+    ``sample_lengths`` (genixer.data.packing: each sample its own attention context). A batch with neither
+    (e.g. vision or CLIP pretraining) is not measured, so those runs log nothing.
 
     Timing: ``time.perf_counter`` from ``on_train_batch_start`` to ``on_train_batch_end`` (forward,
     backward and optimizer step; data loading, validation and checkpointing excluded), with
@@ -155,10 +167,9 @@ class Throughput(L.Callback):
         self._sync()
         seconds, self._start = time.perf_counter() - self._start, None
         self.batches += 1
-        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
-        if mask is None or self.batches == 1:   # not a token batch, or warm-up
+        lengths = sequence_lengths(batch)
+        if lengths is None or self.batches == 1:   # not a token batch, or warm-up
             return
-        lengths = mask.sum(-1).double()
         tokens = int(lengths.sum())
         flops = self._flops(pl_module, batch, tokens, float((lengths ** 2).sum()) / max(tokens, 1))
         self.window.append((tokens, flops, seconds))
