@@ -25,9 +25,11 @@ from transformers import (
 
 from transformers.models.auto.configuration_auto import model_type_to_module_name
 
+from genixer.backbones.chat_template import chat_template
 from genixer.backbones.codec import Codec, ImageTransform
 from genixer.backbones.conversation import FILE_NAME as CONVERSATION_FILE
 from genixer.backbones.conversation import Conversation
+from genixer.backbones.hub import cached_snapshot
 from genixer.backbones.tokenizer import train_tokenizer
 
 CHECKPOINT_DIR = "checkpoint"  # inside a training run dir
@@ -66,7 +68,9 @@ def num_image_tokens(config: LlavaConfig) -> int:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """Accept a training run dir (holding ``checkpoint/``) or a checkpoint dir itself."""
+    """Accept a training run dir (holding ``checkpoint/``), a checkpoint dir itself, or a hub model id in the HF cache."""
+    if not Path(path).exists() and str(path).count("/") == 1 and not str(path).startswith((".", "/", "~")):
+        path = cached_snapshot(str(path))
     path = Path(path)
     if (path / CHECKPOINT_DIR).is_dir():
         return path / CHECKPOINT_DIR
@@ -104,7 +108,7 @@ def check_checkpoint(directory: Path) -> None:
 
 
 def save_checkpoint(model: LlavaForConditionalGeneration, codec: Codec, directory: str | Path) -> None:
-    """A plain llava-hf dir: weights, tokenizer, image processor, ``LlavaProcessor``, template."""
+    """A plain llava-hf dir: weights, tokenizer, image processor, ``LlavaProcessor`` with its chat template, template."""
     model.save_pretrained(directory)
     codec.save(directory)
     LlavaProcessor(
@@ -114,6 +118,7 @@ def save_checkpoint(model: LlavaForConditionalGeneration, codec: Codec, director
         vision_feature_select_strategy=model.config.vision_feature_select_strategy,
         num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
         image_token=codec.image_token,
+        chat_template=chat_template(codec),
     ).save_pretrained(directory)
 
 
