@@ -64,6 +64,19 @@ def image_path(root: str | Path, pattern: str, where: str, **ids: object) -> Pat
     return Path(root) / name
 
 
+def check_image_root(images: Iterable[str | Path], root: str | Path, source: str | Path, first: int = 3) -> None:
+    """The first ``first`` image paths (relative to ``root``, or absolute) exist; else an AnnotationError
+    naming the file, the image and the root tried (a wrong root fails before any training)."""
+    root = Path(root)
+    for k, image in enumerate(images):
+        if k >= first:
+            return
+        if not (root / image).is_file():
+            raise AnnotationError(f"{source}: image {str(image)!r} not found under image_root {root} "
+                                  f"(tried {root / image}): set image_root to the folder the file's image paths "
+                                  "are relative to")
+
+
 def progress(records: Iterable[T], path: str | Path) -> Iterable[T]:
     """A bar on stderr over the records of an annotation file whose image headers a load reads
     (thousands of file opens); off when stderr is not a terminal."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genixer.data.sources.boxes import Skipped
-from genixer.data.sources.files import AnnotationError, ImageSizes, field, progress, read_json
+from genixer.data.sources.files import AnnotationError, ImageSizes, check_image_root, field, progress, read_json
 
 IMAGE_TOKEN = "<image>"
 
@@ -32,6 +32,8 @@ class LLaVAInstruct:
         if not isinstance(data, list):
             raise AnnotationError(f"{self.path}: expected a JSON list of conversations")
         self.skipped = Skipped()
+        images = (row["image"] for row in data if isinstance(row, dict) and isinstance(row.get("image"), str))
+        check_image_root(images, self.image_root, self.path)
         sizes, records = ImageSizes(), []
         for i, row in enumerate(progress(data, self.path)):
             where = f"{self.path}: [{i}]"
