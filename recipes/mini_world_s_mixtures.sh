@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Issue 10: Genixer_S mixture candidates, trained side by side on one GPU from one vision tower, each then
+# generating one greedy sample per val image for every grounding family (chosen on val, never on held-out):
+#   s_qca3      : the shipped mixture (conf/data/mixture/mini_world_genixer_s.yaml) with Q->C^Box A 3x
+#   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
+#   s_rec3_qca3_novg : the same without the Visual Genome REG regions
+# Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
+# training file has one sample per image (RECIPE.md of checkpoints/genixer_s_mini).
+# Usage: bash recipes/mini_world_s_mixtures.sh VISION_RUN RUNS_DIR OUT_DIR [STEPS]
+#   VISION_RUN: a stage-1 run dir (holds vision_tower/); OUT_DIR gets <variant>.tar (checkpoint + val samples), logs.tgz
+#   (val generation in fp32 on the GPU, greedy, as the demo decodes Genixer_S)
+set -u
+vision=${1:?usage: $0 VISION_RUN RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-6000}
+num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (smaller: a smoke run)
+mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
+py=${PYTHON:-python3}; t0=$(date +%s)
+declare -A mix=(
+  [s_qca3]="++data.mixture.components.qca_box.repeat=3"
+  [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
+  [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
+)
+common=(experiment=mini_world_s_generator backbone.vision_init="$vision" trainer.max_steps="$steps" world.num_train="$num_train"
+        trainer.max_time=${MAX_TIME:-00:00:06:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
+# Both worlds built once up front (the runs would otherwise build them concurrently): the training world of
+# mini_world_generator, and the demo world whose val images are graded.
+$py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_train" --num-heldout 300 --num-val 300 --workers 16 \
+  > "$runs/world.log" 2>&1 && $py -m genixer.miniworld --root "$runs/val_world/demo/world" --num-train 1000 \
+  --num-heldout 300 --num-val 300 --workers 16 >> "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
+echo "worlds built at $(( $(date +%s) - t0 )) s"
+for v in "${!mix[@]}"; do
+  # shellcheck disable=SC2086
+  $py train.py "${common[@]}" ${mix[$v]} hydra.run.dir="$runs/$v" > "$runs/$v.log" 2>&1 &
+done
+wait
+echo "generators done at $(( $(date +%s) - t0 )) s"
+for v in "${!mix[@]}"; do
+  tail -n 2 "$runs/$v.log"
+  [ -f "$runs/$v/manifest.json" ] || { tail -n 30 "$runs/$v.log"; continue; }
+  $py generate.py -m experiment=mini_world_demo generator="$runs/$v" task=rec,reg,pointqa,qca_box,rd \
+    queries='${paths.mini_world}/images/val.jsonl' paths.runs="$runs/val_world" ${GEN_EXTRA:-trainer=gpu trainer.precision=32-true} \
+    hydra.sweep.dir="$runs/val/$v" hydra.sweep.subdir='${task.name}' > "$runs/val_$v.log" 2>&1 &
+done
+wait
+echo "val generation done at $(( $(date +%s) - t0 )) s"
+for v in "${!mix[@]}"; do
+  tar -C "$runs" -cf "$out/$v.tar" "$v/checkpoint" "$v/manifest.json" "val/$v" 2>/dev/null || echo "$v: incomplete"
+done
+tar -C "$runs" -czf "$out/logs.tgz" $(cd "$runs" && ls *.log)
