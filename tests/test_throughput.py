@@ -143,3 +143,21 @@ def test_train_manifest_has_throughput(tmp_path, small_world):
     assert manifest["metrics"]["throughput"] == metrics["throughput"]
     assert metrics["throughput"]["steps_measured"] == 1 and metrics["throughput"]["tokens_per_s_per_device"] > 0
     assert 0 < metrics["throughput"]["mfu"] < 1 and metrics["train/tokens_per_s"] > 0
+
+
+def test_the_mfu_benchmark_measures_what_it_says(tmp_path):
+    """benchmarks/train_mfu.py --tiny: every sample is image tokens + text, the last ``answer`` supervised, and the
+    Throughput summary counts all of them (so its 7B tokens/s are 800-token samples)."""
+    import argparse
+
+    from benchmarks.train_mfu import RandomBatches, run_one
+
+    args = argparse.Namespace(tiny=True, config="single", devices=1, steps=3, batch=2, text=12, answer=5,
+                              checkpointing=True)
+    out = run_one(args)
+    assert out["tokens_per_sample"] == 4 + 12 and out["steps_measured"] == 2 and out["tokens_per_s_per_device"] > 0
+    config = tiny_config()
+    data = RandomBatches(config, batches=1, batch=2, text=12, answer=5, vocab=300)
+    batch = data[0]
+    assert (batch["labels"] != -100).sum(-1).tolist() == [5, 5]
+    assert (batch["input_ids"] == config.image_token_index).sum(-1).tolist() == [4, 4]
