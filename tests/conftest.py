@@ -39,6 +39,25 @@ def tiny_vision(small_world, tmp_path_factory) -> Path:
     return out
 
 
+def vqa_rec_mixture(world: Path, cap: int):
+    """Mini-world VQAv2 + REC items (``cap`` of each), as the batching and packing tests train on."""
+    from genixer.data.mixture import Component, Mixture
+    from genixer.data.sources.rec_jsonl import RECJsonl
+    from genixer.data.sources.vqav2 import VQAv2
+    from genixer.tasks import REC, CommonVQA, TemplatePool
+    from genixer.tasks.templates import TEMPLATES_DIR
+
+    a = world / "annotations"
+    pool = TemplatePool(TEMPLATES_DIR / "generic_instructions.json")
+    vqa = VQAv2(a / "v2_OpenEnded_mini_train_questions.json", a / "v2_mini_train_annotations.json",
+                world / "images", "train/mw_train_{image_id:012d}.png")
+    questions = TemplatePool(TEMPLATES_DIR / "rec_questions.json", placeholder="<expr>")
+    return Mixture({
+        "vqa": Component(vqa, CommonVQA("common_vqa", "", pool), cap=cap),
+        "rec": Component(RECJsonl(a / "rec_train.jsonl", world / "images"), REC("rec", "", pool, questions), cap=cap),
+    }, seed=0)
+
+
 def world_overrides(root: Path) -> list[str]:
     """The overrides that point a stage at ``small_world``."""
     return [f"paths.mini_world={root}", "world=mini", "world.num_train=60", "world.num_heldout=12", "world.num_val=4"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
+from conftest import vqa_rec_mixture
 from genixer.data.batching import LengthGroupedSampler, grouped_batches, padded_tokens
 
 # A fake dataset of known lengths: short answers, long conversations, image tokens on every item.
@@ -96,22 +97,8 @@ def data_module(small_world):
     from genixer.backbones.conversation import Conversation
     from genixer.backbones.llava import TinyLlava
     from genixer.data.instructions import InstructionDataModule, instruction_texts
-    from genixer.data.mixture import Component, Mixture
-    from genixer.data.sources.rec_jsonl import RECJsonl
-    from genixer.data.sources.vqav2 import VQAv2
-    from genixer.tasks import REC, CommonVQA, TemplatePool
-    from genixer.tasks.templates import TEMPLATES_DIR
 
-    a = small_world / "annotations"
-    pool = TemplatePool(TEMPLATES_DIR / "generic_instructions.json")
-    vqa = VQAv2(a / "v2_OpenEnded_mini_train_questions.json", a / "v2_mini_train_annotations.json",
-                small_world / "images", "train/mw_train_{image_id:012d}.png")
-    mixture = Mixture({
-        "vqa": Component(vqa, CommonVQA("common_vqa", "", pool), cap=60),
-        "rec": Component(RECJsonl(a / "rec_train.jsonl", small_world / "images"),
-                         REC("rec", "", pool, TemplatePool(TEMPLATES_DIR / "rec_questions.json", placeholder="<expr>")),
-                         cap=60),
-    }, seed=0)
+    mixture = vqa_rec_mixture(small_world, cap=60)
     layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
     tiny = TinyLlava(Conversation("vicuna_v1", "A chat."), image_size=32, vocab_size=400, max_length=512,
                      vision={"patch_size": 8, **layers}, text=layers)
