@@ -15,6 +15,7 @@ from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
     PreTrainedTokenizerBase,
+    TokenizersBackend,
 )
 
 from genixer.backbones.codec import Codec
@@ -86,12 +87,32 @@ def load_tower(path: Path, weights_in_checkpoint: bool, dtype: torch.dtype):
     return config, processor, weights
 
 
-def load_tokenizer(source: Path, image_token: str) -> PreTrainedTokenizerBase:
-    """The source's tokenizer with ``image_token`` as its named image token (added when it is new)."""
+# What the slow LlamaTokenizer of the released checkpoints' era (transformers 4.3x) did where tokenizer_config.json is
+# silent: BOS first, and legacy (see load_tokenizer). transformers 5 defaults to neither.
+SLOW_LLAMA_DEFAULTS = {"add_bos_token": True, "add_eos_token": False, "legacy": True}
+
+
+def load_tokenizer(source: Path, image_token: str, legacy: bool | None = None) -> PreTrainedTokenizerBase:
+    """The source's tokenizer with ``image_token`` as its named image token (added when it is new).
+
+    The released checkpoints ship only sentencepiece's ``tokenizer.model``, which the original code read with the slow
+    LlamaTokenizer. It is built here from the sentencepiece model's own settings (``TokenizersBackend``: it encodes as
+    sentencepiece does, unlike transformers 5's LlamaTokenizer) with the slow tokenizer's ``tokenizer_config.json``
+    settings or else ``SLOW_LLAMA_DEFAULTS``. Legacy: each text between special tokens is encoded on its own, with
+    sentencepiece's dummy "▁" prefix even before a space; non-legacy: only the start of the input gets one. ``legacy``
+    given: it wins over the checkpoint's flag. A ``tokenizer.json`` is loaded as it is.
+    """
+    extra = {"extra_special_tokens": {"image_token": image_token}}
     try:
-        # config=: the tokenizer is the Llama one; the original config.json ("llava", "shikra") would mislead Auto*.
-        tokenizer = AutoTokenizer.from_pretrained(source, config=LlamaConfig(),
-                                                  extra_special_tokens={"image_token": image_token})
+        if (source / "tokenizer.model").is_file() and not (source / "tokenizer.json").is_file():
+            path = source / "tokenizer_config.json"
+            saved = json.loads(path.read_text()) if path.is_file() else {}
+            settings = {k: default if saved.get(k) is None else saved[k] for k, default in SLOW_LLAMA_DEFAULTS.items()}
+            settings["legacy"] = settings["legacy"] if legacy is None else legacy
+            tokenizer = TokenizersBackend.from_pretrained(source, **settings, **extra)
+        else:
+            # config=: the tokenizer is the Llama one; the original config.json ("llava", "shikra") would mislead Auto*.
+            tokenizer = AutoTokenizer.from_pretrained(source, config=LlamaConfig(), **extra)
     except (OSError, ValueError, ImportError) as error:
         raise ConversionError(f"{source}: cannot load the tokenizer ({error})") from None
     if tokenizer.pad_token is None:

@@ -3,6 +3,11 @@
 Weights: Llama keys at the top level, ``model.mm_projector.{0,2}`` (mlp2x_gelu); the CLIP tower is named by
 ``mm_vision_tower`` (or saved under ``model.vision_tower.vision_tower.``). LLaVA has no image token (it splices at a
 -200 sentinel), so ``<image>`` is added to the tokenizer and one row to the embeddings and ``lm_head``.
+
+Prompt ids: LLaVA's ``tokenizer_image_token`` tokenizes the text before and after ``<image>`` apart (one BOS, the image
+between), so the text after it starts with sentencepiece's "▁" (a newline: ``▁ <0x0A> ...``); our codec tokenizes
+the prompt whole. The two agree when the tokenizer prefixes every text between special tokens (legacy), whatever the
+checkpoint's own ``legacy`` flag (Vicuna v1.5: false): ``check_prompt_ids`` refuses a tokenizer that does not.
 """
 from __future__ import annotations
 
@@ -69,6 +74,27 @@ def check_llava_config(original: dict, source: Path) -> None:
         raise ConversionError(f"{source}/config.json is not a LLaVA-1.5 config: {'; '.join(problems)}")
 
 
+def original_prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """``tokenizer_image_token``: the text around each ``<image>`` tokenized apart, BOS kept once, the image between."""
+    chunks = [tokenizer(chunk).input_ids for chunk in prompt.split(IMAGE_TOKEN)]
+    skip = int(bool(chunks[0]) and chunks[0][0] == tokenizer.bos_token_id)
+    ids = chunks[0][:skip]
+    for k, chunk in enumerate(chunks):
+        ids += ([tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)] if k else []) + chunk[skip:]
+    return ids
+
+
+def check_prompt_ids(codec: Codec, source: Path) -> None:
+    """The codec (the prompt tokenized whole) must give the ids LLaVA gave (``original_prompt_ids``)."""
+    prompt = codec.conversation.prompt([], codec.human_message("Describe the image."))
+    ours, original = codec.tokenizer(prompt).input_ids, original_prompt_ids(codec.tokenizer, prompt)
+    if ours != original:
+        raise ConversionError(f"{source}: the tokenizer gives the text after {IMAGE_TOKEN} other ids than LLaVA's "
+                              f"tokenizer_image_token ({codec.tokenizer.convert_ids_to_tokens(ours)} vs "
+                              f"{codec.tokenizer.convert_ids_to_tokens(original)}): every text between special tokens "
+                              "must get its own '▁' prefix (a legacy sentencepiece tokenizer.model does)")
+
+
 def hf_config(original: dict, tower: CLIPVisionConfig, tokenizer, rows: int) -> LlavaConfig:
     text = text_config(original, rows, tokenizer)
     config = LlavaConfig(
@@ -97,7 +123,7 @@ def convert_llava(source: str | Path, destination: str | Path, vision_tower: str
     tower_dir = vision_tower_dir(vision_tower, original, source)
     tower, processor, tower_weights = load_tower(tower_dir, any(k.startswith(TOWER) for k in state), dtype)
     check_tower(original, tower, tower_dir, original["mm_vision_select_layer"], source)
-    tokenizer = load_tokenizer(source, IMAGE_TOKEN)
+    tokenizer = load_tokenizer(source, IMAGE_TOKEN, legacy=True)  # see check_prompt_ids
     if len(tokenizer) > len(embeddings) + 1:  # only the added <image> may lack a row
         raise ConversionError(f"{source}: the tokenizer has {len(tokenizer) - 1} tokens besides {IMAGE_TOKEN} but the "
                               f"embeddings only {len(embeddings)} rows")
@@ -109,6 +135,7 @@ def convert_llava(source: str | Path, destination: str | Path, vision_tower: str
     weights = {k: (grow_rows(t, rows) if k in EMBEDDINGS else t).to(dtype) for k, t in weights.items()}
     codec = Codec(tokenizer, ImageTransform(processor), load_conversation(conversation), config.image_seq_length,
                   image_token=IMAGE_TOKEN, max_length=max_length(tokenizer, config.text_config))
+    check_prompt_ids(codec, source)
     write_checkpoint(destination, config, {**weights, **tower_weights}, codec, keys, source,
                      provenance("llava", source, tower_dir, tower_weights, dtype))
 

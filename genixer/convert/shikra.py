@@ -4,6 +4,9 @@ Shikra is Llama + one ``Linear`` (``model.mm_projector``) on the CLIP patch feat
 written over the ``<im_patch>`` run between ``<im_start>`` and ``<im_end>`` (tokens its tokenizer and embeddings
 already hold). The tower is named by ``mm_vision_tower`` (Shikra keeps it out of its weights) or saved under
 ``model.vision_tower.``. Ours: ``projector_hidden_act="linear"`` with ``linear_2`` = identity (backbones/llava.py).
+Shikra tokenizes the prompt whole with the slow LlamaTokenizer: its sentencepiece tokenizer is read with the
+checkpoint's own ``legacy`` flag, legacy where it has none (``load_tokenizer``), so the " instruction" after
+``<im_end>`` is encoded on its own, dummy "▁" prefix and all, as there.
 """
 from __future__ import annotations
 
