@@ -273,3 +273,22 @@ def test_fuyu_outputs_mapped_to_judge_scores_and_reselected(tmp_path, capsys):
     assert [r["id"] for r in json.loads((selection.path / "llava.json").read_text())] == ["1/common_vqa/0"]
     assert import_released(["fuyu", str(path), "--image-root", str(tmp_path / "sbu"), "--out", str(out)]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
+
+
+def test_every_mixture_component_checks_its_first_images(tmp_path):
+    """Any source (here the older RECJsonl, which never opens an image) fails at load under a wrong image root."""
+    from genixer.data.mixture import Component, Mixture
+    from genixer.data.sources.rec_jsonl import RECJsonl
+    from genixer.tasks import REC, TemplatePool
+    from genixer.tasks.templates import TEMPLATES_DIR
+
+    Image.new("RGB", (20, 10)).save(tmp_path / "a.png")
+    rows = tmp_path / "rec.jsonl"
+    rows.write_text(json.dumps({"img_path": "a.png", "expression": "the dot", "bbox": [1, 1, 9, 9], "height": 10,
+                                "width": 20}) + "\n")
+    pool = TemplatePool(TEMPLATES_DIR / "generic_instructions.json")
+    task = REC("rec", "", pool, TemplatePool(TEMPLATES_DIR / "rec_questions.json", placeholder="<expr>"))
+    assert len(Mixture({"rec": Component(RECJsonl(rows, tmp_path), task)}, seed=0).items()) == 1
+    wrong = Mixture({"rec": Component(RECJsonl(rows, tmp_path / "train2014"), task)}, seed=0)
+    with pytest.raises(AnnotationError, match=r"component 'rec' \(RECJsonl\).*image_root tried: .*train2014"):
+        wrong.items()

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import random
+from itertools import islice
+from pathlib import Path
 
+from genixer.data.sources.files import AnnotationError
 from genixer.tasks.base import Task
+
+CHECKED_IMAGES = 3   # a component's first images must exist: a wrong image root fails at load, naming it
 
 
 class Component:
@@ -45,9 +50,19 @@ class Mixture:
         for name in sorted(self.components):
             component = self.components[name]
             records = component.source.load()
+            check_images(name, component.source, records)
             size = component.subset_size(len(records))
             if size < len(records):
                 records = random.Random(f"{self.seed}:{name}").sample(records, size)
             items += [(name, r) for r in records] * component.repeat
         random.Random(self.seed).shuffle(items)
         return items
+
+
+def check_images(name: str, source, records: list[dict]) -> None:
+    """The first records' images exist (text-only records have none), else an error naming the image root tried."""
+    for record in islice((r for r in records if r.get("image")), CHECKED_IMAGES):
+        if not Path(record["image"]).is_file():
+            root = getattr(source, "image_root", None)
+            raise AnnotationError(f"component {name!r} ({type(source).__name__}): image {record['image']} not found; "
+                                  f"image_root tried: {root} (set data.mixture.components.{name}.source.image_root)")
