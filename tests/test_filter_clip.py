@@ -1,7 +1,9 @@
-"""CLIP crop scorer: items from the regions tasks write (every REC template), box rules, exact scores, the filter module."""
+"""CLIP crop scorer: items from the regions tasks write (every REC template), box rules, exact scores, the filter module,
+one decode per image for all its crops."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import lightning as L
 import open_clip
@@ -12,6 +14,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from genixer.backbones.open_clip import preprocess_config, save_open_clip
+from genixer.data.images import load_rgb
+from genixer.filtering import clip as clip_module
 from genixer.filtering.clip import SPOTLIGHT_DIM, ClipCropScorer, check_box, pixel_box, region_image, spotlight
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Rejected
 from genixer.filtering.module import FilterModule
@@ -245,3 +249,90 @@ def test_scorer_reads_the_region_view_its_checkpoint_was_trained_with():
     checkpoint = ROOT / "checkpoints/clip_mini"
     assert ClipCropScorer(checkpoint=str(checkpoint), min_side=12).view == "spotlight"
     assert ClipCropScorer(checkpoint=str(checkpoint), min_side=12).config()["view"] == "spotlight"
+
+
+# ---- one decode per image -----------------------------------------------------------------------
+
+def count_decodes(monkeypatch, log=None) -> list[str]:
+    """Record every ``load_rgb`` the scorer calls (file names); with ``log``, also as lines of that file (worker processes)."""
+    decodes, real = [], clip_module.load_rgb
+
+    def counted(path, *args, **kwargs):
+        decodes.append(Path(path).name)
+        if log is not None:
+            with open(log, "a") as f:
+                f.write(Path(path).name + "\n")
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(clip_module, "load_rgb", counted)
+    return decodes
+
+
+def per_crop(scorer: ClipCropScorer, item: dict, root: Path) -> dict:
+    """What ``load`` made before the image was shared by its crops: a fresh decode for this crop alone."""
+    image = load_rgb(root / item["image"])
+    box = pixel_box(item["box"], image.width, image.height, scorer.min_side)
+    return {"image": scorer.transform(region_image(image, box, scorer.view)), "text": scorer.tokenizer(item["expression"])[0],
+            "crop": torch.tensor([box[2] - box[0], box[3] - box[1]])}
+
+
+def image_rows(name: str, boxes: list, width=200, height=100) -> list[dict]:
+    """One REC row per box on image ``name``, ids sorting together as generation writes them; the last row holds two regions."""
+    rows = [row(f"{name}/rec/{k}", name, box, f"the object number {k}", width, height) for k, box in enumerate(boxes[:-1])]
+    rows[-1]["regions"].append({"expression": "one more object", "box": boxes[-1]})
+    return rows
+
+
+def test_each_image_decodes_once_with_the_per_crop_tensors_and_scores(tiny, images, monkeypatch):
+    """Through the stage's loader (batches cut across images): one decode per image, and every crop's tensors
+    exactly those of a decode per crop, in both region views; so are the scores."""
+    model, directory = tiny
+    boxes = [[0.0, 0.0, 0.5, 1.0], [0.25, 0.1, 0.9, 0.8], [0.5, 0.0, 1.0, 0.6], [0.1, 0.3, 0.7, 1.0]]
+    rows = image_rows("wide.png", boxes) + image_rows("tall.png", boxes[:3], 120, 160)
+    for checkpoint, view in ((directory, "crop"), (ROOT / "checkpoints/clip_mini", "spotlight")):
+        scorer = ClipCropScorer(checkpoint=str(checkpoint), min_side=12)
+        items = [item for r in rows for item in scorer.items(r)]
+        decodes = count_decodes(monkeypatch)
+        batches = list(DataLoader(ItemDataset(scorer, items, images), batch_size=3, collate_fn=ItemCollator(scorer)))
+        monkeypatch.undo()
+        assert scorer.view == view and len(items) == 7 and decodes == ["wide.png", "tall.png"]
+        for batch, chunk in zip(batches, [items[i:i + 3] for i in range(0, 7, 3)], strict=True):
+            reference = scorer.collate([per_crop(scorer, item, images) for item in chunk])
+            assert batch["meta"] == [{"id": i["id"], "row_id": i["row_id"]} for i in chunk]
+            assert all(torch.equal(batch["inputs"][key], reference[key]) for key in reference)
+            if view == "crop":  # the tiny model's input
+                with torch.no_grad():
+                    assert scorer.score(model, batch["inputs"], batch["meta"]) == scorer.score(model, reference, batch["meta"])
+
+
+def test_workers_decode_each_image_once_when_batches_hold_its_crops(tiny, images, monkeypatch, tmp_path):
+    """A worker loads whole batches: with two workers and batches of one image's crops, each file decodes once."""
+    scorer = ClipCropScorer(checkpoint=str(tiny[1]))
+    boxes = [[0.0, 0.0, 0.5, 1.0], [0.25, 0.1, 0.9, 0.8], [0.5, 0.0, 1.0, 0.6], [0.1, 0.3, 0.7, 1.0]]
+    items = [item for r in image_rows("wide.png", boxes) + image_rows("tall.png", boxes, 120, 160) for item in scorer.items(r)]
+    count_decodes(monkeypatch, log := tmp_path / "decodes.txt")
+    loader = DataLoader(ItemDataset(scorer, items, images), batch_size=4, num_workers=2, multiprocessing_context="fork",
+                        collate_fn=ItemCollator(scorer))
+    assert sum(len(batch["meta"]) for batch in loader) == 8
+    assert sorted(log.read_text().split()) == ["tall.png", "wide.png"]
+
+
+def test_failures_stay_per_crop(tiny, tmp_path, monkeypatch):
+    """Crops of one image fail alone (before or after its one decode); every crop of a bad file is an error row."""
+    Image.effect_noise((200, 100), 40).convert("RGB").save(tmp_path / "good.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    scorer = ClipCropScorer(checkpoint=str(tiny[1]))
+    ok, small = [0.0, 0.0, 0.5, 1.0], [0.0, 0.0, 0.245, 0.5]
+    rows = [row("good/rec/0", "good.png", ok, "a cat"), row("good/rec/1", "good.png", small, "a cat"),
+            row("good/rec/2", "good.png", [0.5, 0.1, 0.5, 0.9], "a cat"), row("good/rec/3", "good.png", ok, None),
+            row("good/rec/4", "good.png", [0.5, 0.0, 1.0, 1.0], "a dog"),
+            *(row(f"{name}/rec/{k}", f"{name}.png", ok, "a cat") for name in ("broken", "gone") for k in range(2))]
+    items = [scorer.items(r)[0] for r in rows]
+    decodes = count_decodes(monkeypatch)
+    dataset = ItemDataset(scorer, items, tmp_path)
+    expected = [("ok", ""), ("rejected", "crop 49x50 px under min side 50"), ("rejected", "degenerate box"),
+                ("rejected", "no expression"), ("ok", "")] + [("error", "image: UnidentifiedImageError: ")] * 2 + [
+                ("error", "image: FileNotFoundError: ")] * 2
+    for k, (status, reason) in enumerate(expected):
+        got = dataset[k]
+        assert got.get("status", "ok") == status and got.get("reason", "").startswith(reason), (k, got)
+    assert decodes == ["good.png", "broken.png", "broken.png"]  # a failed decode is not kept; a missing file fails its stat

@@ -1,8 +1,9 @@
 """CLIP score of box crops: does the crop at a box look like its referring expression?
 
 One item per entry of a row's ``regions`` (the (expression, normalized box) pairs its task wrote:
-REC, REG, ...). Workers decode, show the model the rounded pixel box and preprocess; the view is
-the one the model was trained with (``region_view`` of its checkpoint):
+REC, REG, ...). Workers decode (once for an image's consecutive crops: ``ClipCropScorer.decoded``),
+show the model the rounded pixel box and preprocess; the view is the one the model was trained with
+(``region_view`` of its checkpoint):
 
 * ``crop``: the box cut out (the original's way: neither position nor size relative to the other
   objects survives, so "the small circle on the left" and its twin on the right look the same);
@@ -21,6 +22,7 @@ Thresholds live in selection configs. Models come from open_clip: an architectur
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import open_clip
@@ -82,7 +84,7 @@ class ClipCropScorer(Scorer):
     ``model`` is an open_clip architecture name with ``pretrained`` a tag or a weights file (None:
     random weights, for benchmarks); ``checkpoint`` is a directory from ``save_open_clip`` instead.
     The original's HF ``clip-vit-large-patch14`` is ``ViT-L-14-quickgelu`` with ``pretrained="openai"``.
-    Crops with a side under ``min_side`` pixels are rejected.
+    Crops with a side under ``min_side`` pixels are rejected. Each image decodes once for its consecutive crops.
     """
 
     def __init__(self, model: str = "ViT-L-14", pretrained: str | None = None, checkpoint: str | None = None,
@@ -100,6 +102,7 @@ class ClipCropScorer(Scorer):
         self.transform = image_transform_v2(preprocess_config(self.model_id, pretrained), is_train=False)
         self.tokenizer = open_clip.get_tokenizer(self.model_id)
         self.view = region_view(self.model_id)
+        self.last_decoded: tuple[tuple, Image.Image] | None = None  # (file key, image): see ``decoded``
 
     def items(self, row: dict) -> list[dict]:
         if row.get("status") != "ok":
@@ -111,12 +114,27 @@ class ClipCropScorer(Scorer):
         if not item["expression"]:
             raise Rejected("no expression: the question matches no REC template")
         check_box(item["box"])  # reject before decoding
-        image = load_rgb(Path(image_root) / item["image"])
+        image = self.decoded(Path(image_root) / item["image"])
         # The decoded size is the frame: a normalized box stays right if the file was resized since.
         x1, y1, x2, y2 = pixel_box(item["box"], image.width, image.height, self.min_side)
         return {"image": self.transform(region_image(image, (x1, y1, x2, y2), self.view)),
                 "text": self.tokenizer(item["expression"])[0],  # truncated to the context length
                 "crop": torch.tensor([x2 - x1, y2 - y1])}
+
+    def decoded(self, path: Path) -> Image.Image:
+        """``load_rgb(path)``, reusing this process's last decode while the file is unchanged.
+
+        An image's crops are consecutive items (its rows sort together, a row's regions in order) and a
+        DataLoader worker loads whole batches, in order: an image decodes once per batch holding its crops,
+        and under DDP once per rank holding some (ranks take items in turn). One image is kept; nothing
+        modifies it (crops and spotlights are new images). A failed decode is not kept: each crop errs alike.
+        """
+        stat = os.stat(path)
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if self.last_decoded is None or self.last_decoded[0] != key:
+            self.last_decoded = None  # at most one image held, also while the next one decodes
+            self.last_decoded = (key, load_rgb(path))
+        return self.last_decoded[1]
 
     def collate(self, loaded: list[dict]) -> dict:
         return {key: torch.stack([x[key] for x in loaded]) for key in ("image", "text", "crop")}
