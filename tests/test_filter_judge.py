@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
-from transformers import FuyuForCausalLM, LlavaProcessor
+from transformers import FuyuForCausalLM, FuyuImageProcessor, FuyuProcessor, LlavaProcessor
 
 from conftest import generated
 from genixer.backbones.conversation import Conversation
 from genixer.backbones.llava import TinyLlava
-from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, LlavaJudge
+from genixer.filtering.fuyu_inputs import FuyuInputs
+from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, LlavaJudge, judge_text
 from genixer.filtering.scorer import ItemCollator, ItemDataset
 from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
 from genixer.runs.shards import ShardWriter
@@ -132,6 +133,58 @@ def test_fuyu_p_yes_equals_hand_computation(fuyu, images):
     line = fuyu.score(model, batch, [{"id": item["id"], "row_id": item["row_id"]}])[0]
     assert line["p_yes"] == pytest.approx(p_yes, abs=1e-5) and line["yes_no_mass"] == pytest.approx(mass, abs=1e-5)
     assert line["verdict"] == ("Yes" if p_yes >= 0.5 else "No") and 0 < mass < 1
+
+
+def processor_inputs(processor, image, text):
+    out = processor(images=image, text=text, return_tensors="pt")
+    return out["input_ids"][0], out[FUYU_PATCHES].reshape(-1, out[FUYU_PATCHES].shape[-1])
+
+
+def noise(width, height, seed=0):
+    pixels = torch.randint(0, 256, (height, width, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return Image.fromarray(pixels.numpy())
+
+
+# (width, height): landscape, portrait, tiny, odd (not whole 30-pixel patches), exact canvas, larger (downscaled)
+CANVAS_SIZES = [(640, 480), (480, 640), (1, 1), (7, 5), (61, 31), (1920, 1080), (1921, 1081), (2500, 1100),
+                (1000, 2600), (2000, 1125)]
+
+
+@pytest.fixture(scope="module")
+def canvas_inputs(fuyu):
+    """Fuyu-8B's image processor (1080x1920 canvas, 30x30 patches) with the tiny tokenizer."""
+    return FuyuInputs(FuyuProcessor(FuyuImageProcessor(), fuyu.processor.tokenizer))
+
+
+@pytest.mark.parametrize("size", CANVAS_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fast_inputs_equal_the_processor_on_fuyus_canvas(canvas_inputs, size):
+    image, text = noise(*size), judge_text(FUYU_PROMPT, *QA[2])
+    want_ids, want_patches = processor_inputs(canvas_inputs.processor, image, text)
+    ids, patches = canvas_inputs(image, text)
+    assert torch.equal(ids, want_ids) and torch.equal(patches, want_patches)
+
+
+def test_fast_inputs_equal_the_processor_in_the_judge(fuyu, images):
+    """The tiny judge's 90x120 canvas: its items load alike either way (grid shapes cached), and small ones."""
+    reference = FuyuJudge(fuyu.path, fast_inputs=False)
+    for item in all_items(fuyu) * 2:
+        fast, slow = fuyu.load(item, images), reference.load(item, images)
+        assert torch.equal(fast["input_ids"], slow["input_ids"]) and torch.equal(fast["image"], slow["image"])
+    for size in [(200, 50), (31, 400), (119, 89), (45, 45)]:
+        image, text = noise(*size, seed=1), judge_text(FUYU_PROMPT, *QA[1])
+        ids, patches = fuyu.inputs(image, text)
+        want_ids, want_patches = processor_inputs(fuyu.processor, image, text)
+        assert torch.equal(ids, want_ids) and torch.equal(patches, want_patches)
+
+
+def test_fast_inputs_that_drift_from_the_processor_stop_the_run(fuyu, images, monkeypatch):
+    """The first item each process loads is checked against the processor: a transformers upgrade cannot go unseen."""
+    judge = FuyuJudge(fuyu.path)
+    fast = FuyuInputs.__call__
+    monkeypatch.setattr(FuyuInputs, "__call__", lambda self, image, text: (lambda ids, p: (ids, p + 1e-3))(
+        *fast(self, image, text)))
+    with pytest.raises(RuntimeError, match="fast_inputs=false"):
+        judge.load(all_items(fuyu)[0], images)
 
 
 def test_llava_p_yes_equals_hand_computation(llava, images):

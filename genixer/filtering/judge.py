@@ -20,6 +20,7 @@ from transformers import FuyuForCausalLM, FuyuProcessor
 from genixer.backbones.conversation import Conversation
 from genixer.backbones.llava import PretrainedLlava
 from genixer.data.images import load_rgb
+from genixer.filtering.fuyu_inputs import FuyuInputs
 from genixer.filtering.scorer import Scorer
 
 # The original's Fuyu prompt (docs/original.md, the filters), filled with "Question: {q} Answer: {a}".
@@ -146,20 +147,46 @@ class FuyuJudge(Judge):
     """Fuyu (``FuyuForCausalLM`` + ``FuyuProcessor`` from a local dir), the original's judge.
 
     The processor appends ``<0x04>`` (beginning of answer), so the next token is the answer.
+    ``fast_inputs``: build the processor's exact inputs without its padded 1080x1920 canvas
+    (``FuyuInputs``); off: call the processor itself (the reference).
     """
 
     image_key = FUYU_PATCHES
 
+    def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] | None = None,
+                 name: str = "judge", max_pixels: int | None = None, dtype: str | None = None,
+                 fast_inputs: bool = True) -> None:
+        super().__init__(path, prompt, families, name, max_pixels, dtype)
+        self.fast_inputs, self.fast_checked = fast_inputs, False
+
     @cached_property
     def processor(self) -> FuyuProcessor:
         return FuyuProcessor.from_pretrained(self.path)  # it sets pad_token_id = 0 on its own tokenizer
+
+    @cached_property
+    def inputs(self) -> FuyuInputs:
+        return FuyuInputs(self.processor)
 
     @property
     def tokenizer(self):
         return self.processor.tokenizer
 
     def load(self, item: dict, image_root: Path) -> dict:
-        out = self.processor(images=self.image(item, image_root), text=self.text(item), return_tensors="pt")
+        image = self.image(item, image_root)
+        if not self.fast_inputs:
+            return self.processor_inputs(image, self.text(item))
+        input_ids, patches = self.inputs(image, self.text(item))
+        if not self.fast_checked:   # once per process: the fast path must still equal this transformers' processor
+            reference = self.processor_inputs(image, self.text(item))
+            if not (torch.equal(reference["input_ids"], input_ids) and torch.equal(reference["image"], patches)):
+                raise RuntimeError("FuyuInputs differ from this transformers version's FuyuProcessor: set the judge's "
+                                   "fast_inputs=false (filter.scorers.judge.scorer.fast_inputs=false)")
+            self.fast_checked = True
+        return {"input_ids": input_ids, "image": patches}
+
+    def processor_inputs(self, image, text: str) -> dict:
+        """The reference: ``FuyuProcessor`` itself."""
+        out = self.processor(images=image, text=text, return_tensors="pt")
         patches = out["image_patches"] if "image_patches" in out else out["pixel_values"]
         if isinstance(patches, list):  # legacy nesting: a list per image
             patches = torch.cat([torch.as_tensor(p).reshape(-1, p.shape[-1]) for p in patches])
