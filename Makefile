@@ -57,8 +57,12 @@ demo-filter:
 	for run in $(FILTERED); do $(PY) filter.py run=$(DEMO)/generate/$$run filter=mini || exit 1; done
 	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
+# The study's end-to-end test (a chain of entry-point processes, ~5 min, mostly one core) runs beside the rest.
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	@log=$$(mktemp); $(PY) -m pytest -q tests/test_study.py > $$log 2>&1 & study=$$!; \
+	$(PY) -m pytest -q --ignore=tests/test_study.py; rest=$$?; \
+	wait $$study; status=$$?; echo "--- tests/test_study.py"; cat $$log; rm -f $$log; \
+	[ $$rest -eq 0 ] && [ $$status -eq 0 ]
 
 # A headless Chromium for the report's render test (tests/test_report.py; it skips without one): kept if any is on
 # PATH, else installed where the OS package manager offers it (apt-get as root), else a note. Never fails.
