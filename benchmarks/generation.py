@@ -72,8 +72,10 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=4, help="samples for the batch-1 reference loop (0: skip)")
     parser.add_argument("--batch-size", type=int, default=96)
     parser.add_argument("--workers", type=int, default=8, help="loader workers per process")
-    parser.add_argument("--cache", default="static", choices=["dynamic", "static"],
-                        help="our pipeline's KV cache: HF generate (dynamic) or our static-cache loop")
+    parser.add_argument("--cache", default="static", choices=["dynamic", "static", "engine"],
+                        help="our pipeline's decoding: HF generate (dynamic), our static-cache loop, our engine")
+    parser.add_argument("--slots", default="auto", help="the engine's slots: a number or auto (free memory)")
+    parser.add_argument("--sample", action="store_true", help="sample (temperature 0.2, top_p 0.9, counter noise)")
     parser.add_argument("--work", default="/tmp/genixer_bench")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
@@ -97,7 +99,10 @@ def main() -> None:
     dataset = PromptDataset(load_queries(queries), work / "images", task, codec, 1, 0)
     order = dataset.by_prompt_length(list(range(len(dataset))))
     lengths = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in order]
-    module = GenerationModule(None, codec, Decoding.from_config(dict(cache=args.cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)))
+    sampling = dict(do_sample=True, temperature=0.2, top_p=0.9, noise="counter") if args.sample else {}
+    slots = int(args.slots) if args.slots.isdigit() else args.slots
+    module = GenerationModule(None, codec, Decoding.from_config(dict(cache=args.cache, slots=slots, max_new_tokens=NEW_TOKENS,
+                                                                     min_new_tokens=NEW_TOKENS, **sampling)))
     module.model = model
     loader = DataLoader(Subset(dataset, order), batch_size=args.batch_size, num_workers=args.workers,
                         collate_fn=PromptCollator(codec.tokenizer.pad_token_id), pin_memory=True)
@@ -116,17 +121,20 @@ def main() -> None:
     # Roofline of one GPU: every decode step reads all weights once plus each sequence's KV cache.
     bandwidth = copy_bandwidth()
     mean_context = sum(lengths) / len(lengths) + NEW_TOKENS / 2
-    step_bytes = params * 2 + args.batch_size * kv_bytes_per_token(model.config) * mean_context
-    roofline_rps = world * args.batch_size / (NEW_TOKENS * step_bytes / bandwidth)
+    rows_per_step = module.engine.slots if module.engine is not None else args.batch_size
+    step_bytes = params * 2 + rows_per_step * kv_bytes_per_token(model.config) * mean_context
+    roofline_rps = world * rows_per_step / (NEW_TOKENS * step_bytes / bandwidth)
     result = {
         "gpu": torch.cuda.get_device_name(), "gpus": world, "params": params, "vocab": model.config.text_config.vocab_size,
         "prompt_tokens_mean": round(sum(lengths) / len(lengths), 1), "prompt_tokens_range": [min(lengths), max(lengths)],
         "new_tokens": NEW_TOKENS, "images": args.images, "batch_size": args.batch_size, "workers": args.workers,
-        "cache": args.cache, "pipeline_req_per_s": round(ours_rps, 2), "pipeline_tok_per_s": round(ours_rps * NEW_TOKENS, 1),
+        "cache": args.cache, "sampled": args.sample, "slots": rows_per_step, "pipeline_req_per_s": round(ours_rps, 2), "pipeline_tok_per_s": round(ours_rps * NEW_TOKENS, 1),
         "copy_bandwidth_GBps": round(bandwidth / 1e9), "roofline_req_per_s": round(roofline_rps, 2),
         "fraction_of_roofline": round(ours_rps / roofline_rps, 3), "rows": counts["samples"], "status": counts["status"],
     }
-    steady = stopwatch.steady_rate()  # every rank's items over the window of all ranks (benchmarks/timing.py)
+    # every rank's items over the window of all ranks (benchmarks/timing.py); not for the engine, whose first
+    # batch only prefills (its rows come back later, so a window after it would count them without their prefill)
+    steady = stopwatch.steady_rate() if args.cache != "engine" else None
     if steady:
         result.update(first_batch_s=round(stopwatch.first_batch_seconds(), 2), steady_req_per_s=round(steady, 2),
                       steady_fraction_of_roofline=round(steady / roofline_rps, 3))
@@ -136,7 +144,8 @@ def main() -> None:
     print("\n".join(f"{k:>22}: {v}" for k, v in result.items()), flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name().replace(" ", "_")
-    Path(args.out, f"generation_{name}_{args.cache}_b{args.batch_size}_x{world}.json").write_text(json.dumps(result, indent=2))
+    kind = f"{args.cache}{'_sampled' if args.sample else ''}"
+    Path(args.out, f"generation_{name}_{kind}_b{args.batch_size}_x{world}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Generation at scale on the CPU: shard-count independence (1 vs 2 DDP processes), resume after a
-``kill -9`` with a torn last line, and the merge of duplicate / partial shard rows."""
+``kill -9`` with a torn last line, and the merge of duplicate / partial shard rows. The DDP and resumed
+runs decode with the engine, the reference with HF generate."""
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def reference(tmp_path_factory, small_world) -> list[tuple]:
 
 def test_two_ddp_processes_match_one_process(tmp_path, small_world, reference):
     # No hydra.run.dir: the run dir derives from the overrides, which leave the process count out.
-    run_generate(env_for(tmp_path, small_world), "batch_size=4", "trainer=ddp_cpu")
+    # The decode engine (3 slots, refilled across batches) on each rank; the reference decodes with HF generate.
+    run_generate(env_for(tmp_path, small_world), "batch_size=4", "trainer=ddp_cpu", "generation.cache=engine",
+                 "generation.slots=3")
     [run] = [p.parent for p in (tmp_path / "runs/generate/common_vqa").glob("*/manifest.json")]
     rank0, rank1 = shard_ids(run / "shards/rank0.jsonl"), shard_ids(run / "shards/rank1.jsonl")
     assert rank0 and rank1 and not set(rank0) & set(rank1)
@@ -71,7 +74,7 @@ def test_two_ddp_processes_match_one_process(tmp_path, small_world, reference):
 
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, small_world, reference):
     env, run = env_for(tmp_path, small_world), tmp_path / "run"
-    command = generate_cmd("batch_size=1", f"hydra.run.dir={run}")
+    command = generate_cmd("batch_size=1", "generation.cache=engine", f"hydra.run.dir={run}")  # rows leave as they finish
     shard = run / "shards/rank0.jsonl"
     kill_after_lines(command, env, shard)
     assert not (run / "manifest.json").exists()

@@ -8,6 +8,7 @@ from transformers import LogitsProcessorList
 from genixer.backbones.codec import Codec
 from genixer.backbones.protocol import Backbone
 from genixer.generation.decoding import decode_static
+from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.settings import Decoding
 
@@ -21,25 +22,61 @@ class GenerationModule(L.LightningModule):
     def __init__(self, backbone: Backbone, codec: Codec, decoding: Decoding) -> None:
         super().__init__()
         self.backbone, self.codec, self.decoding = backbone, codec, decoding
-        self.model = None
+        self.model, self.engine = None, None
 
     def configure_model(self) -> None:
         if self.model is None:
             self.model = self.backbone.build(self.codec).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
-        """Generate for the images that loaded; pass error rows through unchanged."""
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
+        """Generate for the images that loaded; pass error rows through unchanged. With the engine, the rows
+        returned are those that finished meanwhile (any batch's); the last batch drains the engine."""
         rows = list(batch["errors"])
+        if self.decoding.cache == "engine":
+            last = batch_idx + 1 == self.trainer.num_predict_batches[dataloader_idx]
+            return rows + [self.row(meta, ids) for meta, ids in self.stream(batch, drain=last)]
         if batch["meta"]:
-            new = self.generate(batch).cpu()
-            for meta, ids in zip(batch["meta"], new):
-                rows.append({**meta, "text": self.codec.decode(ids),
-                             "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())})
+            rows += [self.row(meta, ids) for meta, ids in zip(batch["meta"], self.generate(batch).cpu())]
         return rows
 
+    def row(self, meta: dict, ids: torch.Tensor) -> dict:
+        return {**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())}
+
+    def stream(self, batch: dict, drain: bool, keys: list | None = None) -> list[tuple]:
+        """Queue the batch's prompts on the engine; ``(key, new ids)`` of the sequences finished meanwhile
+        (keys: the rows' meta, unless given)."""
+        dtype = next(self.model.parameters()).dtype
+        keys = batch["meta"] if keys is None else keys
+        requests = [Request(key, ids[mask.bool()], pixels.to(dtype), meta.get("seed", 0)) for key, meta, ids, mask, pixels
+                    in zip(keys, batch["meta"], batch.get("input_ids", []), batch.get("attention_mask", []),
+                           batch.get("pixel_values", []))]
+        longest = max((len(r.input_ids) for r in requests), default=0)
+        finished = []
+        if self.engine is not None and longest > self.engine.max_prompt:  # a longer prompt: a wider engine
+            finished, self.engine = self.engine.run(drain=True), None
+        if requests and self.engine is None:
+            self.engine = self.new_engine(longest, requests)
+        if self.engine is not None:
+            self.engine.submit(requests)
+            finished += self.engine.run(drain)
+        return [(r.key, ids) for r, ids in finished]
+
+    def new_engine(self, max_prompt: int, requests: list[Request]) -> DecodeEngine:
+        """Slots from free GPU memory ("auto"); on a CPU, "auto" means the loader's batch size."""
+        kwargs, tok = self.decoding.kwargs, self.codec.tokenizer
+        slots = self.decoding.slots
+        if slots == "auto" and next(self.model.parameters()).device.type != "cuda":
+            slots = len(requests)
+        sampler = PerSampleSampler([], 0, **self.decoding.sampling) if self.decoding.do_sample else None
+        return DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
+                            kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests)
+
     def generate(self, batch: dict) -> torch.Tensor:
-        """New token ids per row: HF ``generate`` (dynamic cache) or our static-cache loop."""
+        """New token ids per row: HF ``generate`` (dynamic cache), our static-cache loop or our engine."""
+        if self.decoding.cache == "engine":
+            new = dict(self.stream(batch, drain=True, keys=list(range(len(batch["meta"])))))
+            return torch.stack([new[i] for i in range(len(batch["meta"]))])
         ids, mask = batch["input_ids"], batch["attention_mask"]
         pixels = batch["pixel_values"].to(next(self.model.parameters()).dtype)
         pad, eos = self.codec.tokenizer.pad_token_id, self.codec.tokenizer.eos_token_id

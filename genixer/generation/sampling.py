@@ -2,9 +2,15 @@
 
 HF ``generate`` samples every row from one global RNG, so a sample's text would depend on
 which other samples share its batch (and so on the number of GPUs). Instead we decode
-greedily over ``logits / temperature`` (top-k / top-p filtered) plus Gumbel noise drawn from a
-generator seeded by (sample seed, generated-token index): the argmax of that is an exact draw
-from the filtered softmax (the Gumbel-max trick), and it depends only on the sample.
+greedily over ``logits / temperature`` (top-k / top-p filtered) plus Gumbel noise keyed by (sample
+seed, generated-token index): the argmax of that is an exact draw from the filtered softmax (the
+Gumbel-max trick), and it depends only on the sample.
+
+Two noise sources (``generation.noise``), both independent of batch and rank:
+  mt19937  a CPU ``torch.Generator`` per sample and step (the default; every published sampled run used it)
+  counter  a counter-based hash of (seed, step, token) in int64 tensor ops, computed where the logits are:
+           the same bits on CPU and GPU, no host work per step, so the decode engine can capture it in a
+           CUDA graph. Its draws differ from mt19937's (another stream), not its distribution.
 """
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ import hashlib
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+NOISES = ("mt19937", "counter")
+_MASK32 = 0xFFFFFFFF
+
 
 def sample_seed(seed: int, sample_id: str) -> int:
     """A 63-bit seed from the run seed and the sample id (never from rank or position)."""
@@ -20,22 +29,59 @@ def sample_seed(seed: int, sample_id: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
+def mt19937_gumbel(seed: int, step: int, size: int) -> torch.Tensor:
+    """Gumbel noise for one sample and step from a CPU generator (the original noise of our sampler)."""
+    generator = torch.Generator().manual_seed((seed + 1_000_003 * step) % (2**63))
+    uniform = torch.rand(size, generator=generator).clamp_(1e-10, 1.0)
+    return -torch.log(-torch.log(uniform))
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``x * c mod 2**32`` for ``0 <= x < 2**32`` without int64 overflow (products stay below 2**48)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _MASK32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit avalanche hash (Wellons' lowbias32), on int64 tensors holding 32-bit values."""
+    x = _mul32(x ^ (x >> 16), 0x7FEB352D)
+    x = _mul32(x ^ (x >> 15), 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def counter_gumbel(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
+    """Gumbel noise ``(rows, size)`` for int64 ``seeds`` and ``steps`` (one per row), on their device."""
+    low, high, step = seeds & _MASK32, (seeds >> 32) & _MASK32, steps & _MASK32
+    key = _mix32(low ^ _mix32(high ^ _mix32(step)))[:, None]
+    key2 = _mix32(key ^ 0x9E3779B9)
+    tokens = torch.arange(size, device=seeds.device)[None]
+    return -torch.log(-torch.log(bits_to_uniform(_mix32(_mix32(key ^ tokens) ^ key2))))
+
+
+def bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
+    """32-bit hash values -> float32 uniforms strictly inside (0, 1): 23 bits, exact in float32 (24 would round
+    the top value to 1.0, whose Gumbel noise is infinite)."""
+    return ((bits >> 9).float() + 0.5) * 2.0**-23
+
+
 class PerSampleSampler:
     """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
 
     Temperature, top-k and top-p are transformers' own logits warpers; only the noise is ours.
     ``sample_tokens``: sample only the first n generated tokens (the opening that decides what kind of
-    sample it is), then decode greedily; None samples every token.
+    sample it is), then decode greedily; None samples every token. ``noise``: one of ``NOISES``.
     """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
-                 top_p: float | None = None, top_k: int | None = None, sample_tokens: int | None = None) -> None:
+                 top_p: float | None = None, top_k: int | None = None, sample_tokens: int | None = None,
+                 noise: str = "mt19937") -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
         if sample_tokens is not None and (isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int)
                                           or sample_tokens < 1):
             raise ValueError(f"sample_tokens must be a positive integer or None, got {sample_tokens!r}")
-        self.seeds, self.prompt_length, self.sample_tokens = seeds, prompt_length, sample_tokens
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+        self.seeds, self.prompt_length, self.sample_tokens, self.noise = seeds, prompt_length, sample_tokens, noise
         # HF's order (temperature, then top-k, then top-p) and its filter value, -inf.
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
         if top_k:
@@ -47,12 +93,17 @@ class PerSampleSampler:
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
         if self.sample_tokens is not None and step >= self.sample_tokens:
             return scores  # past the sampled opening: greedy
-        logits = self.warpers(input_ids, scores.float())
-        noise = torch.stack([self._gumbel(seed, step, logits.shape[-1]) for seed in self.seeds]).to(logits.device)
-        return logits + noise
+        return self.warp(scores) + self.gumbel(self.seeds, [step] * len(self.seeds), scores)
 
-    @staticmethod
-    def _gumbel(seed: int, step: int, size: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed((seed + 1_000_003 * step) % (2**63))
-        uniform = torch.rand(size, generator=generator).clamp_(1e-10, 1.0)
-        return -torch.log(-torch.log(uniform))
+    def warp(self, scores: torch.Tensor) -> torch.Tensor:
+        """Temperature, top-k, top-p (HF's warpers ignore their ``input_ids``)."""
+        return self.warpers(None, scores.float())
+
+    def gumbel(self, seeds: list[int] | torch.Tensor, steps: list[int] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The noise of rows (``seeds``, ``steps``), shaped and placed like ``like``: counter noise accepts
+        device tensors (nothing leaves the device); mt19937 noise is drawn on the CPU per row."""
+        if self.noise == "counter":
+            as_tensor = lambda v: torch.as_tensor(v, dtype=torch.long, device=like.device)  # noqa: E731
+            return counter_gumbel(as_tensor(seeds), as_tensor(steps), like.shape[-1])
+        rows = [mt19937_gumbel(int(seed), int(step), like.shape[-1]) for seed, step in zip(seeds, steps)]
+        return torch.stack(rows).to(like.device)

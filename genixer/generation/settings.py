@@ -8,10 +8,12 @@ from typing import Any
 
 from transformers import GenerationConfig
 
-CACHES = ("dynamic", "static")  # dynamic: HF generate; static: our in-place static-cache loop
-SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens")  # used only when do_sample is true
-OURS = {"sample_tokens"}  # sampling settings of our sampler that HF's GenerationConfig does not have
-STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop implements
+from genixer.generation.sampling import NOISES
+
+CACHES = ("dynamic", "static", "engine")  # HF generate; our static-cache loop; our continuous-batching engine
+SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens", "noise")  # used only when do_sample is true
+OURS = {"sample_tokens", "noise"}  # sampling settings of our sampler that HF's GenerationConfig does not have
+STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop and the engine implement
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
 
 
@@ -21,6 +23,7 @@ class Decoding:
 
     cache: str = "dynamic"
     do_sample: bool = False
+    slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
@@ -29,6 +32,9 @@ class Decoding:
         """Check every key against ``GenerationConfig`` (a misspelling fails here, not after the model loads)."""
         kwargs = dict(generation)
         cache, do_sample = kwargs.pop("cache", "dynamic"), bool(kwargs.pop("do_sample", False))
+        slots = kwargs.pop("slots", "auto")
+        if slots != "auto" and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
+            raise ValueError(f"generation.slots must be a positive integer or 'auto', got {slots!r}")
         if cache not in CACHES:
             raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
         known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
@@ -43,10 +49,12 @@ class Decoding:
             raise ValueError(f"generation.max_new_tokens must be a positive integer, got {new!r}")
         if do_sample and not (sampling.get("temperature") or 0) > 0:
             raise ValueError(f"sampling needs generation.temperature > 0, got {sampling.get('temperature')!r}")
-        if cache == "static" and set(kwargs) - STATIC_KWARGS:
-            raise ValueError(f"generation.cache=static decodes greedily or with the per-sample sampler; "
+        if (sampling.get("noise") or "mt19937") not in NOISES:
+            raise ValueError(f"generation.noise must be one of {NOISES}, got {sampling['noise']!r}")
+        if cache in ("static", "engine") and set(kwargs) - STATIC_KWARGS:
+            raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
-        return cls(cache, do_sample, {k: v for k, v in sampling.items() if v is not None} if do_sample else {}, kwargs)
+        return cls(cache, do_sample, slots, {k: v for k, v in sampling.items() if v is not None} if do_sample else {}, kwargs)
 
     def settings(self) -> dict[str, Any]:
         """What decides the generated text (the cache is only a speed option: both give the same tokens)."""

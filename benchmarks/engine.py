@@ -1,0 +1,287 @@
+"""The decode engine against HF ``generate`` (static cache, compiled) at LLaVA-1.5-7B shape, model only.
+
+Both sides get the same prebuilt prompts (~625 tokens: 576 image tokens + an instruction) and random bf16
+weights; the baseline runs first in the same process at its largest batch that fits (128: 256 ran out of
+memory on an H200), with one untimed warm-up batch so compile time is excluded. Workloads:
+  greedy   forced 128 new tokens (EOS barred)
+  sampled  temperature 0.2, top_p 0.9 (HF: its own sampler; ours: per-sample counter noise), forced 128
+  mixed    new tokens drawn per sample from 16-256 (seeded), EOS forced there (HF: a logits processor)
+Prints req/s, output tokens/s, ours / HF, and the physical limit of each workload on this GPU (prefill
+FLOPs at the measured matmul rate + decode bytes at the measured copy bandwidth, with and without
+overlap); writes benchmarks/results/engine_<gpu>.json. First checks, on a tiny model, that the CUDA
+graph gives the eager step's tokens and that counter noise has the same bits on GPU and CPU.
+
+    python -m benchmarks.engine --requests 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from benchmarks.llava7b import build_llava_7b, copy_bandwidth, kv_bytes_per_token
+from genixer.generation.engine import DecodeEngine, Request
+from genixer.generation.sampling import PerSampleSampler, counter_gumbel
+
+HF_BATCH = 128
+
+
+class ForceEOS(LogitsProcessor):
+    """EOS at each row's drawn length, nothing else allowed there (the mixed workload's stopping rule)."""
+
+    def __init__(self, lengths: torch.Tensor, prompt: int, eos: int) -> None:
+        self.lengths, self.prompt, self.eos = lengths, prompt, eos
+
+    def __call__(self, input_ids, scores):
+        at = (input_ids.shape[1] - self.prompt + 1 == self.lengths)[:, None]
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, self.eos] = 0
+        return torch.where(at, forced, scores)
+
+
+class ForcedLengthEngine(DecodeEngine):
+    """Ends each request at its drawn length with an EOS token: its limit is the length, and the token chosen
+    at the last step is EOS (the same work as a model that says EOS there)."""
+
+    def _step(self, n: int) -> None:
+        self.decoding = True
+        try:
+            super()._step(n)
+        finally:
+            self.decoding = False
+
+    def _choose(self, logits, steps, seeds, noise):
+        chosen = super()._choose(logits, steps, seeds, noise)
+        if not getattr(self, "decoding", False):  # prefill: lengths are >= 16, never the first token
+            return chosen
+        return torch.where(steps + 1 == self.limits[:len(steps)], self.eos, chosen)
+
+
+def matmul_rate() -> float:
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ a
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(20):
+        a @ a
+    torch.cuda.synchronize()
+    return 20 * 2 * 8192**3 / (time.perf_counter() - start)
+
+
+def sanity() -> dict:
+    """A tiny LLaVA: graph replay == eager step tokens (greedy and sampled); counter noise GPU == CPU."""
+    from genixer.backbones.conversation import Conversation
+    from genixer.backbones.llava import TinyLlava
+    from benchmarks.llava7b import SYSTEM
+    backbone = TinyLlava(Conversation("vicuna_v1", SYSTEM), image_size=56, vocab_size=300, max_length=256,
+                         vision=dict(patch_size=14, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2),
+                         text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2))
+    codec = backbone.codec([SYSTEM, "describe the picture and ask a question"] * 20)
+    model = backbone.build(codec).cuda().eval()
+    gen = torch.Generator().manual_seed(0)
+    requests = [Request(i, codec.encode_prompt("describe the picture" + " and ask" * (i % 5)),
+                        torch.randn(3, 56, 56, generator=gen), seed=1000 + i) for i in range(11)]
+    result = {}
+    for name, sampler in (("greedy", None), ("sampled", PerSampleSampler([], 0, temperature=1.0, noise="counter"))):
+        outs = []
+        for graphs in (False, True):
+            engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id,
+                                  sampler=sampler, slots=4, graphs=graphs, prefill_rows=3)
+            engine.submit(requests)
+            outs.append({r.key: ids.tolist() for r, ids in engine.run()})
+        result[f"graph_equals_eager_{name}"] = outs[0] == outs[1]
+    seeds, steps = torch.randint(0, 2**62, (64,)), torch.randint(0, 300, (64,))
+    cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
+    result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
+    result["counter_noise_argmax_equal"] = bool(torch.equal(cpu.argmax(-1), gpu.argmax(-1)))
+    return result
+
+
+def hf_run(model, batches, eos, pad, new_tokens, workload, lengths) -> float:
+    """Seconds for all batches after one untimed warm-up batch (compiles the decode step)."""
+    def one(k):
+        ids, pixels = batches[k]
+        kwargs = dict(max_new_tokens=new_tokens, pad_token_id=pad, eos_token_id=eos, cache_implementation="static")
+        if workload == "mixed":
+            kwargs["logits_processor"] = LogitsProcessorList([ForceEOS(lengths[k].cuda(), ids.shape[1], eos)])
+            kwargs["min_new_tokens"] = 0
+        else:
+            kwargs["min_new_tokens"] = new_tokens
+        if workload == "sampled":
+            kwargs.update(do_sample=True, temperature=0.2, top_p=0.9)
+        else:
+            kwargs["do_sample"] = False
+        return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels, **kwargs)
+    one(0)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for k in range(len(batches)):
+        one(k)
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=512)
+    parser.add_argument("--workloads", default="greedy,sampled,mixed")
+    parser.add_argument("--slots", default="auto")
+    parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="only: where the engine's time goes")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    result = {"gpu": torch.cuda.get_device_name()}
+    try:
+        result["sanity"] = sanity()
+    except Exception:  # noqa: BLE001 - report it and still measure
+        import traceback
+        result["sanity"] = {"error": traceback.format_exc()[-3000:]}
+    print(json.dumps(result["sanity"]), flush=True)
+    model, codec, task = build_llava_7b()
+    tok = codec.tokenizer
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    prompts = [codec.encode_prompt(task.instruction(f"0:{i}")[1]) for i in range(args.requests)]
+    gen = torch.Generator().manual_seed(0)
+    pixels = [torch.randn(3, 336, 336, generator=gen).bfloat16() for _ in range(16)]
+    drawn = torch.randint(16, 257, (args.requests,), generator=gen)
+    params = sum(p.numel() for p in model.parameters())
+    lm_params = sum(p.numel() for p in model.get_decoder().parameters()) + model.get_output_embeddings().weight.numel()
+    vision_params = sum(p.numel() for p in model.model.vision_tower.parameters())
+    flops_rate, bandwidth = matmul_rate(), copy_bandwidth()
+    result.update(params=params, matmul_TFLOPs=round(flops_rate / 1e12, 1), copy_bandwidth_GBps=round(bandwidth / 1e9),
+                  prompt_tokens_mean=round(sum(map(len, prompts)) / len(prompts), 1), requests=args.requests, runs=[])
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}), flush=True)
+    if args.profile:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        result["profile"] = profile(model, prompts, pixels, pad, eos, args)
+        Path(args.out, f"engine_profile_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+        return
+    for workload in args.workloads.split(","):
+        new_tokens = 256 if workload == "mixed" else 128
+        out_tokens = drawn if workload == "mixed" else torch.full((args.requests,), 128)
+        row = {"workload": workload, "output_tokens": int(out_tokens.sum())}
+        if not args.skip_hf:  # HF: batches of 128 prompts (same length within a batch: no padding games)
+            batches, lengths = [], []
+            for k in range(0, args.requests, HF_BATCH):
+                width = max(len(p) for p in prompts[k:k + HF_BATCH])
+                ids = torch.full((min(HF_BATCH, args.requests - k), width), pad, dtype=torch.long)
+                for r, p in enumerate(prompts[k:k + HF_BATCH]):
+                    ids[r, width - len(p):] = p
+                px = torch.stack([pixels[(k + r) % 16] for r in range(len(ids))]).cuda()
+                batches.append((ids.cuda(), px))
+                lengths.append(out_tokens[k:k + HF_BATCH])
+            try:
+                seconds = hf_run(model, batches, eos, pad, new_tokens, workload, lengths)
+                row.update(hf_req_per_s=round(args.requests / seconds, 2), hf_out_tok_per_s=round(row["output_tokens"] / seconds, 1))
+            except torch.OutOfMemoryError as err:
+                row["hf_error"] = f"OOM: {err}"[:200]
+            model.__dict__.pop("_cache", None)
+            del batches
+            torch.cuda.empty_cache()
+        try:
+            run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos)
+        except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
+            import traceback
+            row["engine_error"] = traceback.format_exc()[-3000:]
+        if "req_per_s" in row:
+            limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model)
+        result["runs"].append(row)
+        print(json.dumps(row), flush=True)
+        torch.cuda.empty_cache()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    name = torch.cuda.get_device_name().replace(" ", "_")
+    Path(args.out, f"engine_{name}.json").write_text(json.dumps(result, indent=2))
+
+
+def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos) -> None:
+    """Our engine on every request after a warm-up of one slot-full (graph capture and slot sizing untimed)."""
+    sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
+    cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
+    slots = int(args.slots) if args.slots.isdigit() else args.slots
+    started = time.perf_counter()
+    engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
+                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])])
+    setup = time.perf_counter() - started
+    requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
+                        max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]
+    warm = [Request(-1 - i, prompts[i], pixels[0]) for i in range(min(engine.slots, 16))]
+    engine.submit(warm)
+    engine.run()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    engine.submit(requests)
+    finished = engine.run()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    got = sum(int((ids != pad).sum()) for _, ids in finished)
+    row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
+               out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got)
+    if "hf_req_per_s" in row:
+        row["vs_hf"] = round(row["req_per_s"] / row["hf_req_per_s"], 2)
+
+
+def profile(model, prompts, pixels, pad, eos, args) -> dict:
+    """Where the engine's time goes (greedy, forced 128): prefill / decode / collect seconds at a few prefill
+    chunk sizes, then the top CUDA kernels of one prefill chunk and 8 eager decode steps."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    out = {"phases": []}
+    probe = [Request(0, prompts[0], pixels[0])]
+    for prefill_rows in (16, 64):
+        engine = DecodeEngine(model, max(map(len, prompts)), 128, eos, pad, min_new_tokens=128, slots=args.slots if args.slots == "auto"
+                              else int(args.slots), prefill_rows=prefill_rows, probe=probe, timed=True)
+        engine.submit([Request(i, prompts[i], pixels[i % 16]) for i in range(args.requests)])
+        start = time.perf_counter()
+        engine.run()
+        seconds = time.perf_counter() - start
+        phase = {"prefill_rows": prefill_rows, "slots": engine.slots, "seconds": round(seconds, 2),
+                 **{k: round(v, 2) for k, v in engine.stats.items()}}
+        phase["decode_ms_per_step"] = round(1e3 * engine.stats["decode_s"] / engine.stats["steps"], 2)
+        phase["prefill_ms_per_prompt"] = round(1e3 * engine.stats["prefill_s"] / engine.stats["prefilled"], 2)
+        out["phases"].append(phase)
+        print(json.dumps(phase), flush=True)
+        del engine
+        torch.cuda.empty_cache()
+    engine = DecodeEngine(model, max(map(len, prompts)), 128, eos, pad, min_new_tokens=128, slots=128, prefill_rows=16,
+                          graphs=False)
+    engine.submit([Request(i, prompts[i], pixels[i % 16]) for i in range(128)])
+    engine._admit()
+    for _ in range(2):
+        engine._decode()
+    torch.cuda.synchronize()
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(8):
+            engine._decode()
+        torch.cuda.synchronize()
+    out["decode_kernels_8_steps_128_slots"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=50)
+    engine.occupant = [None] * engine.slots
+    engine.submit([Request(i, prompts[i], pixels[i % 16]) for i in range(16)])
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        engine._admit()
+        torch.cuda.synchronize()
+    out["prefill_kernels_16_prompts"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=50)
+    print(out["decode_kernels_8_steps_128_slots"], out["prefill_kernels_16_prompts"], sep="\n", flush=True)
+    return out
+
+
+def limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model) -> None:
+    """The physical limit: prefill compute + decode memory traffic per request, at the engine's slots."""
+    prompt = result["prompt_tokens_mean"]
+    prefill_flops = 2 * lm_params * prompt + 2 * vision_params * 577
+    mean_new = float(out_tokens.float().mean())
+    context = prompt + mean_new / 2
+    decode_bytes = mean_new * (2 * params / row["slots"] + kv_bytes_per_token(model.config) * context)
+    t_prefill, t_decode = prefill_flops / flops_rate, decode_bytes / bandwidth
+    row.update(limit_req_per_s_serial=round(1 / (t_prefill + t_decode), 2),
+               limit_req_per_s_overlap=round(1 / max(t_prefill, t_decode), 2),
+               fraction_of_serial_limit=round(row["req_per_s"] * (t_prefill + t_decode), 3))
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():
+        main()

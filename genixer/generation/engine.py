@@ -1,0 +1,346 @@
+"""A continuous-batching decode engine (the ``cache: engine`` generation option).
+
+A fixed set of KV-cache *slots* holds one sequence each, at its own columns (0 .. its length - 1), so a
+finished sequence's slot takes a waiting prompt without touching the others. The decode step has fixed
+shapes (every slot, one token, the cache's whole width, masked per row); on CUDA it is captured once as a
+CUDA graph and replayed, one launch per step instead of the eager forward's Python. The host looks at the
+GPU only every ``sync_every`` steps: it collects finished rows and prefills waiting prompts (eagerly,
+right-padded, ``prefill_rows`` at a time) straight into the free slots.
+
+Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
+not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
+prefill of ``prefill_rows`` prompts, less a margin, over the bytes one slot's K/V takes).
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genixer.generation.sampling import PerSampleSampler
+
+
+@dataclass
+class Request:
+    """One prompt: unpadded ``input_ids`` (1-D), its ``pixel_values``, its sampling ``seed``, any ``key``, and
+    optionally its own ``max_new_tokens`` (at most the engine's)."""
+
+    key: Any
+    input_ids: torch.Tensor
+    pixel_values: torch.Tensor
+    seed: int = 0
+    max_new_tokens: int | None = None
+
+
+class SlotCache:
+    """Per-layer K/V ``(slots, kv_heads, width, head_dim)``, written per slot.
+
+    The model calls ``update`` from every attention layer (duck-typed for transformers' ``Cache``). In prefill
+    (``self.prefill_slots`` set) the new keys go to columns 0..n-1 of those slots and attention sees only
+    them; in decode each slot's one new key goes to its own column (``self.positions``) and attention sees
+    the whole width under the caller's mask.
+    """
+
+    def __init__(self, text_config, slots: int, width: int, dtype: torch.dtype, device: torch.device) -> None:
+        heads = text_config.num_key_value_heads
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+        shape = (slots, heads, width, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(text_config.num_hidden_layers)]
+        self.values = [torch.zeros_like(k) for k in self.keys]
+        self.rows = torch.arange(slots, device=device)
+        self.positions = torch.zeros(slots, dtype=torch.long, device=device)
+        self.prefill_slots: torch.Tensor | None = None
+        self.active = slots  # decode touches slots [0, active) only
+
+    @staticmethod
+    def bytes_per_slot(text_config, width: int, dtype: torch.dtype) -> int:
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+        per_token = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim
+        return per_token * width * torch.finfo(dtype).bits // 8
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        k, v = self.keys[layer_idx], self.values[layer_idx]
+        if self.prefill_slots is not None:
+            n = key.shape[2]
+            k[self.prefill_slots, :, :n], v[self.prefill_slots, :, :n] = key, value
+            return key, value
+        n = self.active
+        k, v = k[:n], v[:n]
+        k[self.rows[:n], :, self.positions[:n]] = key[:, :, 0]
+        v[self.rows[:n], :, self.positions[:n]] = value[:, :, 0]
+        return k, v
+
+    def move(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """Copy slots ``src``' K/V to slots ``dst`` (compaction)."""
+        for k, v in zip(self.keys, self.values):
+            k[dst], v[dst] = k[src], v[src]
+
+
+def _cache_kwarg(module: torch.nn.Module) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` (5.2x); pass whichever the forward names."""
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
+class DecodeEngine:
+    """Continuous batching over ``slots`` sequences of up to ``max_prompt`` + ``max_new_tokens`` tokens."""
+
+    def __init__(self, model, max_prompt: int, max_new_tokens: int, eos_token_id: int, pad_token_id: int,
+                 min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
+                 prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
+                 memory_margin: float = 0.1, probe: list[Request] | None = None, timed: bool = False) -> None:
+        self.model, self.sampler = model, sampler
+        self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
+        self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
+        self.prefill_rows, self.sync_every = prefill_rows, sync_every
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
+        self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
+        self.vocab = self.head.weight.shape[0]
+        self.text_config = model.config.get_text_config()
+        self.slots = self._slot_count(probe, memory_margin) if slots == "auto" else int(slots)
+        n = self.slots
+        self.cache = SlotCache(self.text_config, n, self.width, self.dtype, self.device)
+        # The decode step's state, updated in place (a CUDA graph replays these very tensors).
+        self.tokens = torch.full((n,), pad_token_id, dtype=torch.long, device=self.device)
+        self.steps = torch.zeros(n, dtype=torch.long, device=self.device)  # tokens generated so far
+        self.seeds = torch.zeros(n, dtype=torch.long, device=self.device)
+        self.done = torch.ones(n, dtype=torch.bool, device=self.device)
+        self.limits = torch.full((n,), max_new_tokens, dtype=torch.long, device=self.device)
+        self.out = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=self.device)
+        self.columns = torch.arange(self.width, device=self.device)
+        self.host_noise = sampler is not None and sampler.noise != "counter"  # drawn on the CPU, copied in per step
+        self.noise = torch.zeros(n, self.vocab, device=self.device) if self.host_noise else None
+        self.occupant: list[Request | None] = [None] * n
+        self.host_steps = [0] * n  # the host's copy of ``steps`` (CPU noise needs it)
+        self.waiting: deque[Request] = deque()
+        # Seconds in prefill / decode / collect, prompts prefilled, decode steps (``timed`` syncs to measure).
+        self.timed, self.stats = timed, {"prefill_s": 0.0, "decode_s": 0.0, "collect_s": 0.0, "prefilled": 0, "steps": 0}
+        use_graphs = self.device.type == "cuda" if graphs is None else graphs
+        # Decode runs over the first ``bucket`` slots, the smallest bucket holding every occupied slot (finished
+        # rows are compacted downwards once no prompt waits); one CUDA graph per bucket, sharing one memory pool.
+        self.buckets = sorted({-(-n * j // 8) for j in range(1, 9)})
+        self.graphs = self._capture() if use_graphs else None
+
+    # -- public ---------------------------------------------------------------------------------------------
+    def submit(self, requests: list[Request]) -> None:
+        for r in requests:
+            if len(r.input_ids) > self.max_prompt:
+                raise ValueError(f"prompt of {len(r.input_ids)} tokens is longer than this engine's {self.max_prompt}")
+            if r.max_new_tokens is not None and not 1 <= r.max_new_tokens <= self.max_new:
+                raise ValueError(f"a request's max_new_tokens must be in [1, {self.max_new}], got {r.max_new_tokens}")
+        self.waiting.extend(requests)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting) or any(r is not None for r in self.occupant)
+
+    def run(self, drain: bool = True) -> list[tuple[Request, torch.Tensor]]:
+        """Decode until every request finished (``drain``) or until every waiting one has a slot;
+        returns the finished ``(request, new token ids)``, ids padded with ``pad_token_id`` after EOS."""
+        finished = []
+        while True:
+            self._admit()
+            if not any(r is not None for r in self.occupant) or (not drain and not self.waiting):
+                return finished
+            with self._clock("decode_s"):
+                for _ in range(self.sync_every):
+                    self._decode()
+            self.stats["steps"] += self.sync_every
+            with self._clock("collect_s"):
+                finished += self._collect()
+            if not self.waiting:
+                self._compact()
+
+    @contextmanager
+    def _clock(self, key: str):
+        if not self.timed:
+            yield
+            return
+        torch.cuda.synchronize() if self.device.type == "cuda" else None
+        start = time.perf_counter()
+        yield
+        torch.cuda.synchronize() if self.device.type == "cuda" else None
+        self.stats[key] += time.perf_counter() - start
+
+    # -- slots ----------------------------------------------------------------------------------------------
+    def _slot_count(self, probe: list[Request] | None, margin: float) -> int:
+        """As many slots as free memory holds once a prefill of ``prefill_rows`` prompts (``probe``'s first
+        prompt, repeated, padded to ``max_prompt``) has run."""
+        if self.device.type != "cuda" or not probe:
+            raise ValueError("generation.slots=auto needs a CUDA device and a probe request; set a number of slots")
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        cache = SlotCache(self.text_config, self.prefill_rows, self.max_prompt, self.dtype, self.device)
+        ids = torch.full((self.prefill_rows, self.max_prompt), self.pad, dtype=torch.long, device=self.device)
+        ids[:, :len(probe[0].input_ids)] = probe[0].input_ids.to(self.device)
+        pixels = probe[0].pixel_values.to(self.device, self.dtype)[None].expand(self.prefill_rows, *probe[0].pixel_values.shape)
+        with torch.no_grad():
+            self._forward_prefill(ids, pixels, cache, torch.arange(self.prefill_rows, device=self.device))
+        peak = torch.cuda.max_memory_allocated() - before
+        del cache, ids, pixels
+        torch.cuda.empty_cache()
+        free, total = torch.cuda.mem_get_info()
+        # K/V, the output buffer, and the decode step's own (slots x vocab) float temporaries (about 8 of them).
+        per_slot = (SlotCache.bytes_per_slot(self.text_config, self.width, self.dtype)
+                    + 8 * self.max_new + 8 * 4 * self.vocab)
+        return max(1, int((free - peak - margin * total) // per_slot))
+
+    def _admit(self) -> None:
+        """Prefill waiting prompts into free slots, ``prefill_rows`` at a time."""
+        while self.waiting:
+            free = [s for s, r in enumerate(self.occupant) if r is None][:self.prefill_rows]
+            if not free:
+                return
+            batch = [self.waiting.popleft() for _ in range(min(len(free), len(self.waiting)))]
+            with self._clock("prefill_s"):
+                self._prefill(free[:len(batch)], batch)
+            self.stats["prefilled"] += len(batch)
+
+    def _prefill(self, slots: list[int], batch: list[Request]) -> None:
+        lengths = [len(r.input_ids) for r in batch]
+        ids = torch.full((len(batch), max(lengths)), self.pad, dtype=torch.long)
+        for row, r in enumerate(batch):
+            ids[row, :lengths[row]] = r.input_ids
+        pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
+        index = torch.tensor(slots, device=self.device)
+        hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
+        last = torch.tensor(lengths, device=self.device) - 1
+        logits = self.head(hidden[torch.arange(len(batch), device=self.device), last])
+        seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
+        steps = torch.zeros(len(batch), dtype=torch.long, device=self.device)
+        noise = self._cpu_noise([r.seed for r in batch], [0] * len(batch)).to(self.device) if self.host_noise else None
+        first = self._choose(logits, steps, seeds, noise)
+        self.tokens[index], self.seeds[index], self.steps[index] = first, seeds, 1
+        self.cache.positions[index] = last + 1  # where the first new token's K/V goes
+        self.out[index] = self.pad
+        self.out[index, 0] = first
+        limits = torch.tensor([r.max_new_tokens or self.max_new for r in batch], device=self.device)
+        self.limits[index] = limits
+        self.done[index] = (first == self.eos) | (limits <= 1)
+        for s, r in zip(slots, batch):
+            self.occupant[s], self.host_steps[s] = r, 1
+
+    def _forward_prefill(self, ids, pixels, cache: SlotCache, index) -> torch.Tensor:
+        n = ids.shape[1]
+        causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
+        cache.prefill_slots = index
+        try:
+            out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
+                                   position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
+                                   use_cache=True, **{self.prefill_cache_kwarg: cache})
+        finally:
+            cache.prefill_slots = None
+        return out.last_hidden_state
+
+    def _collect(self) -> list[tuple[Request, torch.Tensor]]:
+        """Free the slots whose sequence finished (one host sync)."""
+        done = self.done.tolist()
+        finished = [s for s, r in enumerate(self.occupant) if r is not None and done[s]]
+        if not finished:
+            return []
+        out = self.out[finished].cpu()
+        result = []
+        for row, s in enumerate(finished):
+            result.append((self.occupant[s], out[row]))
+            self.occupant[s] = None
+        return result
+
+    def _compact(self) -> None:
+        """Move the occupied slots above the first n (n occupied) into the free ones below, so that decode
+        runs over fewer slots; a slot's K/V is one contiguous copy."""
+        occupied = [s for s, r in enumerate(self.occupant) if r is not None]
+        movers = [s for s in occupied if s >= len(occupied)]
+        if not movers:
+            return
+        holes = [s for s in range(len(occupied)) if self.occupant[s] is None]
+        src, dst = torch.tensor(movers, device=self.device), torch.tensor(holes, device=self.device)
+        self.cache.move(src, dst)
+        for state in (self.tokens, self.steps, self.seeds, self.done, self.out, self.limits, self.cache.positions):
+            state[dst] = state[src]
+        for s, d in zip(movers, holes):
+            self.occupant[d], self.host_steps[d], self.occupant[s] = self.occupant[s], self.host_steps[s], None
+        self.done[src] = True
+
+    # -- the decode step ------------------------------------------------------------------------------------
+    def _decode(self) -> None:
+        if self.host_noise:
+            live = [s for s, r in enumerate(self.occupant) if r is not None]
+            noise = self._cpu_noise([self.occupant[s].seed for s in live], [self.host_steps[s] for s in live])
+            self.noise[live] = noise.to(self.device, non_blocking=True)
+        for s, r in enumerate(self.occupant):
+            if r is not None:
+                self.host_steps[s] += 1
+        top = max((s for s, r in enumerate(self.occupant) if r is not None), default=0) + 1
+        bucket = next(b for b in self.buckets if b >= top)
+        if self.graphs is not None:
+            self.graphs[bucket].replay()
+        else:
+            self._step(bucket)
+
+    def _step(self, n: int) -> None:
+        """One token for each of the first ``n`` slots, in place; finished and empty ones compute too."""
+        self.cache.active = n
+        positions = self.cache.positions[:n].clamp(max=self.width - 1)
+        mask = (self.columns[None] <= positions[:, None])[:, None, None]
+        self.cache.positions[:n] = positions
+        hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
+                              use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
+        steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]
+        chosen = self._choose(self.head(hidden[:, -1]), steps, self.seeds[:n], None if self.noise is None else self.noise[:n])
+        live = ~done
+        step = steps.clamp(max=self.max_new - 1)
+        self.out[rows, step] = torch.where(live, chosen, self.out[rows, step])
+        done |= live & ((chosen == self.eos) | (steps + 1 >= self.limits[:n]))
+        self.tokens[:n] = chosen
+        steps += 1
+        self.cache.positions[:n] += 1
+
+    def _choose(self, logits, steps, seeds, noise) -> torch.Tensor:
+        """The next token of each row: EOS barred before ``min_new_tokens``, then greedy or sampled."""
+        scores = logits.float()
+        if self.min_new:
+            barred = (steps < self.min_new)[:, None] & (torch.arange(scores.shape[-1], device=scores.device) == self.eos)
+            scores = scores.masked_fill(barred, float("-inf"))
+        if self.sampler is not None:
+            noise = self.sampler.gumbel(seeds, steps, scores) if noise is None else noise
+            sampled = self.sampler.warp(scores) + noise
+            if self.sampler.sample_tokens is not None:
+                sampled = torch.where((steps < self.sampler.sample_tokens)[:, None], sampled, scores)
+            scores = sampled
+        return scores.argmax(-1)
+
+    def _cpu_noise(self, seeds: list[int], steps: list[int]) -> torch.Tensor:
+        """mt19937 noise for rows that still sample (zeros past ``sample_tokens``), pinned for the copy."""
+        limit = self.sampler.sample_tokens
+        noise = torch.zeros(len(seeds), self.vocab)
+        rows = [i for i, step in enumerate(steps) if limit is None or step < limit]
+        if rows:
+            noise[rows] = self.sampler.gumbel([seeds[i] for i in rows], [steps[i] for i in rows], noise)
+        return noise.pin_memory() if self.device.type == "cuda" else noise
+
+    def _capture(self) -> dict[int, torch.cuda.CUDAGraph]:
+        """Warm the decode step up on a side stream, then capture it per bucket, largest first (slots all
+        idle: nothing is lost). Replays never overlap and write only the engine's own state, so the graphs
+        share one memory pool."""
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(2):
+                self._step(self.slots)
+        torch.cuda.current_stream().wait_stream(stream)
+        graphs, pool = {}, torch.cuda.graph_pool_handle()
+        for n in sorted(self.buckets, reverse=True):
+            graphs[n] = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graphs[n], pool=pool), torch.no_grad():
+                self._step(n)
+        self.steps.zero_()
+        self.cache.positions.zero_()
+        self.done.fill_(True)
+        return graphs

@@ -1,0 +1,111 @@
+"""The continuous-batching decode engine (``generation.cache=engine``) and the counter-based sampling noise."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT
+from genixer.generation.engine import DecodeEngine, Request
+from genixer.generation.sampling import PerSampleSampler, bits_to_uniform, counter_gumbel
+from genixer.generation.settings import Decoding
+
+PROMPTS = ["Ask a question about the image and answer it.\nThis is the Common VQA task.",
+           "Where is it?\nThis is a Referring Expression Comprehension (REC) task.", "Describe", "What?",
+           "Tell me a long story about the image, please.", "Is there a red circle?"]
+
+
+@pytest.fixture(scope="module")
+def mini():
+    """The shipped Genixer_L mini checkpoint in fp32 (its answers end with EOS at different lengths)."""
+    from genixer.backbones.llava import PretrainedLlava
+    from genixer.generation.queries import PromptCollator
+
+    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
+    codec = backbone.codec()
+    items = [{"meta": {"seed": 11 * k}, "input_ids": codec.encode_prompt(p),
+              "pixel_values": codec.image(Image.effect_noise((90 + 20 * k, 80), 60).convert("RGB"))}
+             for k, p in enumerate(PROMPTS)]
+    batch = PromptCollator(codec.tokenizer.pad_token_id)(items)
+    return backbone, codec, backbone.build(codec).eval(), batch
+
+
+def decode(mini, cache: str, new_tokens: int = 24, **settings) -> list[list[int]]:
+    from genixer.generation.module import GenerationModule
+
+    backbone, codec, model, batch = mini
+    module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": new_tokens, **settings}))
+    module.model = model
+    with torch.no_grad():
+        return [ids[ids != codec.tokenizer.pad_token_id].tolist() for ids in module.generate(batch)]
+
+
+def test_greedy_equals_hf_generate_under_refill(mini):
+    """Two slots for six left-padded prompts: rows finish at different steps, slots are refilled and compacted,
+    and every row's tokens equal HF generate's (fp32, CPU)."""
+    hf = decode(mini, "dynamic", 40)
+    eos = mini[1].tokenizer.eos_token_id
+    ended = [len(ids) for ids in hf if ids[-1] == eos]
+    assert len(set(ended)) >= 2 and len(ended) == len(hf)  # EOS at different steps: refill is exercised
+    assert len(set(mini[3]["attention_mask"].sum(-1).tolist())) > 2  # and different padding
+    for slots in (1, 2, 6):
+        assert decode(mini, "engine", 40, slots=slots) == hf, slots
+
+
+def test_sampled_tokens_do_not_depend_on_slots_and_match_the_static_loop(mini):
+    for sampling in ({"do_sample": True, "temperature": 1.5, "top_k": 20},  # mt19937 noise: the published sampler
+                     {"do_sample": True, "temperature": 1.2, "top_p": 0.9, "noise": "counter", "sample_tokens": 6}):
+        static = decode(mini, "static", **sampling)
+        assert decode(mini, "engine", slots=2, **sampling) == static == decode(mini, "engine", slots=4, **sampling)
+    greedy = decode(mini, "static")
+    assert static != greedy  # the sampled rows really sample
+
+
+def test_engine_counts_and_limits(mini):
+    """Per-request limits, the stats, and requests refused before decoding."""
+    backbone, codec, model, batch = mini
+    tok = codec.tokenizer
+    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    engine = DecodeEngine(model, max(map(len, ids)), 16, tok.eos_token_id, tok.pad_token_id, min_new_tokens=16,
+                          slots=2, timed=True)
+    engine.submit([Request(k, ids[k], batch["pixel_values"][k], max_new_tokens=3 + k) for k in range(len(ids))])
+    out = {r.key: (row != tok.pad_token_id).sum().item() for r, row in engine.run()}
+    assert out == {k: 3 + k for k in range(len(ids))}  # EOS barred: every row runs to its own limit
+    assert engine.stats["prefilled"] == len(ids) and not engine.busy
+    with pytest.raises(ValueError, match="longer than"):
+        engine.submit([Request(0, torch.ones(engine.max_prompt + 1, dtype=torch.long), batch["pixel_values"][0])])
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        engine.submit([Request(0, ids[0], batch["pixel_values"][0], max_new_tokens=17)])
+    with pytest.raises(ValueError, match="slots=auto"):  # no GPU memory to size from
+        DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id)
+
+
+def test_settings_refuse_what_the_engine_cannot_do():
+    with pytest.raises(ValueError, match="unsupported"):
+        Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "num_beams": 2})
+    with pytest.raises(ValueError, match="slots"):
+        Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "slots": 0})
+    with pytest.raises(ValueError, match="noise"):
+        Decoding.from_config({"max_new_tokens": 4, "do_sample": True, "temperature": 1.0, "noise": "philox"})
+    ok = Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "slots": 3, "do_sample": True, "temperature": 1.0,
+                               "noise": None})
+    assert ok.slots == 3 and ok.settings() == {"do_sample": True, "temperature": 1.0, "max_new_tokens": 4}
+
+
+def test_counter_noise_is_per_row_and_samples_the_softmax():
+    seeds = torch.tensor([5, 2**62 + 17, 123456789])
+    steps = torch.tensor([0, 7, 3])
+    noise = counter_gumbel(seeds, steps, 1000)
+    assert torch.isfinite(noise).all() and noise.shape == (3, 1000)
+    assert torch.equal(counter_gumbel(seeds[1:2], steps[1:2], 1000)[0], noise[1])  # independent of the other rows
+    assert not torch.equal(noise[0], counter_gumbel(seeds[:1], steps[:1] + 1, 1000)[0])  # a new step, new noise
+    assert not torch.equal(noise[0, :500], noise[0, 500:])
+    # Gumbel-max draws follow the softmax (3,000 seeds, one step each).
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    sampler = PerSampleSampler([], 0, temperature=1.0, noise="counter")
+    many = torch.arange(3000)
+    draws = (sampler.warp(logits.expand(3000, 4)) + sampler.gumbel(many, torch.zeros(3000, dtype=torch.long), logits[None])).argmax(-1)
+    assert torch.allclose(torch.bincount(draws, minlength=4).float() / 3000, logits.softmax(-1), atol=0.03)
+    # The extreme hash values still give finite noise (no uniform of exactly 0 or 1).
+    uniform = bits_to_uniform(torch.tensor([0, 1, 2**31, 2**32 - 2, 2**32 - 1]))
+    assert (uniform > 0).all() and (uniform < 1).all() and torch.isfinite(-torch.log(-torch.log(uniform))).all()
