@@ -95,6 +95,20 @@ def sanity() -> dict:
             engine.submit(requests)
             outs.append({r.key: ids.tolist() for r, ids in engine.run()})
         result[f"graph_equals_eager_{name}"] = outs[0] == outs[1]
+    # The engine (side-stream prefill, graphs, refill) against the static-cache loop, greedy, fp32: same tokens.
+    from genixer.generation.decoding import decode_static
+    model = model.float()
+    engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
+                          codec.tokenizer.pad_token_id, slots=4, prefill_rows=3)
+    engine.submit(requests)
+    ours = {r.key: ids.tolist() for r, ids in engine.run()}
+    same = []
+    for r in requests:
+        ids = r.input_ids[None].cuda()
+        ref = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24, codec.tokenizer.eos_token_id,
+                            codec.tokenizer.pad_token_id)[0].tolist()
+        same.append(ours[r.key][:len(ref)] == ref and all(t == codec.tokenizer.pad_token_id for t in ours[r.key][len(ref):]))
+    result["engine_equals_static_loop_fp32"] = all(same)
     seeds, steps = torch.randint(0, 2**62, (64,)), torch.randint(0, 300, (64,))
     cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
     result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())

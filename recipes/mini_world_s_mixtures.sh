@@ -9,6 +9,8 @@
 # Usage: bash recipes/mini_world_s_mixtures.sh VISION_RUN RUNS_DIR OUT_DIR [STEPS]
 #   VISION_RUN: a stage-1 run dir (holds vision_tower/); OUT_DIR gets <variant>.tar (checkpoint + val samples), logs.tgz
 #   (val generation in fp32 on the GPU, greedy, as the demo decodes Genixer_S)
+#   VARIANTS: which of the variants below run (space-separated names; all three when unset), e.g.
+#   VARIANTS=s_rec3_qca3_novg trains that one alone on the GPU for its whole schedule
 set -u
 vision=${1:?usage: $0 VISION_RUN RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-6000}
 num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (smaller: a smoke run)
@@ -19,6 +21,8 @@ declare -A mix=(
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )
+variants=(${VARIANTS:-${!mix[@]}})
+for v in "${variants[@]}"; do [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }; done
 common=(experiment=mini_world_s_generator backbone.vision_init="$vision" trainer.max_steps="$steps" world.num_train="$num_train"
         trainer.max_time=${MAX_TIME:-00:00:06:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
 # Both worlds built once up front (the runs would otherwise build them concurrently): the training world of
@@ -27,22 +31,24 @@ $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_tra
   > "$runs/world.log" 2>&1 && $py -m genixer.miniworld --root "$runs/val_world/demo/world" --num-train 1000 \
   --num-heldout 300 --num-val 300 --workers 16 >> "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
 echo "worlds built at $(( $(date +%s) - t0 )) s"
-for v in "${!mix[@]}"; do
+for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
   $py train.py "${common[@]}" ${mix[$v]} hydra.run.dir="$runs/$v" > "$runs/$v.log" 2>&1 &
 done
 wait
 echo "generators done at $(( $(date +%s) - t0 )) s"
-for v in "${!mix[@]}"; do
+for v in "${variants[@]}"; do
   tail -n 2 "$runs/$v.log"
   [ -f "$runs/$v/manifest.json" ] || { tail -n 30 "$runs/$v.log"; continue; }
+  # the checkpoint goes out first (the val samples are appended below), so a call cut short still returns it
+  tar -C "$runs" -cf "$out/$v.tar" "$v/checkpoint" "$v/manifest.json"
   $py generate.py -m experiment=mini_world_demo generator="$runs/$v" task=rec,reg,pointqa,qca_box,rd \
     queries='${paths.mini_world}/images/val.jsonl' paths.runs="$runs/val_world" ${GEN_EXTRA:-trainer=gpu trainer.precision=32-true} \
     hydra.sweep.dir="$runs/val/$v" hydra.sweep.subdir='${task.name}' > "$runs/val_$v.log" 2>&1 &
 done
 wait
 echo "val generation done at $(( $(date +%s) - t0 )) s"
-for v in "${!mix[@]}"; do
-  tar -C "$runs" -cf "$out/$v.tar" "$v/checkpoint" "$v/manifest.json" "val/$v" 2>/dev/null || echo "$v: incomplete"
+for v in "${variants[@]}"; do
+  tar -C "$runs" -rf "$out/$v.tar" "val/$v" 2>/dev/null || echo "$v: incomplete"
 done
 tar -C "$runs" -czf "$out/logs.tgz" $(cd "$runs" && ls *.log)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,9 @@ class Request:
     pixel_values: torch.Tensor
     seed: int = 0
     max_new_tokens: int | None = None
+
+
+RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
 
 
 class SlotCache:
@@ -67,7 +70,8 @@ class SlotCache:
         k, v = self.keys[layer_idx], self.values[layer_idx]
         if self.prefill_slots is not None:
             n = key.shape[2]
-            k[self.prefill_slots, :, :n], v[self.prefill_slots, :, :n] = key, value
+            k.narrow(2, 0, n).index_copy_(0, self.prefill_slots, key)
+            v.narrow(2, 0, n).index_copy_(0, self.prefill_slots, value)
             return key, value
         n = self.active
         k, v = k[:n], v[:n]
@@ -119,6 +123,8 @@ class DecodeEngine:
         self.occupant: list[Request | None] = [None] * n
         self.host_steps = [0] * n  # the host's copy of ``steps`` (CPU noise needs it)
         self.waiting: deque[Request] = deque()
+        self.pending = None  # the launched prefill chunk, until it lands
+        self.side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         # Seconds in prefill / decode / collect, prompts prefilled, decode steps (``timed`` syncs to measure).
         self.timed, self.stats = timed, {"prefill_s": 0.0, "decode_s": 0.0, "collect_s": 0.0, "prefilled": 0, "steps": 0}
         use_graphs = self.device.type == "cuda" if graphs is None else graphs
@@ -142,19 +148,26 @@ class DecodeEngine:
 
     def run(self, drain: bool = True) -> list[tuple[Request, torch.Tensor]]:
         """Decode until every request finished (``drain``) or until every waiting one has a slot;
-        returns the finished ``(request, new token ids)``, ids padded with ``pad_token_id`` after EOS."""
+        returns the finished ``(request, new token ids)``, ids padded with ``pad_token_id`` after EOS.
+
+        Each round: the previous round's prefill joins the decode, one chunk of waiting prompts is prefilled
+        on a side stream while ``sync_every`` decode steps run on the main one (on a GPU the two overlap:
+        compute beside memory traffic), then the finished rows are collected."""
         finished = []
         while True:
-            self._admit()
-            if not any(r is not None for r in self.occupant) or (not drain and not self.waiting):
+            self._land()
+            running = any(r is not None for r in self.occupant)
+            if not (running or self.waiting) or (not drain and not self.waiting):
                 return finished
-            with self._clock("decode_s"):
-                for _ in range(self.sync_every):
-                    self._decode()
-            self.stats["steps"] += self.sync_every
+            self._launch()
+            if running:
+                with self._clock("decode_s"):
+                    for _ in range(self.sync_every):
+                        self._decode()
+                self.stats["steps"] += self.sync_every
             with self._clock("collect_s"):
                 finished += self._collect()
-            if not self.waiting:
+            if not self.waiting and self.pending is None:
                 self._compact()
 
     @contextmanager
@@ -192,40 +205,56 @@ class DecodeEngine:
                     + 8 * self.max_new + 8 * 4 * self.vocab)
         return max(1, int((free - peak - margin * total) // per_slot))
 
-    def _admit(self) -> None:
-        """Prefill waiting prompts into free slots, ``prefill_rows`` at a time."""
-        while self.waiting:
-            free = [s for s, r in enumerate(self.occupant) if r is None][:self.prefill_rows]
-            if not free:
-                return
-            batch = [self.waiting.popleft() for _ in range(min(len(free), len(self.waiting)))]
-            with self._clock("prefill_s"):
-                self._prefill(free[:len(batch)], batch)
-            self.stats["prefilled"] += len(batch)
-
-    def _prefill(self, slots: list[int], batch: list[Request]) -> None:
+    def _launch(self) -> None:
+        """Prefill one chunk of waiting prompts into free slots (their K/V and first token); the slots join the
+        decode at the next ``_land``. The decode steps running meanwhile still write those slots' K/V, but only
+        at the last column (parked there first), which no prompt reaches."""
+        free = [s for s, r in enumerate(self.occupant) if r is None][:self.prefill_rows]
+        if not self.waiting or not free:
+            return
+        batch = [self.waiting.popleft() for _ in range(min(len(free), len(self.waiting)))]
+        slots = free[:len(batch)]
+        index = torch.tensor(slots, device=self.device)
+        self.cache.positions[index] = self.width - 1
         lengths = [len(r.input_ids) for r in batch]
         ids = torch.full((len(batch), max(lengths)), self.pad, dtype=torch.long)
         for row, r in enumerate(batch):
             ids[row, :lengths[row]] = r.input_ids
-        pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
-        index = torch.tensor(slots, device=self.device)
-        hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
-        last = torch.tensor(lengths, device=self.device) - 1
-        logits = self.head(hidden[torch.arange(len(batch), device=self.device), last])
-        seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
-        steps = torch.zeros(len(batch), dtype=torch.long, device=self.device)
-        noise = self._cpu_noise([r.seed for r in batch], [0] * len(batch)).to(self.device) if self.host_noise else None
-        first = self._choose(logits, steps, seeds, noise)
+        noise = self._cpu_noise([r.seed for r in batch], [0] * len(batch)) if self.host_noise else None
+        if self.side is not None:
+            self.side.wait_stream(torch.cuda.current_stream())
+        with self._clock("prefill_s"), torch.cuda.stream(self.side) if self.side is not None else nullcontext():
+            pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
+            hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
+            last = torch.tensor(lengths, device=self.device) - 1
+            logits = self.head(hidden[torch.arange(len(batch), device=self.device), last])
+            seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
+            first = self._choose(logits, torch.zeros_like(seeds), seeds, None if noise is None else noise.to(self.device))
+            limits = torch.tensor([r.max_new_tokens or self.max_new for r in batch], device=self.device)
+            ready = torch.cuda.Event() if self.side is not None else None
+            if ready is not None:
+                ready.record()
+        self.pending = (slots, batch, index, first, seeds, last, limits, ready)
+        self.stats["prefilled"] += len(batch)
+        for s in slots:
+            self.occupant[s] = RESERVED
+
+    def _land(self) -> None:
+        """The launched chunk's slots join the decode (after its prefill, on the main stream)."""
+        if self.pending is None:
+            return
+        slots, batch, index, first, seeds, last, limits, ready = self.pending
+        if ready is not None:
+            torch.cuda.current_stream().wait_event(ready)
         self.tokens[index], self.seeds[index], self.steps[index] = first, seeds, 1
         self.cache.positions[index] = last + 1  # where the first new token's K/V goes
         self.out[index] = self.pad
         self.out[index, 0] = first
-        limits = torch.tensor([r.max_new_tokens or self.max_new for r in batch], device=self.device)
         self.limits[index] = limits
         self.done[index] = (first == self.eos) | (limits <= 1)
         for s, r in zip(slots, batch):
             self.occupant[s], self.host_steps[s] = r, 1
+        self.pending = None
 
     def _forward_prefill(self, ids, pixels, cache: SlotCache, index) -> torch.Tensor:
         n = ids.shape[1]
@@ -242,7 +271,7 @@ class DecodeEngine:
     def _collect(self) -> list[tuple[Request, torch.Tensor]]:
         """Free the slots whose sequence finished (one host sync)."""
         done = self.done.tolist()
-        finished = [s for s, r in enumerate(self.occupant) if r is not None and done[s]]
+        finished = [s for s, r in enumerate(self.occupant) if r is not None and r is not RESERVED and done[s]]
         if not finished:
             return []
         out = self.out[finished].cpu()
@@ -271,7 +300,7 @@ class DecodeEngine:
     # -- the decode step ------------------------------------------------------------------------------------
     def _decode(self) -> None:
         if self.host_noise:
-            live = [s for s, r in enumerate(self.occupant) if r is not None]
+            live = [s for s, r in enumerate(self.occupant) if r is not None and r is not RESERVED]
             noise = self._cpu_noise([self.occupant[s].seed for s in live], [self.host_steps[s] for s in live])
             self.noise[live] = noise.to(self.device, non_blocking=True)
         for s, r in enumerate(self.occupant):
