@@ -207,9 +207,9 @@ def main() -> None:
         result["runs"].append(row)
         print(json.dumps(row), flush=True)
         torch.cuda.empty_cache()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    name = torch.cuda.get_device_name().replace(" ", "_")
-    Path(args.out, f"engine_{name}.json").write_text(json.dumps(result, indent=2))
+        # written after every workload: a call cut short still returns what it measured
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        Path(args.out, f"engine_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
 
 
 def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos) -> None:

@@ -121,7 +121,7 @@ def main() -> None:
     # Roofline of one GPU: every decode step reads all weights once plus each sequence's KV cache.
     bandwidth = copy_bandwidth()
     mean_context = sum(lengths) / len(lengths) + NEW_TOKENS / 2
-    rows_per_step = module.engine.slots if module.engine is not None else args.batch_size
+    rows_per_step = module.slots or args.batch_size  # the engine's slots (it is released at the end of predict)
     step_bytes = params * 2 + rows_per_step * kv_bytes_per_token(model.config) * mean_context
     roofline_rps = world * rows_per_step / (NEW_TOKENS * step_bytes / bandwidth)
     result = {

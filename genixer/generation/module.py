@@ -22,7 +22,7 @@ class GenerationModule(L.LightningModule):
     def __init__(self, backbone: Backbone, codec: Codec, decoding: Decoding) -> None:
         super().__init__()
         self.backbone, self.codec, self.decoding = backbone, codec, decoding
-        self.model, self.engine = None, None
+        self.model, self.engine, self.slots = None, None, None
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -62,6 +62,21 @@ class GenerationModule(L.LightningModule):
             finished += self.engine.run(drain)
         return [(r.key, ids) for r, ids in finished]
 
+    def on_predict_end(self) -> None:
+        """The engine's K/V slots go back to the allocator once the loop is done."""
+        self.engine = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def roofline(self, prompt_tokens: float, new_tokens: float, batch_size: int, devices: int) -> dict | None:
+        """This run's hardware limit (``genixer.runs.roofline``) on a CUDA device; None elsewhere."""
+        device = next(self.model.parameters()).device if self.model is not None else None
+        if device is None or device.type != "cuda":
+            return None
+        from genixer.runs.roofline import device_limits, generation_limit
+        rows = self.slots if self.decoding.cache == "engine" and self.slots else batch_size
+        return generation_limit(self.model, prompt_tokens, new_tokens, rows, device_limits(device.index or 0), devices)
+
     def new_engine(self, max_prompt: int, requests: list[Request]) -> DecodeEngine:
         """Slots from free GPU memory ("auto"); on a CPU, "auto" means the loader's batch size."""
         kwargs, tok = self.decoding.kwargs, self.codec.tokenizer
@@ -69,8 +84,10 @@ class GenerationModule(L.LightningModule):
         if slots == "auto" and next(self.model.parameters()).device.type != "cuda":
             slots = len(requests)
         sampler = PerSampleSampler([], 0, **self.decoding.sampling) if self.decoding.do_sample else None
-        return DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
-                            kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests)
+        engine = DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
+                              kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests)
+        self.slots = engine.slots
+        return engine
 
     def generate(self, batch: dict) -> torch.Tensor:
         """New token ids per row: HF ``generate`` (dynamic cache), our static-cache loop or our engine."""

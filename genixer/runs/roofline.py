@@ -1,0 +1,63 @@
+"""What a run's throughput is compared to: the device's measured limits and a cost model of the workload.
+
+Generation: each sample costs its prefill (2 x parameters x prompt tokens FLOPs, compute-bound) plus its
+decode (per new token: the weights once per decode step, shared by the rows of that step, plus the sample's
+own K/V cache, memory-bound). ``serial`` adds the two; ``overlap`` takes the larger (prefill and decode on
+the GPU at once). Forward-only scorers (judge, CLIP) are compute-bound: 2 x parameters x tokens per item.
+Limits are measured on the device (a bf16 matmul and a device-to-device copy), not taken from a spec sheet.
+"""
+from __future__ import annotations
+
+import functools
+import time
+
+import torch
+
+
+@functools.cache
+def device_limits(index: int = 0) -> dict:
+    """Measured bf16 matmul FLOP/s and copy bytes/s (read + write) of CUDA device ``index``."""
+    device = torch.device("cuda", index)
+
+    def rate(fn, repeats: int) -> float:
+        fn()
+        torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        torch.cuda.synchronize(device)
+        return repeats / (time.perf_counter() - start)
+
+    a = torch.randn(4096, 4096, device=device, dtype=torch.bfloat16)
+    flops = 2 * 4096**3 * rate(lambda: a @ a, 50)
+    src = torch.empty(1 << 30, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    bandwidth = 2 * src.numel() * rate(lambda: dst.copy_(src), 20)
+    return {"device": torch.cuda.get_device_name(device), "matmul_flops": flops, "copy_bytes_per_s": bandwidth}
+
+
+def kv_bytes_per_token(text_config, bytes_per_value: int = 2) -> int:
+    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+    return 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim * bytes_per_value
+
+
+def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_step: int, limits: dict,
+                     devices: int = 1) -> dict:
+    """Samples per second the hardware allows for this model and workload (``devices`` GPUs of this kind)."""
+    params = sum(p.numel() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    kv = kv_bytes_per_token(model.config.get_text_config())
+    prefill = 2 * params * prompt_tokens / limits["matmul_flops"]
+    decode = new_tokens * (weight_bytes / rows_per_step + kv * (prompt_tokens + new_tokens / 2)) / limits["copy_bytes_per_s"]
+    return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
+            "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9), "prompt_tokens_mean": round(prompt_tokens, 1),
+            "new_tokens_mean": round(new_tokens, 1), "rows_per_step": rows_per_step,
+            "limit_samples_per_s_serial": round(devices / (prefill + decode), 2),
+            "limit_samples_per_s_overlap": round(devices / max(prefill, decode), 2)}
+
+
+def forward_limit(params: int, tokens_per_item: float, limits: dict, devices: int = 1) -> dict:
+    """Items per second of a compute-bound forward pass."""
+    return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
+            "tokens_per_item": round(tokens_per_item, 1),
+            "limit_items_per_s": round(devices * limits["matmul_flops"] / (2 * params * tokens_per_item), 2)}

@@ -1,0 +1,31 @@
+"""The hardware limit a generation or scoring run is compared to (genixer.runs.roofline)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from genixer.runs.roofline import forward_limit, generation_limit, kv_bytes_per_token
+
+LIMITS = {"device": "test", "matmul_flops": 1e12, "copy_bytes_per_s": 1e11}
+
+
+def test_generation_limit_adds_prefill_compute_and_decode_traffic():
+    config = LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    params = sum(p.numel() for p in model.parameters())
+    assert kv_bytes_per_token(config) == 2 * 2 * 2 * 16 * 2  # K and V, 2 layers, 2 KV heads of 16, bf16
+    limit = generation_limit(model, prompt_tokens=100, new_tokens=20, rows_per_step=4, limits=LIMITS)
+    prefill = 2 * params * 100 / 1e12
+    decode = 20 * (2 * params / 4 + 256 * (100 + 10)) / 1e11
+    assert limit["limit_samples_per_s_serial"] == pytest.approx(1 / (prefill + decode), rel=1e-2)
+    assert limit["limit_samples_per_s_overlap"] == pytest.approx(1 / max(prefill, decode), rel=1e-2)
+    more_rows = generation_limit(model, 100, 20, 64, LIMITS)  # weights shared by more rows: a higher limit
+    assert more_rows["limit_samples_per_s_serial"] > limit["limit_samples_per_s_serial"]
+    assert generation_limit(model, 100, 20, 4, LIMITS, devices=2)["limit_samples_per_s_serial"] == \
+        pytest.approx(2 * limit["limit_samples_per_s_serial"], rel=1e-2)
+
+
+def test_forward_limit_is_compute_bound():
+    assert forward_limit(10**9, 500, LIMITS)["limit_items_per_s"] == pytest.approx(1e12 / (2e9 * 500))
