@@ -219,8 +219,15 @@ def test_filter_module_predict_end_to_end(tiny, scorer, images):
     loader = DataLoader(ItemDataset(scorer, items, images), batch_size=3, collate_fn=ItemCollator(scorer), num_workers=0)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False)
-    batches = trainer.predict(FilterModule([scorer]), loader)
+    module = FilterModule([scorer])
+    batches = trainer.predict(module, loader)
     lines = {line["id"]: line for batch in batches for line in batch}
+    # FLOPs of the two crops that were scored: 2 x parameters x tokens per tower (for the run's hardware limit)
+    visual = sum(p.numel() for p in model.visual.parameters())
+    side, patch = model.visual.image_size, model.visual.patch_size
+    grid = (side[0] // patch[0]) * (side[1] // patch[1]) if isinstance(side, tuple) else (side // patch) ** 2
+    text = sum(p.numel() for p in model.parameters()) - visual
+    assert module.total_flops() == pytest.approx(2 * 2 * (visual * (grid + 1) + text * model.context_length))
     assert sorted(lines) == ["a/rec/0#0", "b/rec/0#0", "c/rec/0#0", "d/rec/0#0"]
     summary = {r["id"]: scorer.summarize([lines[f"{r['id']}#0"]]) for r in rows}
     assert summary["c/rec/0"]["status"] == "error" and "FileNotFoundError" in summary["c/rec/0"]["reason"]

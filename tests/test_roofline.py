@@ -28,4 +28,4 @@ def test_generation_limit_adds_prefill_compute_and_decode_traffic():
 
 
 def test_forward_limit_is_compute_bound():
-    assert forward_limit(10**9, 500, LIMITS)["limit_items_per_s"] == pytest.approx(1e12 / (2e9 * 500))
+    assert forward_limit(2e9 * 500, LIMITS, devices=2)["limit_items_per_s"] == pytest.approx(2 * 1e12 / (2e9 * 500))

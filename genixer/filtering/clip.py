@@ -151,6 +151,16 @@ class ClipCropScorer(Scorer):
         columns = zip(meta, raw.tolist(), clipscore.tolist(), cosine.tolist(), batch["crop"].tolist())
         return [{**m, "raw": r, "clipscore": s, "cosine": c, "crop": crop} for m, r, s, c, crop in columns]
 
+    def flops(self, model: nn.Module, batch: dict) -> float:
+        """2 x parameters x tokens, per tower: each crop's patches + class token, each expression's context."""
+        image, text = batch["image"], batch["text"]
+        patch = model.visual.patch_size
+        patch = patch[0] if isinstance(patch, tuple) else patch
+        image_tokens = image.shape[0] * ((image.shape[-2] // patch) * (image.shape[-1] // patch) + 1)
+        visual = sum(p.numel() for p in model.visual.parameters())
+        textual = sum(p.numel() for p in model.parameters()) - visual
+        return 2.0 * (visual * image_tokens + textual * text.numel())
+
     def summarize(self, lines: list[dict]) -> dict:
         """Per region ``raw`` / ``clipscore`` / ``cosine`` / ``crop`` (None where it failed), the first failure."""
         out = {key: [line.get(key) for line in lines] for key in SCORES}

@@ -121,6 +121,10 @@ class Judge(Scorer):
         return [{**m, "p_yes": p, "verdict": "Yes" if p >= 0.5 else "No", "yes_no_mass": s}
                 for m, p, s in zip(meta, p_yes, mass)]
 
+    def flops(self, model: nn.Module, batch: dict) -> float:
+        """2 x parameters x the real tokens of the batch (image tokens included, padding not)."""
+        return 2.0 * sum(p.numel() for p in model.parameters()) * float(batch["attention_mask"].sum())
+
     def summarize(self, lines: list[dict]) -> dict:
         """Per pair ``p_yes`` / ``verdict`` (None where the pair failed), their minimum, the first failure."""
         p_yes = [line.get("p_yes") for line in lines]

@@ -19,6 +19,7 @@ class FilterModule(L.LightningModule):
         super().__init__()
         self.scorers = list(scorers)
         self.models = None
+        self.flops = 0.0  # this rank's forward FLOPs, as the scorers count them (the run's hardware limit)
 
     def configure_model(self) -> None:
         if self.models is None:
@@ -33,4 +34,10 @@ class FilterModule(L.LightningModule):
             dtype = next(model.parameters()).dtype
             inputs = to_device(batch["inputs"], self.device, dtype)
             lines += self.scorers[dataloader_idx].score(model, inputs, batch["meta"])
+            self.flops += self.scorers[dataloader_idx].flops(model, inputs)
         return lines
+
+    def total_flops(self) -> float:
+        """Every rank's FLOPs (every rank must call it)."""
+        mine = torch.tensor(self.flops, dtype=torch.float64, device=self.device)
+        return float(self.trainer.strategy.reduce(mine, reduce_op="sum"))

@@ -55,6 +55,10 @@ class Scorer(abc.ABC):
     def config(self) -> dict:
         """What makes scores comparable (model, prompt, ...): stored beside the shards, checked on resume."""
 
+    def flops(self, model: nn.Module, batch: dict) -> float:
+        """The forward's FLOPs on ``batch`` (2 x parameters x tokens), for the run's hardware limit; 0: unknown."""
+        return 0.0
+
     def check(self) -> None:
         """Validate the scorer's inputs (files, tokenizer) before any item is loaded; raise with what is wrong."""
 

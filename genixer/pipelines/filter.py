@@ -75,10 +75,12 @@ def run(cfg: DictConfig) -> dict:
     trainer = instantiate(cfg.trainer, callbacks=[writer, SampleProgress("filter")], logger=False,
                           enable_progress_bar=False, default_root_dir=str(out))
     started = time.time()
+    flops = 0.0
     if loaders:
         module = FilterModule([scorers[name] for name, _ in loaders])
         trainer.predict(module, [loader for _, loader in loaders], return_predictions=False)
         trainer.strategy.barrier("filter:select")  # every rank's shards are complete before rank 0 selects
+        flops = module.total_flops()
     seconds = time.time() - started
     if not trainer.is_global_zero:
         return {}
@@ -94,6 +96,10 @@ def run(cfg: DictConfig) -> dict:
                **export([r for r in selected if r["kept"]], out, cfg.filter.get("rec_columns"))}
     items = sum(todo_counts.values())
     speed = {"seconds": round(seconds, 2), "items_scored": items, "items_per_s": round(items / seconds, 2) if seconds > 0 else 0.0}
+    if loaders and items and flops and trainer.strategy.root_device.type == "cuda":  # the hardware's limit for these forwards
+        from genixer.runs.roofline import device_limits, forward_limit
+        limit = forward_limit(flops / items, device_limits(trainer.strategy.root_device.index or 0), trainer.world_size)
+        speed.update(limit=limit, fraction_of_limit=round(speed["items_per_s"] / limit["limit_items_per_s"], 3))
     failed = failure("candidate rows", Counter(counts["scorer_errors"]), counts["candidates"], cfg.error_ceiling)
     write_manifest(out, cfg, "filter", rows=len(selected), status="failed" if failed else "ok", failure=failed,
                    inputs={"run": str(source.path.resolve()), "filter": cfg.filter.name, "image_root": str(image_root),

@@ -3,7 +3,8 @@
 Generation: each sample costs its prefill (2 x parameters x prompt tokens FLOPs, compute-bound) plus its
 decode (per new token: the weights once per decode step, shared by the rows of that step, plus the sample's
 own K/V cache, memory-bound). ``serial`` adds the two; ``overlap`` takes the larger (prefill and decode on
-the GPU at once). Forward-only scorers (judge, CLIP) are compute-bound: 2 x parameters x tokens per item.
+the GPU at once). Forward-only scorers (judge, CLIP) are compute-bound: 2 x parameters x tokens per item,
+counted by the scorer on the batches it actually scored.
 Limits are measured on the device (a bf16 matmul and a device-to-device copy), not taken from a spec sheet.
 """
 from __future__ import annotations
@@ -56,8 +57,8 @@ def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_st
             "limit_samples_per_s_overlap": round(devices / max(prefill, decode), 2)}
 
 
-def forward_limit(params: int, tokens_per_item: float, limits: dict, devices: int = 1) -> dict:
-    """Items per second of a compute-bound forward pass."""
+def forward_limit(flops_per_item: float, limits: dict, devices: int = 1) -> dict:
+    """Items per second of a compute-bound forward pass (``flops_per_item``: 2 x parameters x tokens)."""
     return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
-            "tokens_per_item": round(tokens_per_item, 1),
-            "limit_items_per_s": round(devices * limits["matmul_flops"] / (2 * params * tokens_per_item), 2)}
+            "GFLOPs_per_item": round(flops_per_item / 1e9, 2),
+            "limit_items_per_s": round(devices * limits["matmul_flops"] / flops_per_item, 2)}
