@@ -99,7 +99,9 @@ def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_
     vision = tiny_vision
     cfg = compose_config("train", [f"paths.output_dir={tmp_path / 'g'}", "experiment=mini_world_cpu_generator",
                                    f"backbone.vision_init={vision}", "debug=fast", *world, "data.val_fraction=0.25",
-                                   "+trainer.val_check_interval=3", "+trainer.limit_val_batches=2"])
+                                   "+trainer.val_check_interval=3", "+trainer.limit_val_batches=2",
+                                   "callbacks=generation_metric", "callbacks.generation_metric.images=2",
+                                   "callbacks.generation_metric.max_new_tokens=8"])
     datamodule, _ = train.assemble(cfg, instantiate(cfg.backbone))
     fit, val = datamodule.splits
     images = lambda items: {ann["image"] for _, ann in items}  # noqa: E731
@@ -107,6 +109,7 @@ def test_validation_holds_out_whole_images_and_reports_its_loss(tmp_path, small_
     assert round(0.25 * len(images(fit) | images(val))) == len(images(val)) and datamodule.splits == (fit, val)
     metrics = train.run(cfg)
     assert metrics["steps"] == 3 and metrics["val/loss"] > 0   # validated at step 3, in the manifest
+    assert {"val/common_vqa/accuracy", "val/common_vqa/parsed", "val/rec/accuracy", "val/rec/parsed"} <= set(metrics)
     with pytest.raises(ValueError, match="val_fraction"):
         train.assemble(compose_config("train", [*world, "data.val_fraction=1.0"]), instantiate(cfg.backbone))
 
