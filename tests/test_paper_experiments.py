@@ -91,6 +91,23 @@ def test_genixer_s_is_the_papers_recipe(stage, lr, tmp_path):
         assert components.qca_box.repeat == components.rd.repeat == 5
 
 
+def test_shikra_syn_rec_is_shikra_stage_2_on_rec_plus_the_synthetic_rows(tmp_path):
+    cfg = compose_paper("paper_shikra_syn_rec", tmp_path)
+    assert cfg.backbone._target_.endswith("PretrainedLlava") and cfg.backbone.path is None   # Shikra-7B, converted
+    assert cfg.backbone.conversation.name == "vicuna_v1.1" and cfg.module.stage == "full"
+    assert cfg.module.optimizer.lr == 2e-5 and cfg.trainer.max_epochs == 3 and cfg.global_batch_size == 64
+    assert cfg.data.batch_size == 8 and cfg.trainer.devices == 8 and trainer_accumulation(cfg) == 1
+    assert cfg.trainer.strategy._target_.endswith("FSDPStrategy")
+    assert sources(cfg) == {"rec": "RECJsonl", "syn_lcs": "SyntheticREC", "syn_sbu": "SyntheticREC"}
+    assert {c.task._target_ for c in cfg.data.mixture.components.values()} == {"genixer.tasks.REC"}
+    paths = [c.source.path for c in cfg.data.mixture.components.values()]
+    assert paths[1].endswith("/syn_lcs_filtered60.jsonl") and paths[2].endswith("/syn_sbu_filtered60.jsonl")
+    baseline = compose_paper("paper_shikra_syn_rec", tmp_path, "~data.mixture.components.syn_lcs", "~data.mixture.components.syn_sbu")
+    assert sources(baseline) == {"rec": "RECJsonl"}
+    twin = compose_paper("paper_shikra_syn_rec_mini", tmp_path)
+    assert sources(twin) == {"rec": "RECJsonl", "syn": "SyntheticREC"}
+
+
 @pytest.mark.parametrize("paper", PAPERS)
 def test_the_twin_trains(paper, tmp_path, small_world):
     cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"experiment={paper}_mini", *world_overrides(small_world)])
