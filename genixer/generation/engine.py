@@ -1,11 +1,12 @@
 """A continuous-batching decode engine (the ``cache: engine`` generation option).
 
-A fixed set of KV-cache *slots* holds one sequence each, at its own columns (0 .. its length - 1), so a
-finished sequence's slot takes a waiting prompt without touching the others. The decode step has fixed
-shapes (every slot, one token, the cache's whole width, masked per row); on CUDA it is captured once as a
-CUDA graph and replayed, one launch per step instead of the eager forward's Python. The host looks at the
-GPU only every ``sync_every`` steps: it collects finished rows and prefills waiting prompts (eagerly,
-right-padded, ``prefill_rows`` at a time) straight into the free slots.
+A fixed set of KV-cache *slots* (``SlotCache``) holds one sequence each, at its own columns, so a finished
+sequence's slot takes a waiting prompt without touching the others. The decode step has fixed shapes (the
+first ``bucket`` slots, one token each, the cache's whole width, masked per row); on CUDA it is captured as one
+CUDA graph per bucket and replayed, one launch per step instead of the eager forward's Python. Once no prompt
+waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
+GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
+prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps.
 
 Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
 not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from genixer.generation.sampling import PerSampleSampler
+from genixer.generation.slot_cache import SlotCache
 
 
 @dataclass
@@ -38,51 +40,6 @@ class Request:
 
 
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
-
-
-class SlotCache:
-    """Per-layer K/V ``(slots, kv_heads, width, head_dim)``, written per slot.
-
-    The model calls ``update`` from every attention layer (duck-typed for transformers' ``Cache``). In prefill
-    (``self.prefill_slots`` set) the new keys go to columns 0..n-1 of those slots and attention sees only
-    them; in decode each slot's one new key goes to its own column (``self.positions``) and attention sees
-    the whole width under the caller's mask.
-    """
-
-    def __init__(self, text_config, slots: int, width: int, dtype: torch.dtype, device: torch.device) -> None:
-        heads = text_config.num_key_value_heads
-        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-        shape = (slots, heads, width, head_dim)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(text_config.num_hidden_layers)]
-        self.values = [torch.zeros_like(k) for k in self.keys]
-        self.rows = torch.arange(slots, device=device)
-        self.positions = torch.zeros(slots, dtype=torch.long, device=device)
-        self.prefill_slots: torch.Tensor | None = None
-        self.active = slots  # decode touches slots [0, active) only
-
-    @staticmethod
-    def bytes_per_slot(text_config, width: int, dtype: torch.dtype) -> int:
-        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-        per_token = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim
-        return per_token * width * torch.finfo(dtype).bits // 8
-
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        k, v = self.keys[layer_idx], self.values[layer_idx]
-        if self.prefill_slots is not None:
-            n = key.shape[2]
-            k.narrow(2, 0, n).index_copy_(0, self.prefill_slots, key)
-            v.narrow(2, 0, n).index_copy_(0, self.prefill_slots, value)
-            return key, value
-        n = self.active
-        k, v = k[:n], v[:n]
-        k[self.rows[:n], :, self.positions[:n]] = key[:, :, 0]
-        v[self.rows[:n], :, self.positions[:n]] = value[:, :, 0]
-        return k, v
-
-    def move(self, src: torch.Tensor, dst: torch.Tensor) -> None:
-        """Copy slots ``src``' K/V to slots ``dst`` (compaction)."""
-        for k, v in zip(self.keys, self.values):
-            k[dst], v[dst] = k[src], v[src]
 
 
 def _cache_kwarg(module: torch.nn.Module) -> str:

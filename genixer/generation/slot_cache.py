@@ -1,0 +1,49 @@
+"""The engine's KV cache: one row ("slot") per sequence, each written at its own columns."""
+from __future__ import annotations
+
+import torch
+
+from genixer.runs.roofline import kv_bytes_per_token
+
+
+class SlotCache:
+    """Per-layer K/V ``(slots, kv_heads, width, head_dim)``, written per slot.
+
+    The model calls ``update`` from every attention layer (duck-typed for transformers' ``Cache``). In prefill
+    (``self.prefill_slots`` set) the new keys go to columns 0..n-1 of those slots and attention sees only
+    them; in decode each slot's one new key goes to its own column (``self.positions``) and attention sees
+    the whole width under the caller's mask.
+    """
+
+    def __init__(self, text_config, slots: int, width: int, dtype: torch.dtype, device: torch.device) -> None:
+        heads = text_config.num_key_value_heads
+        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+        shape = (slots, heads, width, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(text_config.num_hidden_layers)]
+        self.values = [torch.zeros_like(k) for k in self.keys]
+        self.rows = torch.arange(slots, device=device)
+        self.positions = torch.zeros(slots, dtype=torch.long, device=device)
+        self.prefill_slots: torch.Tensor | None = None
+        self.active = slots  # decode touches slots [0, active) only
+
+    @staticmethod
+    def bytes_per_slot(text_config, width: int, dtype: torch.dtype) -> int:
+        return kv_bytes_per_token(text_config, torch.finfo(dtype).bits // 8) * width
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        k, v = self.keys[layer_idx], self.values[layer_idx]
+        if self.prefill_slots is not None:
+            n = key.shape[2]
+            k.narrow(2, 0, n).index_copy_(0, self.prefill_slots, key)
+            v.narrow(2, 0, n).index_copy_(0, self.prefill_slots, value)
+            return key, value
+        n = self.active
+        k, v = k[:n], v[:n]
+        k[self.rows[:n], :, self.positions[:n]] = key[:, :, 0]
+        v[self.rows[:n], :, self.positions[:n]] = value[:, :, 0]
+        return k, v
+
+    def move(self, src: torch.Tensor, dst: torch.Tensor) -> None:
+        """Copy slots ``src``' K/V to slots ``dst`` (compaction)."""
+        for k, v in zip(self.keys, self.values):
+            k[dst], v[dst] = k[src], v[src]
