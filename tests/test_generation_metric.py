@@ -13,7 +13,7 @@ from conftest import ROOT, compose_config, world_overrides
 from genixer.backbones.llava import PretrainedLlava
 from genixer.miniworld.evaluator import MiniWorldOracle
 from genixer.pipelines import generate
-from genixer.training.generation_metric import GenerationMetric
+from genixer.pipelines.generation_metric import GenerationMetric
 
 
 def test_counts_equal_generate_then_evaluate(tmp_path, small_world):

@@ -8,6 +8,8 @@ Logged per task: ``val/<task>/accuracy`` (correct among parsed, the evaluation t
 
 Each rank decodes on its own replica, so the metric needs whole parameters on every rank: one device, DDP or
 DeepSpeed ZeRO-2. Under FSDP or ZeRO-3 it refuses to start (evaluate the exported checkpoint instead).
+It lives with the pipelines, not in the training stage: it joins the generation loop's prompts and parsing to
+the evaluation stage's grader, as generate.py + evaluate.py do.
 """
 from __future__ import annotations
 
