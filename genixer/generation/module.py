@@ -34,7 +34,10 @@ class GenerationModule(L.LightningModule):
         returned are those that finished meanwhile (any batch's); the last batch drains the engine."""
         rows = list(batch["errors"])
         if self.decoding.cache == "engine":
-            last = batch_idx + 1 == self.trainer.num_predict_batches[dataloader_idx]
+            batches = self.trainer.num_predict_batches[dataloader_idx]
+            if batches == float("inf"):
+                raise RuntimeError("generation.cache=engine drains on the last batch: it needs a loader with a length")
+            last = batch_idx + 1 == batches
             return rows + [self.row(meta, ids) for meta, ids in self.stream(batch, drain=last)]
         if batch["meta"]:
             rows += [self.row(meta, ids) for meta, ids in zip(batch["meta"], self.generate(batch).cpu())]
