@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,7 +24,7 @@ from genixer.backbones.codec import Codec
 from genixer.backbones.conversation import Conversation
 from genixer.backbones.hub import cached_snapshot
 from genixer.backbones.llava import save_checkpoint
-from genixer.convert.weights import ConversionError, KeyMap, check_shapes
+from genixer.convert.weights import ConversionError, KeyMap, check_shapes, load_weights
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PROVENANCE_FILE = "conversion.json"
@@ -137,6 +139,38 @@ def check_tower(original: dict, tower: CLIPVisionConfig, tower_dir: Path, layer:
     if not -tower.num_hidden_layers - 1 <= layer <= tower.num_hidden_layers:
         raise ConversionError(f"{source}: vision select layer {layer} is outside the {tower.num_hidden_layers} layers "
                               f"of the tower at {tower_dir}")
+
+
+@dataclass
+class Original:
+    """An original-layout checkpoint read for conversion: its config, weights, embeddings, output dtype and CLIP tower."""
+
+    config: dict
+    state: dict[str, torch.Tensor]
+    embeddings: torch.Tensor
+    dtype: torch.dtype
+    tower_dir: Path
+    tower: CLIPVisionConfig
+    processor: object
+    tower_weights: dict[str, torch.Tensor]
+
+
+def read_original(source: Path, destination: Path, check_config: Callable[[dict, Path], None], tower_prefix: str,
+                  vision_tower: str | None, dtype: str | None, default_layer: int | None = None,
+                  state: dict[str, torch.Tensor] | None = None) -> Original:
+    """The steps every layout shares, in order: destination free, config checked, weights (``state`` if given),
+    output dtype, vision tower (saved under ``tower_prefix`` or named by the config) checked against the config."""
+    check_destination(destination)
+    original = read_config(source)
+    check_config(original, source)
+    state = load_weights(source) if state is None else state
+    embeddings = input_embeddings(state, source)
+    dtype = output_dtype(dtype, embeddings)
+    tower_dir = vision_tower_dir(vision_tower, original, source)
+    tower, processor, tower_weights = load_tower(tower_dir, any(k.startswith(tower_prefix) for k in state), dtype)
+    layer = original["mm_vision_select_layer"] if default_layer is None else original.get("mm_vision_select_layer", default_layer)
+    check_tower(original, tower, tower_dir, layer, source)
+    return Original(original, state, embeddings, dtype, tower_dir, tower, processor, tower_weights)
 
 
 def load_conversation(name: str) -> Conversation:

@@ -18,24 +18,18 @@ from transformers import CLIPVisionConfig, LlavaConfig
 from genixer.backbones.codec import Codec, ImageTransform
 from genixer.backbones.llava import num_image_tokens, resolve_checkpoint
 from genixer.convert.common import (
-    check_destination,
-    check_tower,
     clip_prefix,
     grow_rows,
-    input_embeddings,
     load_conversation,
     load_tokenizer,
-    load_tower,
     max_length,
     model_shapes,
-    output_dtype,
     provenance,
-    read_config,
+    read_original,
     text_config,
-    vision_tower_dir,
     write_checkpoint,
 )
-from genixer.convert.weights import ConversionError, KeyMap, listing, load_file, load_weights, replace_tensors
+from genixer.convert.weights import ConversionError, KeyMap, listing, load_file, replace_tensors
 
 IMAGE_TOKEN = "<image>"
 TOWER = "model.vision_tower.vision_tower."  # LLaVA's CLIPVisionTower around CLIPVisionModel, when saved at all
@@ -114,30 +108,22 @@ def convert_llava(source: str | Path, destination: str | Path, vision_tower: str
                   dtype: str | None = None, conversation: str = "vicuna_v1") -> None:
     """Write our Genixer_L dir for an original-layout LLaVA-1.5 checkpoint."""
     source, destination = Path(source), Path(destination)
-    check_destination(destination)
-    original = read_config(source)
-    check_llava_config(original, source)
-    state = load_weights(source)
-    embeddings = input_embeddings(state, source)
-    dtype = output_dtype(dtype, embeddings)
-    tower_dir = vision_tower_dir(vision_tower, original, source)
-    tower, processor, tower_weights = load_tower(tower_dir, any(k.startswith(TOWER) for k in state), dtype)
-    check_tower(original, tower, tower_dir, original["mm_vision_select_layer"], source)
+    o = read_original(source, destination, check_llava_config, TOWER, vision_tower, dtype)
     tokenizer = load_tokenizer(source, IMAGE_TOKEN, legacy=True)  # see check_prompt_ids
-    if len(tokenizer) > len(embeddings) + 1:  # only the added <image> may lack a row
+    if len(tokenizer) > len(o.embeddings) + 1:  # only the added <image> may lack a row
         raise ConversionError(f"{source}: the tokenizer has {len(tokenizer) - 1} tokens besides {IMAGE_TOKEN} but the "
-                              f"embeddings only {len(embeddings)} rows")
-    rows = max(len(embeddings), len(tokenizer))
-    config = hf_config(original, tower, tokenizer, rows)
+                              f"embeddings only {len(o.embeddings)} rows")
+    rows = max(len(o.embeddings), len(tokenizer))
+    config = hf_config(o.config, o.tower, tokenizer, rows)
     keys = key_map()
-    expected = {k: s for k, s in model_shapes(config).items() if k not in tower_weights}
-    weights = keys.apply(state, expected, source)
-    weights = {k: (grow_rows(t, rows) if k in EMBEDDINGS else t).to(dtype) for k, t in weights.items()}
-    codec = Codec(tokenizer, ImageTransform(processor), load_conversation(conversation), config.image_seq_length,
+    expected = {k: s for k, s in model_shapes(config).items() if k not in o.tower_weights}
+    weights = keys.apply(o.state, expected, source)
+    weights = {k: (grow_rows(t, rows) if k in EMBEDDINGS else t).to(o.dtype) for k, t in weights.items()}
+    codec = Codec(tokenizer, ImageTransform(o.processor), load_conversation(conversation), config.image_seq_length,
                   image_token=IMAGE_TOKEN, max_length=max_length(tokenizer, config.text_config))
     check_prompt_ids(codec, source)
-    write_checkpoint(destination, config, {**weights, **tower_weights}, codec, keys, source,
-                     provenance("llava", source, tower_dir, tower_weights, dtype))
+    write_checkpoint(destination, config, {**weights, **o.tower_weights}, codec, keys, source,
+                     provenance("llava", source, o.tower_dir, o.tower_weights, o.dtype))
 
 
 PROJECTOR = {  # mm_projector.bin of the pretrain stage (only the projector is saved)

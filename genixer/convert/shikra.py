@@ -19,19 +19,15 @@ from genixer.backbones.codec import Codec, ImageTransform
 from genixer.backbones.llava import LINEAR, num_image_tokens
 from genixer.convert.common import (
     check_destination,
-    check_tower,
     clip_prefix,
     input_embeddings,
     load_conversation,
     load_tokenizer,
-    load_tower,
     max_length,
     model_shapes,
-    output_dtype,
     provenance,
-    read_config,
+    read_original,
     text_config,
-    vision_tower_dir,
     write_checkpoint,
 )
 from genixer.convert.weights import DERIVED, ConversionError, KeyMap, listing, load_weights
@@ -96,31 +92,23 @@ def convert_shikra(source: str | Path, destination: str | Path, vision_tower: st
                    state: dict[str, torch.Tensor] | None = None, record: dict | None = None) -> None:
     """Write our Genixer_S dir for an original-layout Shikra checkpoint (``state``: its weights, if already loaded)."""
     source, destination = Path(source), Path(destination)
-    check_destination(destination)
-    original = read_config(source)
-    check_shikra_config(original, source)
-    state = load_weights(source) if state is None else state
-    embeddings = input_embeddings(state, source)
-    dtype = output_dtype(dtype, embeddings)
-    tower_dir = vision_tower_dir(vision_tower, original, source)
-    tower, processor, tower_weights = load_tower(tower_dir, any(k.startswith(TOWER) for k in state), dtype)
-    check_tower(original, tower, tower_dir, original.get("mm_vision_select_layer", -1), source)
+    o = read_original(source, destination, check_shikra_config, TOWER, vision_tower, dtype, default_layer=-1, state=state)
     tokenizer = load_tokenizer(source, IMAGE_LAYOUT["image_token"])
-    ids = image_token_ids(tokenizer, len(embeddings), source)
-    config = hf_config(original, tower, tokenizer, len(embeddings), ids[IMAGE_LAYOUT["image_token"]])
+    ids = image_token_ids(tokenizer, len(o.embeddings), source)
+    config = hf_config(o.config, o.tower, tokenizer, len(o.embeddings), ids[IMAGE_LAYOUT["image_token"]])
     hidden = config.text_config.hidden_size
     filled = {  # linear_2 of our single-linear projector is the identity
-        **tower_weights,
-        "model.multi_modal_projector.linear_2.weight": torch.eye(hidden, dtype=dtype),
-        "model.multi_modal_projector.linear_2.bias": torch.zeros(hidden, dtype=dtype),
+        **o.tower_weights,
+        "model.multi_modal_projector.linear_2.weight": torch.eye(hidden, dtype=o.dtype),
+        "model.multi_modal_projector.linear_2.bias": torch.zeros(hidden, dtype=o.dtype),
     }
     keys = key_map()
     expected = {k: s for k, s in model_shapes(config).items() if k not in filled}
-    weights = {k: t.to(dtype) for k, t in keys.apply(state, expected, source).items()}
-    codec = Codec(tokenizer, ImageTransform(processor, WHITE), load_conversation(conversation), config.image_seq_length,
+    weights = {k: t.to(o.dtype) for k, t in keys.apply(o.state, expected, source).items()}
+    codec = Codec(tokenizer, ImageTransform(o.processor, WHITE), load_conversation(conversation), config.image_seq_length,
                   max_length=max_length(tokenizer, config.text_config), **IMAGE_LAYOUT)
     write_checkpoint(destination, config, {**weights, **filled}, codec, keys, source,
-                     {**provenance("shikra", source, tower_dir, tower_weights, dtype), **(record or {})})
+                     {**provenance("shikra", source, o.tower_dir, o.tower_weights, o.dtype), **(record or {})})
 
 
 def apply_delta(base: Path, delta: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
