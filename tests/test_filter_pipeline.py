@@ -139,6 +139,8 @@ def test_two_ddp_processes_match_one_process(generation_run, reference, tmp_path
     judge = [tmp_path / f"scores/judge/shards/rank{r}.jsonl" for r in (0, 1)]
     ids = [[json.loads(line)["id"] for line in p.read_text().splitlines()] for p in judge]
     assert ids[0] and ids[1] and not set(ids[0]) & set(ids[1]) and len(ids[0]) + len(ids[1]) == 12
+    # contiguous blocks, not items dealt out in turn: an image's items (its QA pairs, its crops) stay on one rank
+    assert len(ids[0]) == len(ids[1]) == 6 and max(ids[0]) < min(ids[1])
     assert same_selection(selected(tmp_path / "out"), reference)
 
 

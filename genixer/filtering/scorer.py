@@ -12,11 +12,13 @@ only; ``selection`` drops.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler
 
 from genixer.data.images import IMAGE_ERRORS
 
@@ -85,6 +87,27 @@ class ItemDataset(Dataset):
             return {"meta": meta, "status": "rejected", "reason": str(err)}
         except IMAGE_ERRORS as err:  # an undecodable input is an error row; anything else is a bug and stops the run
             return {"meta": meta, "status": "error", "reason": f"image: {type(err).__name__}: {err}"}
+
+
+class ContiguousShards(DistributedSampler):
+    """Rank r of W takes the r-th of W contiguous, near-equal blocks of the items, so the consecutive items of one
+    image (its crops, its QA pairs) stay on one rank and it is decoded once (Lightning's sampler deals items out
+    in turn). Ranks are read when the sampler is iterated, after the process group formed; a
+    ``DistributedSampler`` so Lightning keeps it."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(range(n), num_replicas=1, rank=0, shuffle=False)
+
+    def block(self) -> range:
+        world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
+        size = -(-len(self.dataset) // world)
+        return range(min(rank * size, len(self.dataset)), min((rank + 1) * size, len(self.dataset)))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.block())
+
+    def __len__(self) -> int:
+        return len(self.block())
 
 
 class ItemCollator:

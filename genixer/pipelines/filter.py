@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from genixer.data.decontamination import Decontamination
 from genixer.data.exports import export
 from genixer.filtering.module import FilterModule
-from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
+from genixer.filtering.scorer import ContiguousShards, ItemCollator, ItemDataset, Scorer
 from genixer.filtering.selection import select
 from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import RunFailed, failure, keep_nothing_on_error, log_outcome, prepare
@@ -70,7 +70,8 @@ def run(cfg: DictConfig) -> dict:
         todo_counts[name] = len(todo)
         if todo:
             loaders.append((name, DataLoader(ItemDataset(scorer, todo, image_root), batch_size=specs[name].batch_size,
-                                             num_workers=cfg.num_workers, collate_fn=ItemCollator(scorer))))
+                                             sampler=ContiguousShards(len(todo)), num_workers=cfg.num_workers,
+                                             collate_fn=ItemCollator(scorer))))
     writer = ShardWriter(*(scores_dir / name / SHARD_DIR for name, _ in loaders))
     trainer = instantiate(cfg.trainer, callbacks=[writer, SampleProgress("filter")], logger=False,
                           enable_progress_bar=False, default_root_dir=str(out))
