@@ -12,7 +12,7 @@ import open_clip
 import pytest
 import torch
 
-from conftest import ROOT, accepted, kill_after_lines, write_generation_run
+from conftest import ROOT, accepted, compose_config, kill_after_lines, write_generation_run
 from genixer.backbones.open_clip import save_open_clip
 from genixer.filtering.selection import Rule, select
 from genixer.tasks.boxes import normalize_box
@@ -125,12 +125,15 @@ def test_scores_annotate_and_selection_explains_every_drop(generation_run, refer
 
 
 def test_changed_scorer_settings_refuse_stale_scores(generation_run, tmp_path):
-    scores = f"scores_dir={tmp_path / 'scores'}"
-    run_filter(sys.executable, str(ROOT / "filter.py"), f"run={generation_run}", "filter=clip_mini", scores,
-               f"filter.scorers.clip.scorer.checkpoint={generation_run.parent / 'clip'}", f"hydra.run.dir={tmp_path / 'a'}")
-    proc = subprocess.run(filter_cmd(generation_run, f"hydra.run.dir={tmp_path / 'b'}", scores, "filter.scorers.clip.scorer.min_side=30"),
-                          env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "holds results made with other settings" in proc.stderr
+    """In process (the CLI path is the tests around it): stored scores are not reused with other scorer settings."""
+    from genixer.pipelines import filter as filter_stage
+
+    common = [f"run={generation_run}", "filter=clip_mini", f"scores_dir={tmp_path / 'scores'}",
+              f"filter.scorers.clip.scorer.checkpoint={generation_run.parent / 'clip'}"]
+    filter_stage.run(compose_config("filter", [*common, f"paths.output_dir={tmp_path / 'a'}"]))
+    with pytest.raises(Exception, match="holds results made with other settings"):
+        filter_stage.run(compose_config("filter", [*common, f"paths.output_dir={tmp_path / 'b'}",
+                                                   "filter.scorers.clip.scorer.min_side=30"]))
 
 
 def test_two_ddp_processes_match_one_process(generation_run, reference, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, compose_config, kill_after_lines
+from conftest import ROOT, compose_config, kill_after_lines, world_overrides
 from genixer.generation.records import merge
 from genixer.runs.shards import read_shards, repair_shards, written_ids
 
@@ -95,11 +95,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, small_world, refe
 
 
 def test_resume_refuses_shards_of_other_settings(tmp_path, small_world):
-    env, run = env_for(tmp_path, small_world), tmp_path / "run"
-    run_generate(env, "batch_size=12", "generation.max_new_tokens=4", f"hydra.run.dir={run}")
-    proc = subprocess.run(generate_cmd("batch_size=12", "generation.max_new_tokens=5", f"hydra.run.dir={run}"),
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "holds results made with other settings" in proc.stderr
+    """In process (the CLI path is the tests above): a run dir's shards are not resumed with other settings."""
+    from genixer.pipelines import generate
+
+    common = [f"paths.output_dir={tmp_path / 'run'}", "batch_size=12", *world_overrides(small_world),
+              "generation.max_new_tokens=4", *COMMON[1:2]]
+    generate.run(compose_config("generate", common))
+    with pytest.raises(Exception, match="holds results made with other settings"):
+        generate.run(compose_config("generate", [*common, "generation.max_new_tokens=5"]))
 
 
 def test_merge_handles_duplicates_and_partial_lines(tmp_path):
