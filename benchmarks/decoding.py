@@ -22,9 +22,9 @@ from benchmarks.llava7b import (
     NEW_TOKENS,
     build_llava_7b,
     copy_bandwidth,
-    kv_bytes_per_token,
 )
 from genixer.generation.decoding import decode_static
+from genixer.runs.roofline import kv_bytes_per_token
 
 
 def timed(fn, repeats: int) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
     prompt = codec.encode_prompt(instruction)
     params = sum(p.numel() for p in model.parameters())
     bandwidth = copy_bandwidth()
-    kv = kv_bytes_per_token(model.config)
+    kv = kv_bytes_per_token(model.config.text_config)
     rows = []
     for batch_size in map(int, args.batch_sizes.split(",")):
         ids = prompt[None].repeat(batch_size, 1).cuda()

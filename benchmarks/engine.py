@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from benchmarks.llava7b import build_llava_7b, copy_bandwidth, kv_bytes_per_token
+from benchmarks.llava7b import build_llava_7b, copy_bandwidth
 from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
+from genixer.runs.roofline import kv_bytes_per_token
 
 HF_BATCH = 128
 
@@ -289,7 +290,7 @@ def limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate
     prefill_flops = 2 * lm_params * prompt + 2 * vision_params * 577
     mean_new = float(out_tokens.float().mean())
     context = prompt + mean_new / 2
-    decode_bytes = mean_new * (2 * params / row["slots"] + kv_bytes_per_token(model.config) * context)
+    decode_bytes = mean_new * (2 * params / row["slots"] + kv_bytes_per_token(model.config.text_config) * context)
     t_prefill, t_decode = prefill_flops / flops_rate, decode_bytes / bandwidth
     row.update(limit_req_per_s_serial=round(1 / (t_prefill + t_decode), 2),
                limit_req_per_s_overlap=round(1 / max(t_prefill, t_decode), 2),

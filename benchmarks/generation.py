@@ -28,7 +28,6 @@ from benchmarks.llava7b import (
     NEW_TOKENS,
     build_llava_7b,
     copy_bandwidth,
-    kv_bytes_per_token,
 )
 from benchmarks.timing import Stopwatch
 from genixer.data.images import load_rgb
@@ -37,6 +36,7 @@ from genixer.generation.records import merge
 from genixer.runs.shards import ShardWriter
 from genixer.generation.module import GenerationModule
 from genixer.generation.settings import Decoding
+from genixer.runs.roofline import kv_bytes_per_token
 
 
 def write_images(folder: Path, n: int) -> Path:
@@ -122,7 +122,7 @@ def main() -> None:
     bandwidth = copy_bandwidth()
     mean_context = sum(lengths) / len(lengths) + NEW_TOKENS / 2
     rows_per_step = module.slots or args.batch_size  # the engine's slots (it is released at the end of predict)
-    step_bytes = params * 2 + rows_per_step * kv_bytes_per_token(model.config) * mean_context
+    step_bytes = params * 2 + rows_per_step * kv_bytes_per_token(model.config.text_config) * mean_context
     roofline_rps = world * rows_per_step / (NEW_TOKENS * step_bytes / bandwidth)
     result = {
         "gpu": torch.cuda.get_device_name(), "gpus": world, "params": params, "vocab": model.config.text_config.vocab_size,

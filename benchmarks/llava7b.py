@@ -36,11 +36,6 @@ def build_llava_7b(device: str = "cuda"):
     return model, codec, task
 
 
-def kv_bytes_per_token(config) -> int:
-    text = config.text_config
-    return 2 * text.num_hidden_layers * text.num_key_value_heads * (text.hidden_size // text.num_attention_heads) * 2
-
-
 def copy_bandwidth(gib: int = 4) -> float:
     """Device-to-device copy, bytes read + written per second (the roofline's bandwidth)."""
     src = torch.empty(gib << 30, dtype=torch.uint8, device="cuda")

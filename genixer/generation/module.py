@@ -71,14 +71,12 @@ class GenerationModule(L.LightningModule):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def roofline(self, prompt_tokens: float, new_tokens: float, batch_size: int, devices: int) -> dict | None:
-        """This run's hardware limit (``genixer.runs.roofline``) on a CUDA device; None elsewhere."""
-        device = next(self.model.parameters()).device if self.model is not None else None
-        if device is None or device.type != "cuda":
-            return None
+    def roofline(self, prompt_tokens: float, new_tokens: float, batch_size: int, devices: int) -> dict:
+        """This run's hardware limit (``genixer.runs.roofline``) on its CUDA device; rows per decode step: the
+        engine's slots, else the batch size."""
         from genixer.runs.roofline import device_limits, generation_limit
-        rows = self.slots if self.decoding.cache == "engine" and self.slots else batch_size
-        return generation_limit(self.model, prompt_tokens, new_tokens, rows, device_limits(device.index or 0), devices)
+        limits = device_limits(self.device.index or 0)
+        return generation_limit(self.model, prompt_tokens, new_tokens, self.slots or batch_size, limits, devices)
 
     def new_engine(self, max_prompt: int, requests: list[Request]) -> DecodeEngine:
         """Slots from free GPU memory ("auto"); on a CPU, "auto" means the loader's batch size."""

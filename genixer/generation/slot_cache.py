@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from genixer.runs.roofline import kv_bytes_per_token
+from genixer.runs.roofline import head_dim, kv_bytes_per_token
 
 
 class SlotCache:
@@ -16,9 +16,7 @@ class SlotCache:
     """
 
     def __init__(self, text_config, slots: int, width: int, dtype: torch.dtype, device: torch.device) -> None:
-        heads = text_config.num_key_value_heads
-        head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-        shape = (slots, heads, width, head_dim)
+        shape = (slots, text_config.num_key_value_heads, width, head_dim(text_config))
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(text_config.num_hidden_layers)]
         self.values = [torch.zeros_like(k) for k in self.keys]
         self.rows = torch.arange(slots, device=device)

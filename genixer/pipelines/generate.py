@@ -81,10 +81,9 @@ def run(cfg: DictConfig) -> dict:
     tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] in todo_ids)
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
              "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
-    prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
-    limit = module.roofline(sum(prompts) / len(prompts), tokens / generated, cfg.batch_size, trainer.world_size) \
-        if generated and seconds > 0 else None
-    if limit:  # on a GPU: the hardware's limit for this workload, and where the run stands against it
+    if generated and seconds > 0 and module.device.type == "cuda":  # the hardware's limit, and where the run stands
+        prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
+        limit = module.roofline(sum(prompts) / len(prompts), tokens / generated, cfg.batch_size, trainer.world_size)
         speed.update(limit=limit, fraction_of_limit=round(speed["samples_per_s"] / limit["limit_samples_per_s_serial"], 3))
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
     write_jsonl(out.samples, rows)

@@ -33,7 +33,7 @@ class GenerationMetric(Callback):
         if images < 1 or batch_size < 1 or every_n_validations < 1 or max_new_tokens < 1:
             raise ValueError("generation metric: images, batch_size, every_n_validations and max_new_tokens must be >= 1")
         self.tasks, self.queries, self.image_root = dict(tasks), queries, image_root
-        self.make_oracle, self.oracle = oracle, None
+        self.make_oracle, self.oracle, self.loaded = oracle, None, None  # oracle and queries: read at first use
         self.images, self.max_new_tokens, self.batch_size, self.every = images, max_new_tokens, batch_size, every_n_validations
         self.validations = 0
 
@@ -62,8 +62,9 @@ class GenerationMetric(Callback):
     def grade(self, trainer, pl_module, task: Task) -> tuple[int, int, int]:
         """(correct, parsed, samples) of this rank's share of the prompts."""
         codec, model = pl_module.codec, pl_module.model
-        queries = load_queries(self.queries)[:self.images]
-        dataset = PromptDataset(queries, image_root_for(self.queries, self.image_root), task, codec, 1, 0)
+        if self.loaded is None:
+            self.loaded = load_queries(self.queries)[:self.images]
+        dataset = PromptDataset(self.loaded, image_root_for(self.queries, self.image_root), task, codec, 1, 0)
         mine = list(range(len(dataset)))[trainer.global_rank::trainer.world_size]
         collate, tok = PromptCollator(codec.tokenizer.pad_token_id), codec.tokenizer
         dtype = next(model.parameters()).dtype

@@ -37,9 +37,13 @@ def device_limits(index: int = 0) -> dict:
     return {"device": torch.cuda.get_device_name(device), "matmul_flops": flops, "copy_bytes_per_s": bandwidth}
 
 
+def head_dim(text_config) -> int:
+    return getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+
+
 def kv_bytes_per_token(text_config, bytes_per_value: int = 2) -> int:
-    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-    return 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim * bytes_per_value
+    """K and V of every layer for one token (``bytes_per_value``: 2 for bf16 / fp16)."""
+    return 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim(text_config) * bytes_per_value
 
 
 def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_step: int, limits: dict,
