@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
@@ -40,6 +41,12 @@ class Request:
 
 
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
+
+
+# Attention kernels for the engine's masked forwards: not cuDNN's, which torch >= 2.9 prefers on H100/H200 and
+# which failed there on the engine's broadcast boolean masks ("mha_graph.execute(...).is_good()", a mini-world
+# generator in bf16, torch 2.11); with a mask SDPA then takes the memory-efficient kernel, as before 2.9.
+ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 def _cache_kwarg(module: torch.nn.Module) -> str:
@@ -218,9 +225,10 @@ class DecodeEngine:
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
         cache.prefill_slots = index
         try:
-            out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
-                                   position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
-                                   use_cache=True, **{self.prefill_cache_kwarg: cache})
+            with sdpa_kernel(ATTENTION_BACKENDS):
+                out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
+                                       position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
+                                       use_cache=True, **{self.prefill_cache_kwarg: cache})
         finally:
             cache.prefill_slots = None
         return out.last_hidden_state
@@ -276,8 +284,9 @@ class DecodeEngine:
         positions = self.cache.positions[:n].clamp(max=self.width - 1)
         mask = (self.columns[None] <= positions[:, None])[:, None, None]
         self.cache.positions[:n] = positions
-        hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
-                              use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
+        with sdpa_kernel(ATTENTION_BACKENDS):
+            hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
+                                  use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
         steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]
         chosen = self._choose(self.head(hidden[:, -1]), steps, self.seeds[:n], None if self.noise is None else self.noise[:n])
         live = ~done

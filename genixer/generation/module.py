@@ -71,12 +71,13 @@ class GenerationModule(L.LightningModule):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def roofline(self, prompt_tokens: float, new_tokens: float, batch_size: int, devices: int) -> dict:
-        """This run's hardware limit (``genixer.runs.roofline``) on its CUDA device; rows per decode step: the
-        engine's slots, else the batch size."""
+    def roofline(self, prompt_tokens: float, new_tokens: float, batch_size: int, devices: int, cuda_index: int,
+                 requests: int) -> dict:
+        """This run's hardware limit (``genixer.runs.roofline``) on CUDA device ``cuda_index``; rows per decode
+        step: the engine's slots (at most the ``requests`` one device had), else the batch size."""
         from genixer.runs.roofline import device_limits, generation_limit
-        limits = device_limits(self.device.index or 0)
-        return generation_limit(self.model, prompt_tokens, new_tokens, self.slots or batch_size, limits, devices)
+        rows = min(self.slots, requests) if self.slots else batch_size
+        return generation_limit(self.model, prompt_tokens, new_tokens, rows, device_limits(cuda_index), devices)
 
     def new_engine(self, max_prompt: int, requests: list[Request]) -> DecodeEngine:
         """Slots from free GPU memory ("auto"); on a CPU, "auto" means the loader's batch size."""

@@ -98,9 +98,9 @@ def run(cfg: DictConfig) -> dict:
     items = sum(todo_counts.values())
     speed = {"seconds": round(seconds, 2), "items_scored": items, "items_per_s": round(items / seconds, 2) if seconds > 0 else 0.0}
     if loaders and items and flops and trainer.strategy.root_device.type == "cuda":  # the hardware's limit for these forwards
-        from genixer.runs.roofline import device_limits, forward_limit
+        from genixer.runs.roofline import device_limits, forward_limit, fraction
         limit = forward_limit(flops / items, device_limits(trainer.strategy.root_device.index or 0), trainer.world_size)
-        speed.update(limit=limit, fraction_of_limit=round(speed["items_per_s"] / limit["limit_items_per_s"], 3))
+        speed.update(limit=limit, fraction_of_limit=fraction(speed["items_per_s"], limit["limit_items_per_s"]))
     failed = failure("candidate rows", Counter(counts["scorer_errors"]), counts["candidates"], cfg.error_ceiling)
     write_manifest(out, cfg, "filter", rows=len(selected), status="failed" if failed else "ok", failure=failed,
                    inputs={"run": str(source.path.resolve()), "filter": cfg.filter.name, "image_root": str(image_root),

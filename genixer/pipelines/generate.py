@@ -27,6 +27,7 @@ from genixer.pipelines.checks import check_config
 from genixer.pipelines.common import RunFailed, failure, keep_nothing_on_error, log_outcome, prepare
 from genixer.runs.files import write_jsonl
 from genixer.runs.layout import RunDir, claim, config_hash, write_config, write_manifest
+from genixer.runs.roofline import fraction
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,12 @@ def run(cfg: DictConfig) -> dict:
     tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] in todo_ids)
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
              "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
-    if generated and seconds > 0 and module.device.type == "cuda":  # the hardware's limit, and where the run stands
+    device = trainer.strategy.root_device   # the run's device (predict's teardown moved the module to the CPU)
+    if generated and seconds > 0 and device.type == "cuda":  # the hardware's limit, and where the run stands
         prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
-        limit = module.roofline(sum(prompts) / len(prompts), tokens / generated, cfg.batch_size, trainer.world_size)
-        speed.update(limit=limit, fraction_of_limit=round(speed["samples_per_s"] / limit["limit_samples_per_s_serial"], 3))
+        limit = module.roofline(sum(prompts) / len(prompts), tokens / generated, cfg.batch_size, trainer.world_size,
+                                device.index or 0, requests=-(-generated // trainer.world_size))
+        speed.update(limit=limit, fraction_of_limit=fraction(speed["samples_per_s"], limit["limit_samples_per_s_serial"]))
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
     write_jsonl(out.samples, rows)
     outputs = {"samples": str(out.samples), **export([r for r in rows if r["status"] == "ok"], out.path)}

@@ -61,6 +61,11 @@ def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_st
             "limit_samples_per_s_overlap": round(devices / max(prefill, decode), 2)}
 
 
+def fraction(rate: float, limit: float) -> float:
+    """``rate / limit`` to 3 significant digits (a tiny model's runs stand at 1e-4 of their limit, not at 0)."""
+    return float(f"{rate / limit:.3g}")
+
+
 def forward_limit(flops_per_item: float, limits: dict, devices: int = 1) -> dict:
     """Items per second of a compute-bound forward pass (``flops_per_item``: 2 x parameters x tokens)."""
     return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
