@@ -250,3 +250,16 @@ def test_metric_value():
         metric_value(metrics, "los")
     with pytest.raises(ConfigError, match="not a number"):
         metric_value(metrics, "note")
+
+
+def test_no_logger_leaves_out_the_learning_rate_monitor(tmp_path):
+    """``logger=none``: Lightning refuses a run with a LearningRateMonitor and no logger, so training drops it."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from genixer.pipelines.train import make_callbacks
+
+    for logger, logged in (("none", False), ("csv", True)):
+        cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"logger={logger}"])
+        callbacks = make_callbacks(cfg, logged=logged)
+        assert any(isinstance(c, LearningRateMonitor) for c in callbacks) == logged, logger
+        assert len(callbacks) == len(cfg.callbacks) - (not logged)

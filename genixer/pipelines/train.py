@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -39,6 +39,13 @@ def assemble(cfg: DictConfig, backbone: Backbone) -> tuple[L.LightningDataModule
     return datamodule, instantiate(cfg.module, _partial_=True)(backbone=backbone, codec=codec)
 
 
+def make_callbacks(cfg: DictConfig, logged: bool) -> list:
+    """The configured callbacks; with no logger (``logger=none``) the learning-rate monitor is left out: it has
+    nowhere to write, and Lightning refuses a run that has it."""
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    return callbacks if logged else [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+
+
 def resume_from(ckpt_path: str | None, callbacks: list) -> str | None:
     """``ckpt_path=last``: the last.ckpt an earlier attempt of this run left (its ModelCheckpoint's dirpath), or
     nothing, so a fresh run or one without checkpoints starts over quietly; any other value as given."""
@@ -62,10 +69,11 @@ def run(cfg: DictConfig) -> dict:
         prepare(cfg)
         write_config(out.path, cfg)
     datamodule, module = assemble(cfg, backbone)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    logger = loggers(cfg) or False
+    callbacks = make_callbacks(cfg, logged=bool(logger))
     extra = {} if accumulate is None else {"accumulate_grad_batches": accumulate}
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers(cfg) or False, default_root_dir=str(out.path),
-                          strategy=sharding.strategy(cfg, backbone), **extra)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out.path),
+                          strategy=sharding.strategy(cfg, backbone, accumulate or 1), **extra)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
              "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)

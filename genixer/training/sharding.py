@@ -17,15 +17,26 @@ from omegaconf import DictConfig
 from genixer.backbones.protocol import Backbone
 
 
-def strategy(cfg: DictConfig, backbone: Backbone):
+def strategy(cfg: DictConfig, backbone: Backbone, accumulate: int = 1):
     """``cfg.trainer.strategy`` built: an FSDP one with the backbone's decoder layers to wrap; any other (a name
-    such as ``ddp``, a DeepSpeed config) as it stands."""
+    such as ``ddp``, a DeepSpeed config) as it stands.
+
+    FSDP accumulating gradients (``accumulate`` > 1) under a ``*-mixed`` precision gathers its parameters in fp32
+    unless the preset names its own ``mixed_precision``: with Lightning's bf16 parameters, FSDP assigns each
+    accumulated step's bf16 gradient to the fp32 parameter and torch >= 2.10 refuses ("assign a gradient with dtype
+    BFloat16 to a tensor with grad_dtype Float", seen on an H200 with torch 2.11). Compute stays bf16 (autocast);
+    the gathers move twice the bytes."""
     spec = cfg.trainer.get("strategy", "auto")
     if not isinstance(spec, DictConfig):
         return spec
     if not issubclass(get_class(spec._target_), FSDPStrategy):
         return instantiate(spec)
-    return instantiate(spec, auto_wrap_policy=set(backbone.decoder_layers))
+    extra = {}
+    if accumulate > 1 and "mixed" in str(cfg.trainer.get("precision")) and spec.get("mixed_precision") is None:
+        from torch.distributed.fsdp import MixedPrecision
+        extra["mixed_precision"] = MixedPrecision(param_dtype=torch.float32, reduce_dtype=torch.float32,
+                                                  buffer_dtype=torch.float32)
+    return instantiate(spec, auto_wrap_policy=set(backbone.decoder_layers), **extra)
 
 
 def full_state_dict(trainer, module) -> dict[str, torch.Tensor] | None:
