@@ -135,7 +135,7 @@ def main() -> None:
     lines = [json.loads(x) for x in (work / "run/shards/rank0.jsonl").read_text().splitlines()]
     pipeline = rate(len(lines), start, device)
 
-    # (c) the forward alone on one prebuilt batch (Lightning's teardown moved the model to the CPU).
+    # (c) the forward alone on one prebuilt batch (FilterModule let go of the model at the end of predict).
     model.to(device)
     batch = to_device(ItemCollator(scorer)([loader.dataset[i] for i in range(args.batch_size)])["inputs"],
                       torch.device(device), torch.bfloat16)

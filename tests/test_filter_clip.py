@@ -227,7 +227,8 @@ def test_filter_module_predict_end_to_end(tiny, scorer, images):
     side, patch = model.visual.image_size, model.visual.patch_size
     grid = (side[0] // patch[0]) * (side[1] // patch[1]) if isinstance(side, tuple) else (side // patch) ** 2
     text = sum(p.numel() for p in model.parameters()) - visual
-    assert module.total_flops() == pytest.approx(2 * 2 * (visual * (grid + 1) + text * model.context_length))
+    assert module.models is None   # dropped at the end of predict: the teardown copies no weights to the host
+    assert module.total_flops == pytest.approx(2 * 2 * (visual * (grid + 1) + text * model.context_length))
     assert sorted(lines) == ["a/rec/0#0", "b/rec/0#0", "c/rec/0#0", "d/rec/0#0"]
     summary = {r["id"]: scorer.summarize([lines[f"{r['id']}#0"]]) for r in rows}
     assert summary["c/rec/0"]["status"] == "error" and "FileNotFoundError" in summary["c/rec/0"]["reason"]

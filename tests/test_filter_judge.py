@@ -258,8 +258,8 @@ def test_filter_module_predicts_both_judges_end_to_end(fuyu, llava, images, tmp_
     lines = [json.loads(x) for x in (tmp_path / "rank0.jsonl").read_text().splitlines()]
     # FLOPs for the run's hardware limit: 2 x parameters x every real input token of the items scored
     tokens = [sum(len(judge.load(item, images)["input_ids"]) for item in all_items(judge)) for judge in (fuyu, llava)]
-    params = [sum(p.numel() for p in model.parameters()) for model in module.models]
-    assert module.total_flops() == pytest.approx(2 * (params[0] * tokens[0] + params[1] * tokens[1]))
+    params = [sum(p.numel() for p in judge.build().parameters()) for judge in (fuyu, llava)]
+    assert module.total_flops == pytest.approx(2 * (params[0] * tokens[0] + params[1] * tokens[1]))
     assert len(lines) == 12  # predict runs loader 0 (Fuyu), then loader 1 (LLaVA)
     for got, expected in zip((lines[:6], lines[6:]), want):
         errors = [line for line in got if "status" in line]

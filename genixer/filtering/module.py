@@ -20,6 +20,7 @@ class FilterModule(L.LightningModule):
         self.scorers = list(scorers)
         self.models = None
         self.flops = 0.0  # this rank's forward FLOPs, as the scorers count them (the run's hardware limit)
+        self.total_flops = 0.0  # every rank's, once predict has ended
 
     def configure_model(self) -> None:
         if self.models is None:
@@ -37,7 +38,9 @@ class FilterModule(L.LightningModule):
             self.flops += self.scorers[dataloader_idx].flops(model, inputs)
         return lines
 
-    def total_flops(self) -> float:
-        """Every rank's FLOPs (every rank must call it)."""
+    def on_predict_end(self) -> None:
+        """Every rank's FLOPs summed (``total_flops``) while the ranks and the device are still up; then the models
+        go, so that Lightning's teardown does not copy their weights back to the host (18.8 GB for Fuyu-8B)."""
         mine = torch.tensor(self.flops, dtype=torch.float64, device=self.device)
-        return float(self.trainer.strategy.reduce(mine, reduce_op="sum"))
+        self.total_flops = float(self.trainer.strategy.reduce(mine, reduce_op="sum"))
+        self.models = None

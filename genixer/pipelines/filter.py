@@ -81,7 +81,7 @@ def run(cfg: DictConfig) -> dict:
         module = FilterModule([scorers[name] for name, _ in loaders])
         trainer.predict(module, [loader for _, loader in loaders], return_predictions=False)
         trainer.strategy.barrier("filter:select")  # every rank's shards are complete before rank 0 selects
-        flops = module.total_flops()
+        flops = module.total_flops
     seconds = time.time() - started
     if not trainer.is_global_zero:
         return {}
