@@ -265,7 +265,9 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
     engine = DecodeEngine(model, max(map(len, prompts)), 128, eos, pad, min_new_tokens=128, slots=128, prefill_rows=16,
                           graphs=False)
     engine.submit([Request(i, prompts[i], pixels[i % 16]) for i in range(128)])
-    engine._admit()
+    while engine.waiting:  # all 128 prefilled, chunk by chunk
+        engine._launch()
+        engine._land()
     for _ in range(2):
         engine._decode()
     torch.cuda.synchronize()
@@ -277,9 +279,10 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
     engine.occupant = [None] * engine.slots
     engine.submit([Request(i, prompts[i], pixels[i % 16]) for i in range(16)])
     with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-        engine._admit()
+        engine._launch()
+        engine._land()
         torch.cuda.synchronize()
-    out["prefill_kernels_16_prompts"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=50)
+    out["prefill_kernels_16_prompts"] = prof.key_averages().table(sort_by="cuda_time_total", row_limit=20, max_name_column_width=50)
     print(out["decode_kernels_8_steps_128_slots"], out["prefill_kernels_16_prompts"], sep="\n", flush=True)
     return out
 
