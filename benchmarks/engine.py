@@ -88,7 +88,8 @@ def sanity() -> dict:
     requests = [Request(i, codec.encode_prompt("describe the picture" + " and ask" * (i % 5)),
                         torch.randn(3, 56, 56, generator=gen), seed=1000 + i) for i in range(11)]
     result = {}
-    for name, sampler in (("greedy", None), ("sampled", PerSampleSampler([], 0, temperature=1.0, noise="counter"))):
+    for name, sampler in (("greedy", None), ("sampled", PerSampleSampler([], 0, temperature=1.0, noise="counter")),
+                          ("sampled_mt19937", PerSampleSampler([], 0, temperature=1.0))):
         outs = []
         for graphs in (False, True):
             engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id,
@@ -114,6 +115,15 @@ def sanity() -> dict:
     cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
     result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
     result["counter_noise_argmax_equal"] = bool(torch.equal(cpu.argmax(-1), gpu.argmax(-1)))
+    # mt19937 on the GPU (the default noise): the kernel's uniforms are the CPU generator's bits; Gumbel noise
+    # equal up to the two devices' log rounding, the same argmax
+    from genixer.generation.mt19937 import uses_kernel
+    from genixer.generation.sampling import mt19937_gumbel, mt19937_gumbel_rows
+    result["mt19937_kernel_used"] = uses_kernel(torch.device("cuda"))
+    gpu = mt19937_gumbel_rows(seeds.cuda(), steps.cuda(), 32064).cpu()
+    cpu = torch.stack([mt19937_gumbel(int(a), int(b), 32064) for a, b in zip(seeds, steps)])
+    result["mt19937_gumbel_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
+    result["mt19937_argmax_equal"] = bool(torch.equal(cpu.argmax(-1), gpu.argmax(-1)))
     return result
 
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# generate.py on the GPU through the engine: greedy and counter-noise sampled; prints the manifests' throughput.
+# generate.py on the GPU through the engine: greedy, counter-noise and mt19937-noise (the default, computed on the
+# GPU) sampled, then greedy through HF generate; prints the manifests' throughput and limits.
 set -e
 W=/tmp/gw; R=/tmp/gr
 python3 -m genixer.miniworld --root $W --num-train 10 --num-heldout 96 --num-val 4 --workers 8 > /dev/null
-for mode in greedy sampled; do
+for mode in greedy sampled mt19937; do
   extra=""; [ $mode = sampled ] && extra="generation.do_sample=true generation.temperature=0.7 generation.noise=counter"
+  [ $mode = mt19937 ] && extra="generation.do_sample=true generation.temperature=0.7"   # the default noise, on the GPU
   python3 generate.py generator=checkpoints/genixer_l_mini task=common_vqa paths.mini_world=$W world=mini world.num_train=10 \
     world.num_heldout=96 world.num_val=4 samples_per_image=4 trainer=${TRAINER:-gpu_predict} generation.cache=engine $extra \
     hydra.run.dir=$R/$mode > $R.$mode.log 2>&1 || { tail -30 $R.$mode.log; exit 1; }

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from genixer.generation.mt19937 import uses_kernel
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
 
@@ -82,7 +83,8 @@ class DecodeEngine:
         self.limits = torch.full((n,), max_new_tokens, dtype=torch.long, device=self.device)
         self.out = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=self.device)
         self.columns = torch.arange(self.width, device=self.device)
-        self.host_noise = sampler is not None and sampler.noise != "counter"  # drawn on the CPU, copied in per step
+        # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
+        self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
         self.noise = torch.zeros(n, self.vocab, device=self.device) if self.host_noise else None
         self.occupant: list[Request | None] = [None] * n
         self.host_steps = [0] * n  # the host's copy of ``steps`` (CPU noise needs it)

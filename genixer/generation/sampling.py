@@ -7,10 +7,12 @@ seed, generated-token index): the argmax of that is an exact draw from the filte
 Gumbel-max trick), and it depends only on the sample.
 
 Two noise sources (``generation.noise``), both independent of batch and rank:
-  mt19937  a CPU ``torch.Generator`` per sample and step (the default; every published sampled run used it)
+  mt19937  a CPU ``torch.Generator``'s stream per sample and step (the default; every published sampled run used
+           it). With logits on a GPU the same uniforms are computed there (``genixer.generation.mt19937``, bit for
+           bit), so nothing is drawn on the host and the decode engine captures it in its CUDA graphs; the GPU's
+           log may round the Gumbel transform an ulp apart from the CPU's.
   counter  a counter-based hash of (seed, step, token) in int64 tensor ops, computed where the logits are:
-           the same bits on CPU and GPU, no host work per step, so the decode engine can capture it in a
-           CUDA graph. Its draws differ from mt19937's (another stream), not its distribution.
+           the same bits on CPU and GPU. Its draws differ from mt19937's (another stream), not its distribution.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import hashlib
 
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from genixer.generation.mt19937 import mt19937_uniform, uses_kernel
 
 NOISES = ("mt19937", "counter")
 _MASK32 = 0xFFFFFFFF
@@ -33,6 +37,13 @@ def mt19937_gumbel(seed: int, step: int, size: int) -> torch.Tensor:
     """Gumbel noise for one sample and step from a CPU generator (the original noise of our sampler)."""
     generator = torch.Generator().manual_seed((seed + 1_000_003 * step) % (2**63))
     uniform = torch.rand(size, generator=generator).clamp_(1e-10, 1.0)
+    return -torch.log(-torch.log(uniform))
+
+
+def mt19937_gumbel_rows(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
+    """``mt19937_gumbel`` of every row (int64 ``seeds``, ``steps``) at once, on their device. The generator keeps
+    the low 32 bits of its seed, which int64 wrap-around leaves as the unbounded sum has them."""
+    uniform = mt19937_uniform(seeds + 1_000_003 * steps, size).clamp_(1e-10, 1.0)
     return -torch.log(-torch.log(uniform))
 
 
@@ -100,10 +111,12 @@ class PerSampleSampler:
         return self.warpers(None, scores.float())
 
     def gumbel(self, seeds: list[int] | torch.Tensor, steps: list[int] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """The noise of rows (``seeds``, ``steps``), shaped and placed like ``like``: counter noise accepts
-        device tensors (nothing leaves the device); mt19937 noise is drawn on the CPU per row."""
+        """The noise of rows (``seeds``, ``steps``), shaped and placed like ``like``, computed on its device (device
+        tensors in, nothing leaves the device); mt19937 noise off a GPU is drawn on the CPU per row."""
+        as_tensor = lambda v: torch.as_tensor(v, dtype=torch.long, device=like.device)  # noqa: E731
         if self.noise == "counter":
-            as_tensor = lambda v: torch.as_tensor(v, dtype=torch.long, device=like.device)  # noqa: E731
             return counter_gumbel(as_tensor(seeds), as_tensor(steps), like.shape[-1])
+        if uses_kernel(like.device):
+            return mt19937_gumbel_rows(as_tensor(seeds), as_tensor(steps), like.shape[-1])
         rows = [mt19937_gumbel(int(seed), int(step), like.shape[-1]) for seed, step in zip(seeds, steps)]
         return torch.stack(rows).to(like.device)
