@@ -72,8 +72,9 @@ def run(cfg: DictConfig) -> dict:
     logger = loggers(cfg) or False
     callbacks = make_callbacks(cfg, logged=bool(logger))
     extra = {} if accumulate is None else {"accumulate_grad_batches": accumulate}
+    batches_per_step = accumulate or cfg.trainer.get("accumulate_grad_batches", 1)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(out.path),
-                          strategy=sharding.strategy(cfg, backbone, accumulate or 1), **extra)
+                          strategy=sharding.strategy(cfg, backbone, batches_per_step), **extra)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     log.info("global batch: %d samples per optimizer step = data.batch_size %d x %d device(s) x %d accumulated "
              "batch(es)", global_batch, cfg.data.batch_size, trainer.world_size, trainer.accumulate_grad_batches)
