@@ -16,15 +16,15 @@ INTERPRETED = r"""
 import json, torch
 from genixer.generation.mt19937 import mt19937_uniform, uses_kernel
 from genixer.generation.sampling import PerSampleSampler, mt19937_gumbel
-keys = torch.tensor([0, 5, 2**32 - 1, 2**40 + 12345, -7, 2**63 - 1])
+keys = torch.tensor([0, 2**32 - 1, 2**40 + 12345, -7])
 result = {"kernel": uses_kernel(keys.device)}
-for size in (100, 1300):   # within one twist; three twists, the last one partly used
+for size in (100, 700):   # within one twist; a second twist, partly used
     got = mt19937_uniform(keys, size)
     want = torch.stack([torch.rand(size, generator=torch.Generator().manual_seed(k & 0xFFFFFFFF)) for k in keys.tolist()])
     result[f"uniform_{size}"] = torch.equal(got, want)
-seeds, steps = [2**62 + 3, 17, 123456789], [0, 5, 255]
-noise = PerSampleSampler(seeds, 0, noise="mt19937").gumbel(torch.tensor(seeds), torch.tensor(steps), torch.zeros(3, 700))
-want = torch.stack([mt19937_gumbel(seed, step, 700) for seed, step in zip(seeds, steps)])
+seeds, steps = [2**62 + 3, 123456789], [0, 255]
+noise = PerSampleSampler(seeds, 0, noise="mt19937").gumbel(torch.tensor(seeds), torch.tensor(steps), torch.zeros(2, 300))
+want = torch.stack([mt19937_gumbel(seed, step, 300) for seed, step in zip(seeds, steps)])
 result["gumbel"] = torch.equal(noise, want)
 print(json.dumps(result))
 """
@@ -34,7 +34,7 @@ def test_kernel_gives_the_cpu_generators_bits():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     out = subprocess.run([sys.executable, "-c", INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"kernel": True, "uniform_100": True, "uniform_1300": True,
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"kernel": True, "uniform_100": True, "uniform_700": True,
                                                                 "gumbel": True}
 
 
