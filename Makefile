@@ -60,7 +60,7 @@ demo-filter:
 # The study's end-to-end test (a chain of entry-point processes, ~5 min, mostly one core) runs beside the rest.
 test: $(STAMP) browser
 	@log=$$(mktemp); $(PY) -m pytest -q tests/test_study.py > $$log 2>&1 & study=$$!; \
-	$(PY) -m pytest -q --ignore=tests/test_study.py; rest=$$?; \
+	$(PY) -m pytest -q --durations=15 --ignore=tests/test_study.py; rest=$$?; \
 	wait $$study; status=$$?; echo "--- tests/test_study.py"; cat $$log; rm -f $$log; \
 	[ $$rest -eq 0 ] && [ $$status -eq 0 ]
 
