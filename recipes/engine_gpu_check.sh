@@ -23,3 +23,7 @@ same = sum(t["greedy"][k] == t["dynamic"][k] for k in t["greedy"])
 print(f"engine vs HF generate (dynamic), greedy: {same} of {len(t['greedy'])} texts equal")
 print(json.load(open("/tmp/gr/dynamic/manifest.json"))["throughput"])
 PY
+# the filter stage on the greedy samples (judge_mini on QA rows): its manifest's throughput and limit
+python3 filter.py run=$R/greedy filter=mini paths.mini_world=$W world=mini world.num_train=10 world.num_heldout=96 \
+  world.num_val=4 trainer=${TRAINER:-gpu_predict} > $R.filter.log 2>&1 || { tail -30 $R.filter.log; exit 1; }
+python3 -c "import json,glob;m=json.load(open(glob.glob('$R/greedy/filter/*/manifest.json')[0]));print('filter', json.dumps(m['throughput']))"
