@@ -21,9 +21,8 @@ except ImportError:  # a CPU-only install: the CPU generator serves
     triton = None
 
 log = logging.getLogger(__name__)
-STATE = 624
-STRETCH = 227   # 624 - 397: the twist's independent stretch
-BLOCK = 256
+STATE = 624   # words of state per row
+BLOCK = 256   # words a program handles at once: one twist stretch (227) or a third of the state
 
 
 def mt19937_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
