@@ -80,6 +80,15 @@ def test_engine_counts_and_limits(mini):
         DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id)
 
 
+def test_auto_slots_stop_at_what_could_be_busy(mini, monkeypatch):
+    """Memory for 50 slots (on an H200 a tiny model got 99,955), 7 requests at most: 7 slots."""
+    _, codec, model, _ = mini
+    monkeypatch.setattr(DecodeEngine, "_slot_count", lambda self, probe, margin: 50)
+    tok = codec.tokenizer
+    assert DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id, max_slots=7).slots == 7
+    assert DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id).slots == 50
+
+
 def test_settings_refuse_what_the_engine_cannot_do():
     with pytest.raises(ValueError, match="unsupported"):
         Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "num_beams": 2})

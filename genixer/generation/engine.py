@@ -10,7 +10,7 @@ prompts (right-padded, straight into free slots) on a side stream, beside the ne
 
 Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
 not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
-prefill of ``prefill_rows`` prompts, less a margin, over the bytes one slot's K/V takes).
+prefill of ``prefill_rows`` prompts, less a margin, over the bytes one slot's K/V takes; at most ``max_slots``).
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class DecodeEngine:
     def __init__(self, model, max_prompt: int, max_new_tokens: int, eos_token_id: int, pad_token_id: int,
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
-                 memory_margin: float = 0.1, probe: list[Request] | None = None, timed: bool = False) -> None:
+                 memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
+                 timed: bool = False) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
@@ -72,7 +73,9 @@ class DecodeEngine:
         self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
-        self.slots = self._slot_count(probe, memory_margin) if slots == "auto" else int(slots)
+        if slots == "auto":  # as many as memory holds, but no more than could ever be busy (``max_slots``)
+            slots = min(self._slot_count(probe, memory_margin), max_slots or float("inf"))
+        self.slots = int(slots)
         n = self.slots
         self.cache = SlotCache(self.text_config, n, self.width, self.dtype, self.device)
         # The decode step's state, updated in place (a CUDA graph replays these very tensors).

@@ -86,8 +86,12 @@ class GenerationModule(L.LightningModule):
         if slots == "auto" and next(self.model.parameters()).device.type != "cuda":
             slots = len(requests)
         sampler = PerSampleSampler([], 0, **self.decoding.sampling) if self.decoding.do_sample else None
+        # In predict, no more slots than this rank's requests: its batches x the first batch's rows (a small run on
+        # a large GPU would otherwise hold, and decode over, slots that never fill).
+        trainer = self._trainer
+        bound = sum(trainer.num_predict_batches) * len(requests) if trainer is not None and trainer.predicting else None
         engine = DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
-                              kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests)
+                              kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests, max_slots=bound)
         self.slots = engine.slots
         return engine
 
