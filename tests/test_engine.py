@@ -80,6 +80,25 @@ def test_engine_counts_and_limits(mini):
         DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id)
 
 
+def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):
+    """Prefill hands SDPA no mask (right-padded prompts: causal is exact, and takes the flash kernel); a decode step
+    hands it its mask; the model's own attention setting is back afterwards."""
+    import genixer.generation.engine as engine_module
+
+    calls, real = [], engine_module.sdpa_attention_forward
+    def recording(module, query, key, value, mask, **kwargs):
+        calls.append((query.shape[2], mask is None))
+        return real(module, query, key, value, mask, **kwargs)
+    monkeypatch.setattr(engine_module, "sdpa_attention_forward", recording)
+    _, codec, model, batch = mini
+    ids = [row[m.bool()] for row, m in zip(batch["input_ids"], batch["attention_mask"])]
+    engine = DecodeEngine(model, max(map(len, ids)), 3, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id, slots=2)
+    engine.submit([Request(k, ids[k], batch["pixel_values"][k]) for k in range(2)])
+    engine.run()
+    assert {(q > 1, no_mask) for q, no_mask in calls} == {(True, True), (False, False)}
+    assert model.config.get_text_config()._attn_implementation == "sdpa"
+
+
 def test_auto_slots_stop_at_what_could_be_busy(mini, monkeypatch):
     """Memory for 50 slots (on an H200 a tiny model got 99,955), 7 requests at most: 7 slots."""
     _, codec, model, _ = mini

@@ -6,7 +6,8 @@ first ``bucket`` slots, one token each, the cache's whole width, masked per row)
 CUDA graph per bucket and replayed, one launch per step instead of the eager forward's Python. Once no prompt
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
-prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps.
+prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps. Prompts attend
+causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask.
 
 Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
 not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
@@ -23,6 +24,9 @@ from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from genixer.generation.mt19937 import uses_kernel
 from genixer.generation.sampling import PerSampleSampler
@@ -44,10 +48,21 @@ class Request:
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
 
 
-# Attention kernels for the engine's masked forwards: not cuDNN's, which torch >= 2.9 prefers on H100/H200 and
-# which failed there on the engine's broadcast boolean masks ("mha_graph.execute(...).is_good()", a mini-world
-# generator in bf16, torch 2.11); with a mask SDPA then takes the memory-efficient kernel, as before 2.9.
+# Attention kernels for the engine's forwards: not cuDNN's, which torch >= 2.9 prefers on H100/H200 and which
+# failed there on the engine's broadcast boolean masks ("mha_graph.execute(...).is_good()", a mini-world generator
+# in bf16, torch 2.11); with a mask SDPA then takes the memory-efficient kernel, as before 2.9.
 ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+ENGINE_ATTENTION = "genixer_engine"
+
+
+def engine_attention(module, query, key, value, attention_mask, **kwargs):
+    """HF's SDPA attention, except that prompts (several query positions, right-padded by the engine) go without
+    their mask: causal attention gives their real tokens the same result, and takes the flash kernel."""
+    return sdpa_attention_forward(module, query, key, value, None if query.shape[2] > 1 else attention_mask, **kwargs)
+
+
+AttentionInterface.register(ENGINE_ATTENTION, engine_attention)
+AttentionMaskInterface.register(ENGINE_ATTENTION, sdpa_mask)   # masks built, where HF builds any, as for SDPA
 
 
 def _cache_kwarg(module: torch.nn.Module) -> str:
@@ -230,13 +245,26 @@ class DecodeEngine:
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
         cache.prefill_slots = index
         try:
-            with sdpa_kernel(ATTENTION_BACKENDS):
+            with self._attention():
                 out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
                                        position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
                                        use_cache=True, **{self.prefill_cache_kwarg: cache})
         finally:
             cache.prefill_slots = None
         return out.last_hidden_state
+
+    @contextmanager
+    def _attention(self):
+        """The forwards inside use ``engine_attention`` (a model on SDPA; others keep theirs) and the SDPA kernels
+        of ``ATTENTION_BACKENDS``."""
+        config, before = self.text_config, self.text_config._attn_implementation
+        if before == "sdpa":
+            config._attn_implementation = ENGINE_ATTENTION
+        try:
+            with sdpa_kernel(ATTENTION_BACKENDS):
+                yield
+        finally:
+            config._attn_implementation = before
 
     def _collect(self) -> list[tuple[Request, torch.Tensor]]:
         """Free the slots whose sequence finished (one host sync)."""
@@ -289,7 +317,7 @@ class DecodeEngine:
         positions = self.cache.positions[:n].clamp(max=self.width - 1)
         mask = (self.columns[None] <= positions[:, None])[:, None, None]
         self.cache.positions[:n] = positions
-        with sdpa_kernel(ATTENTION_BACKENDS):
+        with self._attention():
             hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
                                   use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
         steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]
