@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13 on a GPU machine: FSDP with gradient accumulation (paper_genixer_s_stage1_mini: 4 per step x 2
 # accumulated) as the preset builds it (fp32 gathers when accumulating: genixer.training.sharding.strategy), with
-# bf16 gathers forced (torch >= 2.10 refuses to accumulate their gradients), and without accumulation; prints
+# bf16 gathers forced (torch 2.11 refuses to accumulate their gradients), and without accumulation; prints
 # each run's outcome (steps, loss) or the end of its traceback. Usage: bash recipes/fsdp_accumulation_check.sh OUT_DIR
 set -u
 out=${1:?usage: $0 OUT_DIR}; runs=/tmp/fsdp_accumulation; mkdir -p "$out" "$runs"

@@ -48,9 +48,9 @@ class Request:
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
 
 
-# Attention kernels for the engine's forwards: not cuDNN's, which torch >= 2.9 prefers on H100/H200 and which
-# failed there on the engine's broadcast boolean masks ("mha_graph.execute(...).is_good()", a mini-world generator
-# in bf16, torch 2.11); with a mask SDPA then takes the memory-efficient kernel, as before 2.9.
+# Attention kernels for the engine's forwards: not cuDNN's, which recent torch prefers on SM90 with a recent cuDNN
+# and which failed there on the engine's broadcast boolean masks ("mha_graph.execute(...).is_good()", a mini-world
+# generator in bf16, torch 2.11 on an H200); with a mask SDPA then takes the memory-efficient kernel.
 ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 ENGINE_ATTENTION = "genixer_engine"
 

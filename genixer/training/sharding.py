@@ -23,7 +23,7 @@ def strategy(cfg: DictConfig, backbone: Backbone, accumulate: int = 1):
 
     FSDP accumulating gradients (``accumulate`` > 1) under a ``*-mixed`` precision gathers its parameters in fp32
     unless the preset names its own ``mixed_precision``: with Lightning's bf16 parameters, FSDP assigns each
-    accumulated step's bf16 gradient to the fp32 parameter and torch >= 2.10 refuses ("assign a gradient with dtype
+    accumulated step's bf16 gradient to the fp32 parameter and torch 2.11 refuses ("assign a gradient with dtype
     BFloat16 to a tensor with grad_dtype Float", seen on an H200 with torch 2.11). Compute stays bf16 (autocast);
     the gathers move twice the bytes."""
     spec = cfg.trainer.get("strategy", "auto")
