@@ -57,11 +57,13 @@ demo-filter:
 	for run in $(FILTERED); do $(PY) filter.py run=$(DEMO)/generate/$$run filter=mini || exit 1; done
 	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
-# The study's end-to-end test (a chain of entry-point processes, ~5 min, mostly one core) runs beside the rest.
+# Two lanes on the 2 cores: the study's end-to-end test (a chain of entry-point processes, ~7.5 min, mostly one
+# core) and the answering pipeline's (~3 min) beside the rest (~13 min); the slowest tests of each are listed.
+BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py
 test: $(STAMP) browser
-	@log=$$(mktemp); $(PY) -m pytest -q tests/test_study.py > $$log 2>&1 & study=$$!; \
-	$(PY) -m pytest -q --durations=15 --ignore=tests/test_study.py; rest=$$?; \
-	wait $$study; status=$$?; echo "--- tests/test_study.py"; cat $$log; rm -f $$log; \
+	@log=$$(mktemp); $(PY) -m pytest -q --durations=5 $(BESIDE) > $$log 2>&1 & beside=$$!; \
+	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(BESIDE)); rest=$$?; \
+	wait $$beside; status=$$?; echo "--- $(BESIDE)"; cat $$log; rm -f $$log; \
 	[ $$rest -eq 0 ] && [ $$status -eq 0 ]
 
 # A headless Chromium for the report's render test (tests/test_report.py; it skips without one): kept if any is on
