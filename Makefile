@@ -57,9 +57,9 @@ demo-filter:
 	for run in $(FILTERED); do $(PY) filter.py run=$(DEMO)/generate/$$run filter=mini || exit 1; done
 	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
-# Two lanes on the 2 cores: the study's end-to-end test (a chain of entry-point processes, ~7.5 min, mostly one
-# core) and the answering pipeline's (~3 min) beside the rest (~13 min); the slowest tests of each are listed.
-BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py
+# Two lanes on the 2 cores: the study's end-to-end test (a chain of entry-point processes, mostly one core), the
+# answering and filter pipelines' (subprocess runs) beside the rest; the slowest tests of each lane are listed.
+BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py tests/test_filter_pipeline.py
 test: $(STAMP) browser
 	@log=$$(mktemp); $(PY) -m pytest -q --durations=5 $(BESIDE) > $$log 2>&1 & beside=$$!; \
 	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(BESIDE)); rest=$$?; \
