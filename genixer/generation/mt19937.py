@@ -29,7 +29,7 @@ def mt19937_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
     """``(rows, size)`` float32 uniforms in [0, 1): row i equals ``torch.rand(size)`` of a CPU generator seeded
     with ``keys[i]`` (int64; only its low 32 bits count, as in the CPU generator)."""
     keys = keys.to(torch.int64) & 0xFFFFFFFF
-    return _kernel_uniform(keys, size) if uses_kernel(keys.device) else _cpu_uniform(keys, size).to(keys.device)
+    return _kernel_uniform(keys, size) if uses_kernel(keys.device) else cpu_uniform(keys, size).to(keys.device)
 
 
 def uses_kernel(device: torch.device) -> bool:
@@ -53,7 +53,7 @@ _CHECKED: dict[int, bool] = {}
 def _kernel_matches(device: torch.device) -> bool:
     keys = torch.tensor([0, 5489, 2**40 + 12345, 2**32 - 1])
     try:
-        same = torch.equal(_kernel_uniform(keys.to(device), 1500).cpu(), _cpu_uniform(keys, 1500))
+        same = torch.equal(_kernel_uniform(keys.to(device), 1500).cpu(), cpu_uniform(keys, 1500))
         problem = None if same else "gave other bits than the CPU generator"
     except Exception as err:  # noqa: BLE001 - any failure means: use the CPU generator
         problem = f"failed ({type(err).__name__}: {err})"
@@ -62,7 +62,8 @@ def _kernel_matches(device: torch.device) -> bool:
     return problem is None
 
 
-def _cpu_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
+def cpu_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
+    """The reference: ``torch.rand(size)`` of a CPU generator seeded with each key, stacked."""
     rows = [torch.rand(size, generator=torch.Generator().manual_seed(int(k))) for k in keys.tolist()]
     return torch.stack(rows) if rows else torch.empty(0, size)
 

@@ -21,7 +21,7 @@ import hashlib
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from genixer.generation.mt19937 import mt19937_uniform, uses_kernel
+from genixer.generation.mt19937 import cpu_uniform, mt19937_uniform, uses_kernel
 
 NOISES = ("mt19937", "counter")
 _MASK32 = 0xFFFFFFFF
@@ -35,16 +35,17 @@ def sample_seed(seed: int, sample_id: str) -> int:
 
 def mt19937_gumbel(seed: int, step: int, size: int) -> torch.Tensor:
     """Gumbel noise for one sample and step from a CPU generator (the original noise of our sampler)."""
-    generator = torch.Generator().manual_seed((seed + 1_000_003 * step) % (2**63))
-    uniform = torch.rand(size, generator=generator).clamp_(1e-10, 1.0)
-    return -torch.log(-torch.log(uniform))
+    return _gumbel(cpu_uniform(torch.tensor([(seed + 1_000_003 * step) % (2**63)]), size)[0])
 
 
 def mt19937_gumbel_rows(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
     """``mt19937_gumbel`` of every row (int64 ``seeds``, ``steps``) at once, on their device. The generator keeps
     the low 32 bits of its seed, which int64 wrap-around leaves as the unbounded sum has them."""
-    uniform = mt19937_uniform(seeds + 1_000_003 * steps, size).clamp_(1e-10, 1.0)
-    return -torch.log(-torch.log(uniform))
+    return _gumbel(mt19937_uniform(seeds + 1_000_003 * steps, size))
+
+
+def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
+    return -torch.log(-torch.log(uniform.clamp_(1e-10, 1.0)))
 
 
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
