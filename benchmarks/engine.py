@@ -124,7 +124,46 @@ def sanity() -> dict:
     cpu = torch.stack([mt19937_gumbel(int(a), int(b), 32064) for a, b in zip(seeds, steps)])
     result["mt19937_gumbel_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
     result["mt19937_argmax_equal"] = bool(torch.equal(cpu.argmax(-1), gpu.argmax(-1)))
+    from genixer.generation.decode_attention import usable
+    q, mask = torch.zeros(1, 32, 1, 128, device="cuda", dtype=torch.bfloat16), torch.ones(1, 1, 1, 16, dtype=torch.bool, device="cuda")
+    result["decode_attention_kernel_used"] = usable(q, q.expand(1, 32, 16, 128), q.expand(1, 32, 16, 128), mask)
     return result
+
+
+def attention_kernels(slots: int = 128, width: int = 768, reps: int = 20) -> dict:
+    """One decode step's attention of one layer at 7B shape (32 heads x 128, bf16), rows' lengths drawn from
+    640-768 of ``width`` columns: microseconds per call of our kernel and of SDPA's kernels that run it."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from genixer.generation.decode_attention import decode_attention
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(slots, 32, n, 128, generator=gen).to("cuda", torch.bfloat16) for n in (1, width, width))
+    lengths = torch.randint(640, width + 1, (slots,), generator=gen)
+    mask = (torch.arange(width)[None] < lengths[:, None])[:, None, None].cuda()
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    out = {"slots": slots, "width": width, "GB_read_by_lengths": round(float(lengths.sum()) * 32 * 128 * 4 / 1e9, 3)}
+    runs = {"ours": lambda: decode_attention(q, k, v, mask, 128 ** -0.5)}
+    for name, backend in (("sdpa_efficient", SDPBackend.EFFICIENT_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),
+                          ("sdpa_math", SDPBackend.MATH)):
+        def run(backend=backend):
+            with sdpa_kernel([backend]):
+                return sdpa(q, k, v, attn_mask=mask)
+        runs[name] = run
+    want = sdpa(q.float(), k.float(), v.float(), attn_mask=mask)
+    for name, fn in runs.items():
+        try:
+            with torch.no_grad():
+                got = fn()
+                torch.cuda.synchronize()
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(reps):
+                    fn()
+                end.record()
+                torch.cuda.synchronize()
+            out[name] = {"us": round(1e3 * start.elapsed_time(end) / reps, 1), "max_abs_err": float((got.float() - want).abs().max())}
+        except Exception as err:  # noqa: BLE001 - a kernel that cannot run this input
+            out[name] = f"{type(err).__name__}: {str(err)[:200]}"
+    return out
 
 
 def hf_run(model, batches, eos, pad, new_tokens, workload, lengths) -> float:
@@ -157,7 +196,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="greedy,sampled,mixed")
     parser.add_argument("--slots", default="auto")
     parser.add_argument("--skip-hf", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="only: where the engine's time goes")
+    parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     result = {"gpu": torch.cuda.get_device_name()}
@@ -185,8 +224,8 @@ def main() -> None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         result["profile"] = profile(model, prompts, pixels, pad, eos, args)
         Path(args.out, f"engine_profile_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
-        return
-    for workload in args.workloads.split(","):
+        del result["profile"]
+    for workload in filter(None, args.workloads.split(",")):
         new_tokens = 256 if workload == "mixed" else 128
         out_tokens = drawn if workload == "mixed" else torch.full((args.requests,), 128)
         row = {"workload": workload, "output_tokens": int(out_tokens.sum())}
@@ -255,7 +294,9 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
     chunk sizes, then the top CUDA kernels of one prefill chunk and 8 eager decode steps."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
-    out = {"phases": []}
+    out = {"attention_kernels": attention_kernels()}
+    print(json.dumps(out["attention_kernels"]), flush=True)
+    out["phases"] = []
     probe = [Request(0, prompts[0], pixels[0])]
     for prefill_rows in (16, 64):
         engine = DecodeEngine(model, max(map(len, prompts)), 128, eos, pad, min_new_tokens=128, slots=args.slots if args.slots == "auto"

@@ -7,7 +7,8 @@ CUDA graph per bucket and replayed, one launch per step instead of the eager for
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
 prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps. Prompts attend
-causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask.
+causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
+with ``decode_attention``, which reads only the columns the mask keeps).
 
 Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
 not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
@@ -28,6 +29,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from genixer.generation.decode_attention import decode_attention, usable
 from genixer.generation.mt19937 import uses_kernel
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
@@ -57,8 +59,14 @@ ENGINE_ATTENTION = "genixer_engine"
 
 def engine_attention(module, query, key, value, attention_mask, **kwargs):
     """HF's SDPA attention, except that prompts (several query positions, right-padded by the engine) go without
-    their mask: causal attention gives their real tokens the same result, and takes the flash kernel."""
-    return sdpa_attention_forward(module, query, key, value, None if query.shape[2] > 1 else attention_mask, **kwargs)
+    their mask: causal attention gives their real tokens the same result, and takes the flash kernel; and decode
+    steps take ``decode_attention`` where it serves (a GPU): it reads each row's own columns only."""
+    if query.shape[2] > 1:
+        return sdpa_attention_forward(module, query, key, value, None, **kwargs)
+    if not kwargs.get("dropout") and not kwargs.get("softcap") and usable(query, key, value, attention_mask):
+        scale = kwargs.get("scaling") or query.shape[-1] ** -0.5
+        return decode_attention(query, key, value, attention_mask, scale).transpose(1, 2).contiguous(), None
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 
 AttentionInterface.register(ENGINE_ATTENTION, engine_attention)

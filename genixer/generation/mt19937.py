@@ -10,9 +10,10 @@ stretches of 227 words, each reading only words that earlier stretches have fini
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
+
+from genixer.generation.kernels import kernel_enabled
 
 try:
     import triton
@@ -34,20 +35,8 @@ def mt19937_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
 
 def uses_kernel(device: torch.device) -> bool:
     """Whether uniforms on ``device`` come from the kernel: on a GPU once the kernel has given the CPU generator's
-    bits there (checked once per device; otherwise a warning, and the CPU generator serves)."""
-    if triton is None:
-        return False
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return True
-    if device.type != "cuda":
-        return False
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _CHECKED:
-        _CHECKED[index] = _kernel_matches(torch.device("cuda", index))
-    return _CHECKED[index]
-
-
-_CHECKED: dict[int, bool] = {}
+    bits there (``kernel_enabled``; otherwise a warning, and the CPU generator serves)."""
+    return kernel_enabled("mt19937", device, _kernel_matches)
 
 
 def _kernel_matches(device: torch.device) -> bool:
