@@ -163,6 +163,17 @@ def attention_kernels(slots: int = 128, width: int = 768, reps: int = 20) -> dic
             out[name] = {"us": round(1e3 * start.elapsed_time(end) / reps, 1), "max_abs_err": float((got.float() - want).abs().max())}
         except Exception as err:  # noqa: BLE001 - a kernel that cannot run this input
             out[name] = f"{type(err).__name__}: {str(err)[:200]}"
+    from genixer.generation import decode_attention as module
+    out["ours_config"] = str(getattr(module._tuned_kernel, "best_config", None))
+    # cuDNN on a mini-world generator's decode shape (4 heads x 64): it failed there in an earlier engine
+    q, k = torch.randn(96, 4, 1, 64, device="cuda", dtype=torch.bfloat16), torch.randn(96, 4, 304, 64, device="cuda", dtype=torch.bfloat16)
+    small = (torch.arange(304, device="cuda")[None] < torch.randint(200, 305, (96,), device="cuda")[:, None])[:, None, None]
+    try:
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            got = sdpa(q, k, k, attn_mask=small)
+        out["sdpa_cudnn_mini_shape_max_abs_err"] = float((got.float() - sdpa(q.float(), k.float(), k.float(), attn_mask=small)).abs().max())
+    except Exception as err:  # noqa: BLE001
+        out["sdpa_cudnn_mini_shape"] = f"{type(err).__name__}: {str(err)[:300]}"
     return out
 
 

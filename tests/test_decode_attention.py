@@ -22,7 +22,8 @@ for group, d, width in ((1, 32, 150), (4, 16, 64)):   # MHA over 3 blocks, the l
     q = torch.randn(5, 2 * group, 1, d, generator=gen)
     k, v = torch.randn(5, 2, width, d, generator=gen), torch.randn(5, 2, width, d, generator=gen)
     mask = torch.arange(width)[None] < torch.tensor([1, width // 3, 64, width, width - 1])[:, None]
-    mask[4, :40] = False   # left padding: a whole block skipped when width > 64
+    mask[4, :40] = False   # left padding
+    mask[3, 64:128] = False   # a whole block kept nowhere, between kept ones (width 150)
     mask = mask[:, None, None]
     got, want = kernel.decode_attention(q, k, v, mask, d ** -0.5), kernel.reference(q, k, v, mask, d ** -0.5)
     unmasked = kernel.reference(q, k, v, torch.ones_like(mask), d ** -0.5)

@@ -3,9 +3,8 @@
 The engine's decode step attends over every slot's whole cache width under a per-row boolean mask. Of SDPA's
 kernels on an H200, cuDNN's failed on such masks and the memory-efficient one ran at half the copy bandwidth (735 us
 per layer at 128 slots x 768 columns, three quarters of the step). This Triton kernel runs one program per (row,
-head): it walks the keys in blocks of ``BLOCK`` columns, skips a block whose mask is all false without loading its
-keys and values (a short or finished row costs its own length, not the width), and keeps the softmax online in
-float32. The result equals SDPA's with the same mask up to float rounding (``tests/test_decode_attention.py``).
+head): it finds the row's last kept column from the mask, walks the keys up to there in blocks, loads only the
+columns the mask keeps (a short row costs its own length, not the width), and keeps the softmax online in float32. The result equals SDPA's with the same mask up to float rounding (``tests/test_decode_attention.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ except ImportError:  # a CPU-only install: SDPA serves
     triton = None
 
 log = logging.getLogger(__name__)
-BLOCK = 64   # key columns per step of a program's walk
+BLOCK = 64   # key columns per step of a program's walk in the interpreter (tuned on a GPU)
 
 
 def decode_attention(query, key, value, mask, scale: float) -> torch.Tensor:
@@ -33,10 +32,13 @@ def decode_attention(query, key, value, mask, scale: float) -> torch.Tensor:
     out = torch.empty_like(query)
     if b:
         rows = mask[:, 0, 0]
-        _decode_kernel[(b, heads)](query, key, value, rows.view(torch.uint8), out, key.shape[2], scale,
-                                   query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
-                                   value.stride(0), value.stride(1), value.stride(2), rows.stride(0), rows.stride(1),
-                                   out.stride(0), out.stride(1), GROUP=heads // key.shape[1], D=d, BLOCK=BLOCK)
+        args = (query, key, value, rows.view(torch.uint8), out, key.shape[2], scale, query.stride(0), query.stride(1),
+                key.stride(0), key.stride(1), key.stride(2), value.stride(0), value.stride(1), value.stride(2),
+                rows.stride(0), rows.stride(1), out.stride(0), out.stride(1))
+        if query.device.type == "cuda":
+            _tuned_kernel[(b, heads)](*args, GROUP=heads // key.shape[1], D=d)
+        else:   # Triton's interpreter
+            _decode_kernel[(b, heads)](*args, GROUP=heads // key.shape[1], D=d, BLOCK=BLOCK)
     return out
 
 
@@ -82,21 +84,32 @@ if triton is not None:
         kv = head // GROUP
         d = tl.arange(0, D)
         q = tl.load(q_ptr + row * sqb + head * sqh + d).to(tl.float32) * scale
-        keys, values = k_ptr + row * skb + kv * skh, v_ptr + row * svb + kv * svh
-        best = tl.max(tl.full([BLOCK], float("-inf"), tl.float32), 0)   # running max, sum and weighted values
-        total = tl.sum(tl.zeros([BLOCK], tl.float32), 0)
-        acc = tl.zeros([D], tl.float32)
+        keys, values, kept = k_ptr + row * skb + kv * skh, v_ptr + row * svb + kv * svh, mask_ptr + row * smb
+        end = tl.max(tl.zeros([BLOCK], tl.int32), 0)   # one past the last kept column: the walk stops there
         for start in range(0, width, BLOCK):
             cols = start + tl.arange(0, BLOCK)
-            keep = tl.load(mask_ptr + row * smb + cols * smn, mask=cols < width, other=0) != 0
-            if tl.max(keep.to(tl.int32), 0) > 0:
-                k = tl.load(keys + cols[:, None] * skn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
-                v = tl.load(values + cols[:, None] * svn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
-                scores = tl.where(keep, tl.sum(k * q[None, :], 1), float("-inf"))
-                new = tl.maximum(best, tl.max(scores, 0))
-                p = tl.exp(scores - new)
-                alpha = tl.exp(best - new)
-                total = total * alpha + tl.sum(p, 0)
-                acc = acc * alpha + tl.sum(p[:, None] * v, 0)
-                best = new
+            keep = tl.load(kept + cols * smn, mask=cols < width, other=0) != 0
+            end = tl.maximum(end, tl.max(tl.where(keep, cols + 1, 0), 0))
+        # running max (finite: a block with nothing kept then changes nothing), sum, and weighted values
+        best = tl.max(tl.full([BLOCK], -1e30, tl.float32), 0)
+        total = tl.sum(tl.zeros([BLOCK], tl.float32), 0)
+        acc = tl.zeros([D], tl.float32)
+        for start in range(0, end, BLOCK):   # masked-off columns are not loaded
+            cols = start + tl.arange(0, BLOCK)
+            keep = tl.load(kept + cols * smn, mask=cols < end, other=0) != 0
+            k = tl.load(keys + cols[:, None] * skn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
+            v = tl.load(values + cols[:, None] * svn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
+            scores = tl.where(keep, tl.sum(k * q[None, :], 1), float("-inf"))
+            new = tl.maximum(best, tl.max(scores, 0))
+            p = tl.exp(scores - new)
+            alpha = tl.exp(best - new)
+            total = total * alpha + tl.sum(p, 0)
+            acc = acc * alpha + tl.sum(p[:, None] * v, 0)
+            best = new
         tl.store(out_ptr + row * sob + head * soh + d, (acc / total).to(out_ptr.dtype.element_ty))
+
+    # On a GPU the block size, warps and pipeline depth are tuned per cache width, at the first call (the engine's
+    # warm-up step, before its CUDA graphs are captured); the interpreter runs the plain kernel.
+    _tuned_kernel = triton.autotune(
+        [triton.Config({"BLOCK": b}, num_warps=w, num_stages=s) for b in (32, 64, 128) for w in (2, 4, 8) for s in (1, 2, 3)],
+        key=["width", "D", "GROUP"])(_decode_kernel)
