@@ -38,6 +38,21 @@ def test_kernel_gives_the_cpu_generators_bits():
                                                                 "gumbel": True}
 
 
+def test_cpu_draws_are_float32_whatever_the_default_dtype():
+    """Lightning's bf16-true predict sets the default dtype to bfloat16: the draws (and so the sampled tokens) must
+    not change with it, and must stay the kernel's float32 bits (on an H200 the kernel check failed there)."""
+    from genixer.generation.sampling import mt19937_gumbel
+    keys = torch.tensor([3, 2**40])
+    want, noise = mt19937.cpu_uniform(keys, 64), mt19937_gumbel(9, 2, 64)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        got, got_noise = mt19937.cpu_uniform(keys, 64), mt19937_gumbel(9, 2, 64)
+    finally:
+        torch.set_default_dtype(before)
+    assert got.dtype == torch.float32 and torch.equal(got, want) and torch.equal(got_noise, noise)
+
+
 def test_cpu_keeps_the_cpu_generator():
     assert not mt19937.uses_kernel(torch.device("cpu"))
     keys = torch.tensor([5, 2**40 + 5])   # the generator keeps the low 32 bits

@@ -111,7 +111,7 @@ class DecodeEngine:
         self.columns = torch.arange(self.width, device=self.device)
         # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
         self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
-        self.noise = torch.zeros(n, self.vocab, device=self.device) if self.host_noise else None
+        self.noise = torch.zeros(n, self.vocab, device=self.device, dtype=torch.float32) if self.host_noise else None
         self.occupant: list[Request | None] = [None] * n
         self.host_steps = [0] * n  # the host's copy of ``steps`` (CPU noise needs it)
         self.waiting: deque[Request] = deque()
@@ -355,7 +355,7 @@ class DecodeEngine:
     def _cpu_noise(self, seeds: list[int], steps: list[int]) -> torch.Tensor:
         """mt19937 noise for rows that still sample (zeros past ``sample_tokens``), pinned for the copy."""
         limit = self.sampler.sample_tokens
-        noise = torch.zeros(len(seeds), self.vocab)
+        noise = torch.zeros(len(seeds), self.vocab, dtype=torch.float32)
         rows = [i for i, step in enumerate(steps) if limit is None or step < limit]
         if rows:
             noise[rows] = self.sampler.gumbel([seeds[i] for i in rows], [steps[i] for i in rows], noise)

@@ -53,8 +53,9 @@ def _kernel_matches(device: torch.device) -> bool:
 
 def cpu_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
     """The reference: ``torch.rand(size)`` of a CPU generator seeded with each key, stacked."""
-    rows = [torch.rand(size, generator=torch.Generator().manual_seed(int(k))) for k in keys.tolist()]
-    return torch.stack(rows) if rows else torch.empty(0, size)
+    # float32 whatever the default dtype (Lightning's bf16-true predict makes it bfloat16, which gave coarser draws)
+    rows = [torch.rand(size, generator=torch.Generator().manual_seed(int(k)), dtype=torch.float32) for k in keys.tolist()]
+    return torch.stack(rows) if rows else torch.empty(0, size, dtype=torch.float32)
 
 
 def _kernel_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
