@@ -70,6 +70,10 @@ def test_static_cache_loop_matches_hf_generate():
         assert outputs[0] == outputs[1], sampling
     with pytest.raises(ValueError, match="unsupported"):  # refused before any model exists
         Decoding.from_config({"cache": "static", "max_new_tokens": 4, "num_beams": 2})
+    assert Decoding.from_config({"cache": "static", "max_new_tokens": 4, "num_beams": 1}).kwargs == {"max_new_tokens": 4}
+    assert Decoding.from_config({"max_new_tokens": 4, "num_beams": 3}).settings()["num_beams"] == 3
+    with pytest.raises(ValueError, match="global RNG"):  # beams would sample from HF's one generator
+        Decoding.from_config({"max_new_tokens": 4, "num_beams": 3, "do_sample": True, "temperature": 0.7})
 
 
 def test_sample_tokens_samples_the_opening_only():

@@ -43,6 +43,11 @@ class Decoding:
                 close = difflib.get_close_matches(key, sorted(known), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise ValueError(f"generation.{key} is not a generation setting{hint}")
+        if kwargs.get("num_beams", 1) == 1:   # the default: no beam search
+            kwargs.pop("num_beams", None)
+        elif do_sample:
+            raise ValueError("generation.num_beams > 1 searches beams greedily; with do_sample=true HF would sample "
+                             "them from one global RNG, which our per-sample sampler does not allow")
         sampling = {k: kwargs.pop(k) for k in SAMPLING if k in kwargs}
         new = kwargs.get("max_new_tokens")
         if not isinstance(new, int) or isinstance(new, bool) or new < 1:
