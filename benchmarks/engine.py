@@ -288,14 +288,22 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     engine.submit(warm)
     engine.run()
     torch.cuda.synchronize()
+    steps_before = engine.stats["steps"]
     start = time.perf_counter()
     engine.submit(requests)
-    finished = engine.run()
+    finished = engine.run(drain=False)   # until the last request has a slot: the slots stay full up to here
+    torch.cuda.synchronize()
+    full = (len(finished), time.perf_counter() - start)
+    finished += engine.run()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     got = sum(int((ids != pad).sum()) for _, ids in finished)
     row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
-               out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got)
+               out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
+               # the rate before the last wave drains (what a run of many more requests than slots approaches;
+               # rows in flight at that point are not counted), and the busy rows per decode step on average
+               full_slots_req_per_s=round(full[0] / full[1], 2) if full[0] else None,
+               mean_busy_rows=round((got - len(finished)) / max(1, engine.stats["steps"] - steps_before), 1))
     if "hf_req_per_s" in row:
         row["vs_hf"] = round(row["req_per_s"] / row["hf_req_per_s"], 2)
 
