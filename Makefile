@@ -63,8 +63,10 @@ demo-filter:
 	$(PY) evaluate.py experiment=mini_world_demo filters=[$(DEMO)/generate] hydra.run.dir=$(DEMO)/evaluate/filters
 
 # Two lanes on the 2 cores: the study's end-to-end test (a chain of entry-point processes, mostly one core), the
-# answering and filter pipelines' (subprocess runs) beside the rest; the slowest tests of each lane are listed.
-BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py tests/test_filter_pipeline.py
+# answering and filter pipelines' and the Triton-interpreter kernel tests (subprocess runs) beside the rest; the
+# slowest tests of each lane are listed.
+BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py tests/test_filter_pipeline.py tests/test_decode_attention.py \
+	tests/test_mt19937.py
 test: $(STAMP) browser
 	@log=$$(mktemp); $(PY) -m pytest -q --durations=5 $(BESIDE) > $$log 2>&1 & beside=$$!; \
 	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(BESIDE)); rest=$$?; \
