@@ -64,19 +64,16 @@ def test_kernel_equals_sdpa_and_the_engine_equals_hf_generate():
     assert result["kernel_calls"] > 0
 
 
-def test_inputs_it_does_not_serve_go_to_sdpa():
+def test_inputs_it_does_not_serve_go_to_sdpa(monkeypatch):
     q, k = torch.zeros(2, 4, 1, 32), torch.zeros(2, 4, 10, 32)
     mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
     assert not kernel.usable(q, k, k, mask)                     # on a CPU without the interpreter
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        assert kernel.usable(q, k, k, mask)
-        assert not kernel.usable(torch.zeros(2, 4, 3, 32), k, k, mask)             # a prompt, not a decode step
-        assert not kernel.usable(q, k, k, mask.float())                            # an additive mask
-        assert not kernel.usable(q, k, k, mask.expand(2, 4, 1, 10))                # a mask per head
-        assert not kernel.usable(torch.zeros(2, 4, 1, 24), torch.zeros(2, 4, 10, 24), torch.zeros(2, 4, 10, 24), mask)
-    finally:
-        del os.environ["TRITON_INTERPRET"]
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert kernel.usable(q, k, k, mask)
+    assert not kernel.usable(torch.zeros(2, 4, 3, 32), k, k, mask)             # a prompt, not a decode step
+    assert not kernel.usable(q, k, k, mask.float())                            # an additive mask
+    assert not kernel.usable(q, k, k, mask.expand(2, 4, 1, 10))                # a mask per head
+    assert not kernel.usable(torch.zeros(2, 4, 1, 24), torch.zeros(2, 4, 10, 24), torch.zeros(2, 4, 10, 24), mask)
 
 
 def test_a_kernel_that_differs_from_sdpa_is_not_used(monkeypatch, caplog):

@@ -1,10 +1,12 @@
 """Decode attention (one query per row) that reads only the key/value columns its mask lets through.
 
-The engine's decode step attends over every slot's whole cache width under a per-row boolean mask. Of SDPA's
-kernels on an H200, cuDNN's failed on such masks and the memory-efficient one ran at half the copy bandwidth (735 us
-per layer at 128 slots x 768 columns, three quarters of the step). This Triton kernel runs one program per (row,
-head): it finds the row's last kept column from the mask, walks the keys up to there in blocks, loads only the
-columns the mask keeps (a short row costs its own length, not the width), and keeps the softmax online in float32. The result equals SDPA's with the same mask up to float rounding (``tests/test_decode_attention.py``).
+The engine's decode step attends over every slot's whole cache width under a per-row boolean mask. The engine keeps
+SDPA off cuDNN's kernel (it once failed on a mini generator's masks on an H200), and the memory-efficient one then
+ran at half the copy bandwidth (743 us per layer at 128 slots x 768 columns, three quarters of the step). This Triton
+kernel runs one program per (row, head): it finds the row's last kept column from the mask, walks the keys up to
+there in blocks, loads only the columns the mask keeps (a short row costs its own length, not the width), and keeps
+the softmax online in float32. The result equals SDPA's with the same mask up to float rounding
+(``tests/test_decode_attention.py``).
 """
 from __future__ import annotations
 
