@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="batches timed in (c)")
     parser.add_argument("--tiny", action="store_true", help="CPU smoke test with a tiny model")
     parser.add_argument("--work", default="/tmp/genixer_clip_bench")
+    parser.add_argument("--tag", default="", help="result file suffix: clip_crops_<gpu>_<tag>.json")
     parser.add_argument("--out", default=None, help="result folder (default: benchmarks/results; --tiny: none)")
     args = parser.parse_args()
     if args.tiny:
@@ -194,7 +195,7 @@ def main() -> None:
     out = Path(args.out) if args.out else (None if args.tiny else Path(__file__).parent / "results")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"clip_crops_{gpu.replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+        (out / f"clip_crops_{gpu.replace(' ', '_')}{'_' + args.tag if args.tag else ''}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from transformers import FuyuForCausalLM
 
 from benchmarks.timing import Stopwatch
-from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge
+from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, compile_decoder_layers
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
 from genixer.runs.shards import ShardWriter
@@ -83,8 +83,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=448, help="target input length (image rows are sized to it)")
+    parser.add_argument("--compile", action="store_true", help="compile the decoder layers for (b) and (c) (the "
+                        "eager forward is timed first); (b)'s first batch then includes the compile")
     parser.add_argument("--tiny", action="store_true", help="a small model on any device (smoke test)")
     parser.add_argument("--work", default="/tmp/genixer_judge_bench")
+    parser.add_argument("--tag", default="", help="result file suffix: judge_<gpu>_<tag>.json")
     parser.add_argument("--out", default=None, help="result folder (default: benchmarks/results; --tiny: none)")
     args = parser.parse_args()
     if args.tiny:
@@ -121,6 +124,11 @@ def main() -> None:
     if new_tokens != {args.reference_tokens}:
         raise RuntimeError(f"the reference loop generated {new_tokens} tokens, not {args.reference_tokens}")
 
+    forward, logp = {}, {}
+    forward["eager"], logp["eager"] = forward_rate(model, scorer, items, work / "images", args.batch_size, device)
+    if args.compile:
+        compile_decoder_layers(model)
+
     # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.
     module = FilterModule([scorer])
     module.models = nn.ModuleList([model])
@@ -137,17 +145,11 @@ def main() -> None:
 
     # (c) the forward alone on one prebuilt batch (FilterModule let go of the model at the end of predict).
     model.to(device)
-    batch = to_device(ItemCollator(scorer)([loader.dataset[i] for i in range(args.batch_size)])["inputs"],
-                      torch.device(device), torch.bfloat16)
-    positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        model(**batch, position_ids=positions, logits_to_keep=1)  # warm-up
-        start = sync(device)
-        for _ in range(5):
-            model(**batch, position_ids=positions, logits_to_keep=1)
-    forward_rate = rate(5 * args.batch_size, start, device)
-
-    lengths = batch["attention_mask"].sum(-1).float()
+    if args.compile:
+        forward["compiled"], logp["compiled"] = forward_rate(model, scorer, items, work / "images", args.batch_size, device)
+    forward_best = max(forward.values())
+    lengths = ItemCollator(scorer)([ItemDataset(scorer, items[:args.batch_size], work / "images")[i]
+                                    for i in range(args.batch_size)])["inputs"]["attention_mask"].sum(-1).float()
     result = {
         "gpu": torch.cuda.get_device_name() if device == "cuda" else "cpu", "tiny": args.tiny, "params": params,
         "input_tokens_mean": round(lengths.mean().item(), 1), "input_tokens_max": int(lengths.max()),
@@ -157,8 +159,13 @@ def main() -> None:
         "reference": f"original batch-1 sampled generate + compute_transition_scores, exactly {args.reference_tokens} "
                      "new tokens (a trained judge's Yes/No + EOS; the original caps at 10 and stops at EOS)",
         "reference_judgements_per_s": round(reference, 2), "pipeline_judgements_per_s": round(pipeline, 1),
-        "speedup": round(pipeline / reference, 1), "forward_judgements_per_s": round(forward_rate, 1),
-        "pipeline_fraction_of_forward": round(pipeline / forward_rate, 3),
+        "speedup": round(pipeline / reference, 1), "compiled_layers": args.compile,
+        "forward_judgements_per_s": round(forward_best, 1),
+        **{f"forward_{k}_judgements_per_s": round(v, 1) for k, v in forward.items()},
+        "pipeline_fraction_of_forward": round(pipeline / forward_best, 3),
+        **({"compiled_vs_eager_max_abs_logprob": round((logp["compiled"] - logp["eager"]).abs().max().item(), 4),
+            "compiled_vs_eager_argmax_equal": round((logp["compiled"].argmax(-1) == logp["eager"].argmax(-1))
+                                                    .float().mean().item(), 3)} if args.compile else {}),
         "first_batch_s": round(stopwatch.first_batch_seconds(), 2),
         "steady_judgements_per_s": round(stopwatch.steady_rate() or 0.0, 1),
     }
@@ -166,7 +173,21 @@ def main() -> None:
     out = Path(args.out) if args.out else (None if args.tiny else Path(__file__).parent / "results")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"judge_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+        (out / f"judge_{result['gpu'].replace(' ', '_')}{'_' + args.tag if args.tag else ''}.json").write_text(json.dumps(result, indent=2))
+
+
+def forward_rate(model: nn.Module, scorer, items: list[dict], root: Path, batch_size: int,
+                 device: str) -> tuple[float, torch.Tensor]:
+    """Judgements/s of the model forward alone on one prebuilt batch (warm-up call untimed), and its log-probs."""
+    batch = to_device(ItemCollator(scorer)([ItemDataset(scorer, items[:batch_size], root)[i]
+                                            for i in range(batch_size)])["inputs"], torch.device(device), torch.bfloat16)
+    positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False).logits  # warm-up, compile
+        start = sync(device)
+        for _ in range(5):
+            model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False)
+    return rate(5 * batch_size, start, device), logits[:, -1].float().log_softmax(-1)
 
 
 def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str,

@@ -74,9 +74,10 @@ def strategy(name: str, backbone: TinyLlava, batch: int):
         from lightning.pytorch.strategies import FSDPStrategy
         return FSDPStrategy(sharding_strategy="FULL_SHARD", auto_wrap_policy=set(backbone.decoder_layers),
                             state_dict_type="sharded", limit_all_gathers=True)
-    if name in ("zero3", "zero2"):
+    if name in ("zero3", "zero2", "zero3_offload"):   # offload: optimizer states and step on the CPU (CPU Adam)
         from genixer.training.sharding import WholeInitDeepSpeed
-        return WholeInitDeepSpeed(stage=int(name[-1]), logging_batch_size_per_gpu=batch)   # batches come prebuilt
+        return WholeInitDeepSpeed(stage=int(name[4]), offload_optimizer=name.endswith("offload"),
+                                  logging_batch_size_per_gpu=batch)   # batches come prebuilt
     raise ValueError(f"unknown configuration {name!r}")
 
 
@@ -114,7 +115,7 @@ def run_one(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("."))
-    p.add_argument("--configs", default="single", help="comma-separated: single, fsdp, zero2, zero3")
+    p.add_argument("--configs", default="single", help="comma-separated: single, fsdp, zero2, zero3, zero3_offload")
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)   # a child process's one configuration
     p.add_argument("--devices", type=int, default=1)
     p.add_argument("--steps", type=int, default=12)

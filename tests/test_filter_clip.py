@@ -279,7 +279,11 @@ def per_crop(scorer: ClipCropScorer, item: dict, root: Path) -> dict:
     """What ``load`` made before the image was shared by its crops: a fresh decode for this crop alone."""
     image = load_rgb(root / item["image"])
     box = pixel_box(item["box"], image.width, image.height, scorer.min_side)
-    return {"image": scorer.transform(region_image(image, box, scorer.view)), "text": scorer.tokenizer(item["expression"])[0],
+    region = region_image(image, box, scorer.view)
+    pixels = scorer.pixels.uint8(region)   # the device's half gives open_clip's whole transform, bit for bit
+    assert pixels.dtype == torch.uint8 and torch.equal(scorer.pixels.normalize(pixels[None], torch.float32)[0],
+                                                       scorer.transform(region))
+    return {"image": pixels, "text": scorer.tokenizer(item["expression"])[0],
             "crop": torch.tensor([box[2] - box[0], box[3] - box[1]])}
 
 
@@ -344,3 +348,12 @@ def test_failures_stay_per_crop(tiny, tmp_path, monkeypatch):
         got = dataset[k]
         assert got.get("status", "ok") == status and got.get("reason", "").startswith(reason), (k, got)
     assert decodes == ["good.png", "broken.png", "broken.png"]  # a failed decode is not kept; a missing file fails its stat
+
+
+def test_device_pixels_refuse_a_transform_they_cannot_split():
+    from torchvision.transforms import Compose, Resize, ToTensor
+
+    from genixer.filtering.clip import DevicePixels
+
+    with pytest.raises(ValueError, match="ToTensor, Normalize"):
+        DevicePixels(Compose([Resize(8), ToTensor()]))

@@ -266,3 +266,14 @@ def test_filter_module_predicts_both_judges_end_to_end(fuyu, llava, images, tmp_
         assert len(errors) == 1 and errors[0]["id"] == broken["id"] and errors[0]["status"] == "error"
         p_yes = {line["id"]: line["p_yes"] for line in got if "status" not in line}
         assert p_yes == pytest.approx(expected, abs=1e-5)
+
+
+def test_compile_layers_compiles_every_decoder_layer_and_refuses_a_model_without(fuyu, llava):
+    from genixer.filtering.judge import FuyuJudge, LlavaJudge
+
+    for judge in (FuyuJudge(fuyu.path, compile_layers=True), LlavaJudge(llava.path, compile_layers=True)):
+        layers = [m for m in judge.build().modules() if type(m).__name__.endswith("DecoderLayer")]
+        assert len(layers) == 2 and all(layer._compiled_call_impl is not None for layer in layers)
+    assert all(m._compiled_call_impl is None for m in fuyu.build().modules())   # off by default
+    with pytest.raises(ValueError, match="no \\*DecoderLayer"):
+        FuyuJudge(fuyu.path, compile_layers=True).compiled(torch.nn.Linear(2, 2))

@@ -211,3 +211,28 @@ def test_sharded_presets_wrap_the_backbones_decoder_layers(tmp_path):
     assert sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=ddp"]), backbone) == "ddp"
     plain = SimpleNamespace(strategy=SimpleNamespace(model=None), is_global_zero=True)
     assert sharding.full_state_dict(plain, None) is None   # unsharded: the module's own model is exported
+
+
+def test_zero3_offload_steps_with_deepspeeds_cpu_adam_and_the_same_hyperparameters(tmp_path):
+    import functools
+
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+    from conftest import compose_config
+    from genixer.backbones.llava import TinyLlava
+    from genixer.training import sharding
+    from genixer.training.optim import offloaded
+    from tests.test_backbone import CONV, TINY
+
+    def preset(*overrides):
+        cfg = compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=deepspeed_zero3", *overrides])
+        return sharding.strategy(cfg, TinyLlava(CONV, **TINY))
+
+    adamw = functools.partial(torch.optim.AdamW, lr=2e-5, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    assert offloaded(adamw, preset()) is adamw   # states on the GPU: torch's fused AdamW
+    cpu = offloaded(adamw, preset("trainer.strategy.offload_optimizer=true"))
+    assert cpu.func is DeepSpeedCPUAdam
+    assert cpu.keywords == {"adamw_mode": True, "lr": 2e-5, "betas": (0.9, 0.95), "weight_decay": 0.1}
+    assert offloaded(adamw, None) is adamw and offloaded(adamw, "ddp") is adamw
+    with pytest.raises(ValueError, match="AdamW"):
+        offloaded(functools.partial(torch.optim.SGD, lr=0.1), preset("trainer.strategy.offload_optimizer=true"))

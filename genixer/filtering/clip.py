@@ -2,7 +2,8 @@
 
 One item per entry of a row's ``regions`` (the (expression, normalized box) pairs its task wrote:
 REC, REG, ...). Workers decode (once for an image's consecutive crops: ``ClipCropScorer.decoded``),
-show the model the rounded pixel box and preprocess; the view is the one the model was trained with
+show the model the rounded pixel box and preprocess up to uint8 pixels (``DevicePixels``: scaling and
+normalizing run on the device); the view is the one the model was trained with
 (``region_view`` of its checkpoint):
 
 * ``crop``: the box cut out (the original's way: neither position nor size relative to the other
@@ -25,12 +26,14 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
 from PIL import Image
 from open_clip.transform import image_transform_v2
 from torch import nn
 from torch.nn import functional as F
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from genixer.backbones.open_clip import CONFIG_FILE, LOCAL_DIR, preprocess_config, region_view
 from genixer.data.images import load_rgb
@@ -78,6 +81,32 @@ def region_image(image: Image.Image, box: tuple[int, int, int, int], view: str) 
     return image.crop(box) if view == "crop" else spotlight(image, box)
 
 
+class DevicePixels:
+    """open_clip's eval transform split at its ``ToTensor``: workers run the PIL steps (resize, crop, RGB) and hand
+    over uint8 CHW pixels, a quarter of float32's bytes through shared and pinned memory; ``ToTensor``'s /255 and
+    ``Normalize`` run on the device in float32, the same operations on the same values as the whole transform on the
+    host. Refuses a transform not ending ``ToTensor``, ``Normalize``."""
+
+    def __init__(self, transform: Compose) -> None:
+        steps = list(getattr(transform, "transforms", []))
+        if len(steps) < 2 or not isinstance(steps[-2], ToTensor) or not isinstance(steps[-1], Normalize):
+            raise ValueError(f"the CLIP transform must end ToTensor, Normalize to move them to the device: {transform}")
+        self.pil_steps, normalize = Compose(steps[:-2]), steps[-1]
+        self.mean, self.std = (torch.tensor(v, dtype=torch.float32).view(-1, 1, 1) for v in (normalize.mean, normalize.std))
+
+    def uint8(self, image: Image.Image) -> torch.Tensor:
+        """The worker's half: PIL steps, then an RGB image's bytes as a (3, H, W) uint8 tensor."""
+        image = self.pil_steps(image)
+        if image.mode != "RGB":
+            raise ValueError(f"the CLIP transform's PIL steps gave a {image.mode} image, not RGB")
+        return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The device's half on a (B, 3, H, W) uint8 batch, in float32, then cast to the model's ``dtype``."""
+        mean, std = self.mean.to(pixels.device), self.std.to(pixels.device)
+        return pixels.to(torch.float32).div(255).sub(mean).div(std).to(dtype)
+
+
 class ClipCropScorer(Scorer):
     """Scores (expression, box crop) pairs with an open_clip model.
 
@@ -100,6 +129,7 @@ class ClipCropScorer(Scorer):
         self.model_id = f"{LOCAL_DIR}{checkpoint}" if checkpoint else model
         # Resolved here, not in workers, so a bad model id fails the run instead of every item.
         self.transform = image_transform_v2(preprocess_config(self.model_id, pretrained), is_train=False)
+        self.pixels = DevicePixels(self.transform)
         self.tokenizer = open_clip.get_tokenizer(self.model_id)
         self.view = region_view(self.model_id)
         self.last_decoded: tuple[tuple, Image.Image] | None = None  # (file key, image): see ``decoded``
@@ -117,7 +147,7 @@ class ClipCropScorer(Scorer):
         image = self.decoded(Path(image_root) / item["image"])
         # The decoded size is the frame: a normalized box stays right if the file was resized since.
         x1, y1, x2, y2 = pixel_box(item["box"], image.width, image.height, self.min_side)
-        return {"image": self.transform(region_image(image, (x1, y1, x2, y2), self.view)),
+        return {"image": self.pixels.uint8(region_image(image, (x1, y1, x2, y2), self.view)),   # normalized in score
                 "text": self.tokenizer(item["expression"])[0],  # truncated to the context length
                 "crop": torch.tensor([x2 - x1, y2 - y1])}
 
@@ -143,7 +173,8 @@ class ClipCropScorer(Scorer):
         return open_clip.create_model(self.model_id, pretrained=self.pretrained)
 
     def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
-        image = model.encode_image(batch["image"], normalize=False).float()
+        pixels = self.pixels.normalize(batch["image"], next(model.parameters()).dtype)
+        image = model.encode_image(pixels, normalize=False).float()
         text = model.encode_text(batch["text"], normalize=False).float()
         raw = (image * text).sum(dim=-1)
         cosine = F.cosine_similarity(image, text, dim=-1)

@@ -48,17 +48,30 @@ def single_token_ids(tokenizer, words: Iterable[str]) -> list[int]:
     return sorted(ids)
 
 
+def compile_decoder_layers(model: nn.Module) -> int:
+    """``torch.compile`` each decoder layer in place, with dynamic shapes (one compile serves every batch size and
+    length, and every layer: they share the code): it fuses the eager layer's norms, rotary and activation around
+    the matmuls. Returns how many layers; the model's own forward (masks, image scatter) stays eager."""
+    layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)
+
+
 class Judge(Scorer):
     """Judge base: items, P(Yes) scoring and summaries; subclasses load the model and build the prompt ids.
 
     Judges every row's ``qa_pairs`` (only rows of ``families``, when given). ``prompt``: a template
     with one ``{}``. ``dtype``: load dtype (None: torch's default, which ``bf16-true`` precision sets
-    to bf16 while the model is built).
+    to bf16 while the model is built). ``compile_layers``: ``compile_decoder_layers`` on the built model (on
+    an H200 at Fuyu-8B shape: forward 63.5 -> 82.6 judgements/s, ~15 s of compile in the first batch).
     """
 
     def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] | None = None,
-                 name: str = "judge", max_pixels: int | None = None, dtype: str | None = None) -> None:
+                 name: str = "judge", max_pixels: int | None = None, dtype: str | None = None,
+                 compile_layers: bool = False) -> None:
         super().__init__(name)
+        self.compile_layers = compile_layers
         if prompt.count("{}") != 1:
             raise ValueError(f"the judge prompt needs exactly one '{{}}' placeholder: {prompt!r}")
         self.path, self.prompt = str(path), prompt
@@ -109,10 +122,10 @@ class Judge(Scorer):
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
-        # Positions count real tokens only, as generate does (RoPE is shift-invariant: this keeps the numbers
+        # One forward, no cache (building one copies every layer's K/V). Positions count real tokens only, as generate does (RoPE is shift-invariant: this keeps the numbers
         # of a padded row identical to scoring it alone).
         positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        logits = model(**batch, position_ids=positions, logits_to_keep=1).logits[:, -1]
+        logits = model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False).logits[:, -1]
         logp = logits.float().log_softmax(-1)
         yes_ids, no_ids = self.answer_ids
         yes, no = logp[:, yes_ids].logsumexp(-1), logp[:, no_ids].logsumexp(-1)
@@ -135,6 +148,12 @@ class Judge(Scorer):
         if failed:
             out.update(status=failed["status"], reason=failed["reason"])
         return out
+
+    def compiled(self, model: nn.Module) -> nn.Module:
+        """``model`` with its decoder layers compiled when ``compile_layers`` (refused if it has none)."""
+        if self.compile_layers and not compile_decoder_layers(model):
+            raise ValueError(f"{self.path}: compile_layers found no *DecoderLayer modules to compile")
+        return model
 
     def config(self) -> dict:
         return {"architecture": type(self).__name__, "model": self.path, "prompt": self.prompt,
@@ -159,8 +178,8 @@ class FuyuJudge(Judge):
 
     def __init__(self, path: str, prompt: str = FUYU_PROMPT, families: Iterable[str] | None = None,
                  name: str = "judge", max_pixels: int | None = None, dtype: str | None = None,
-                 fast_inputs: bool = True) -> None:
-        super().__init__(path, prompt, families, name, max_pixels, dtype)
+                 fast_inputs: bool = True, compile_layers: bool = False) -> None:
+        super().__init__(path, prompt, families, name, max_pixels, dtype, compile_layers)
         self.fast_inputs, self.fast_checked = fast_inputs, False
 
     @cached_property
@@ -198,7 +217,8 @@ class FuyuJudge(Judge):
 
     def build(self) -> nn.Module:
         self.answer_ids  # noqa: B018 - fail before loading weights when Yes/No are not single tokens
-        return FuyuForCausalLM.from_pretrained(self.path, dtype=getattr(torch, self.dtype) if self.dtype else None)
+        dtype = getattr(torch, self.dtype) if self.dtype else None
+        return self.compiled(FuyuForCausalLM.from_pretrained(self.path, dtype=dtype))
 
 
 class LlavaJudge(Judge):
@@ -209,8 +229,8 @@ class LlavaJudge(Judge):
 
     def __init__(self, path: str, conversation: Conversation | None = None, prompt: str = FUYU_PROMPT,
                  families: Iterable[str] | None = None, name: str = "judge", max_pixels: int | None = None,
-                 dtype: str | None = None) -> None:
-        super().__init__(path, prompt, families, name, max_pixels, dtype)
+                 dtype: str | None = None, compile_layers: bool = False) -> None:
+        super().__init__(path, prompt, families, name, max_pixels, dtype, compile_layers)
         self.backbone = PretrainedLlava(self.path, conversation, self.dtype)
 
     @cached_property
@@ -227,4 +247,4 @@ class LlavaJudge(Judge):
 
     def build(self) -> nn.Module:
         self.answer_ids  # noqa: B018 - fail before loading weights when Yes/No are not single tokens
-        return self.backbone.build()
+        return self.compiled(self.backbone.build())
