@@ -207,6 +207,8 @@ def main() -> None:
     parser.add_argument("--workloads", default="greedy,sampled,mixed")
     parser.add_argument("--slots", default="auto")
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--prefill", default="compiled", help="engine prefill variants, each a row against the same HF "
+                        "run: compiled (CompiledPrefill, the engine's default on a GPU), eager")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
@@ -258,29 +260,33 @@ def main() -> None:
             model.__dict__.pop("_cache", None)
             del batches
             torch.cuda.empty_cache()
-        try:
-            run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos)
-        except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
-            import traceback
-            row["engine_error"] = traceback.format_exc()[-3000:]
-        if "req_per_s" in row:
-            limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model)
-        result["runs"].append(row)
-        print(json.dumps(row), flush=True)
-        torch.cuda.empty_cache()
-        # written after every workload: a call cut short still returns what it measured
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        Path(args.out, f"engine_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+        baseline = row
+        for variant in args.prefill.split(","):
+            row = {**baseline, "prefill": variant}
+            try:
+                run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant == "compiled")
+            except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
+                import traceback
+                row["engine_error"] = traceback.format_exc()[-3000:]
+            if "req_per_s" in row:
+                limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model)
+            result["runs"].append(row)
+            print(json.dumps(row), flush=True)
+            torch.cuda.empty_cache()
+            # written after every run: a call cut short still returns what it measured
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            Path(args.out, f"engine_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
 
 
-def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos) -> None:
-    """Our engine on every request after a warm-up of one slot-full (graph capture and slot sizing untimed)."""
+def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, compile_prefill=True) -> None:
+    """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill
+    pieces' compile untimed)."""
     sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
     cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
-                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])])
+                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=compile_prefill)
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]

@@ -6,7 +6,8 @@ first ``bucket`` slots, one token each, the cache's whole width, masked per row)
 CUDA graph per bucket and replayed, one launch per step instead of the eager forward's Python. Once no prompt
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
-prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps. Prompts attend
+prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps, with the
+decoder's norms and MLPs compiled (``CompiledPrefill``, on a GPU by default). Prompts attend
 causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
 with ``decode_attention``, which reads only the columns the mask keeps).
 
@@ -31,6 +32,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from genixer.generation.decode_attention import decode_attention, usable
 from genixer.generation.mt19937 import uses_kernel
+from genixer.generation.prefill_compile import CompiledPrefill
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
 
@@ -85,7 +87,7 @@ class DecodeEngine:
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
-                 timed: bool = False) -> None:
+                 timed: bool = False, compile_prefill: bool | None = None) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
@@ -94,6 +96,9 @@ class DecodeEngine:
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
         self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
+        # Prefill forwards run the decoder's norms and MLPs compiled (``CompiledPrefill``; default: on a GPU).
+        compiled = self.device.type == "cuda" if compile_prefill is None else compile_prefill
+        self.compiled_prefill = CompiledPrefill(self.decoder) if compiled else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
         if slots == "auto":  # as many as memory holds, but no more than could ever be busy (``max_slots``)
@@ -253,7 +258,7 @@ class DecodeEngine:
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
         cache.prefill_slots = index
         try:
-            with self._attention():
+            with self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
                 out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
                                        position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
                                        use_cache=True, **{self.prefill_cache_kwarg: cache})
