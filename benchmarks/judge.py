@@ -126,7 +126,9 @@ def main() -> None:
 
     forward, logp = {}, {}
     forward["eager"], logp["eager"] = forward_rate(model, scorer, items, work / "images", args.batch_size, device)
-    if args.compile:
+    if args.compile:   # the truth both bf16 forwards round differently from: the same weights in fp32 (exact cast)
+        _, logp["fp32"] = forward_rate(model.float(), scorer, items, work / "images", args.batch_size, device, 1)
+        model.to(torch.bfloat16)
         compile_decoder_layers(model)
 
     # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.
@@ -163,9 +165,8 @@ def main() -> None:
         "forward_judgements_per_s": round(forward_best, 1),
         **{f"forward_{k}_judgements_per_s": round(v, 1) for k, v in forward.items()},
         "pipeline_fraction_of_forward": round(pipeline / forward_best, 3),
-        **({"compiled_vs_eager_max_abs_logprob": round((logp["compiled"] - logp["eager"]).abs().max().item(), 4),
-            "compiled_vs_eager_argmax_equal": round((logp["compiled"].argmax(-1) == logp["eager"].argmax(-1))
-                                                    .float().mean().item(), 3)} if args.compile else {}),
+        **({f"{a}_vs_{b}_{k}": v for a, b in (("compiled", "eager"), ("eager", "fp32"), ("compiled", "fp32"))
+            for k, v in agreement(logp[a], logp[b]).items()} if args.compile else {}),
         "first_batch_s": round(stopwatch.first_batch_seconds(), 2),
         "steady_judgements_per_s": round(stopwatch.steady_rate() or 0.0, 1),
     }
@@ -176,18 +177,26 @@ def main() -> None:
         (out / f"judge_{result['gpu'].replace(' ', '_')}{'_' + args.tag if args.tag else ''}.json").write_text(json.dumps(result, indent=2))
 
 
+def agreement(a: torch.Tensor, b: torch.Tensor) -> dict:
+    """How far two forwards' next-token log-probs are apart: max and mean |difference|, argmax agreement."""
+    d = (a - b).abs()
+    return {"max_abs_logprob": round(d.max().item(), 4), "mean_abs_logprob": round(d.mean().item(), 5),
+            "argmax_equal": round((a.argmax(-1) == b.argmax(-1)).float().mean().item(), 3)}
+
+
 def forward_rate(model: nn.Module, scorer, items: list[dict], root: Path, batch_size: int,
-                 device: str) -> tuple[float, torch.Tensor]:
+                 device: str, repeats: int = 5) -> tuple[float, torch.Tensor]:
     """Judgements/s of the model forward alone on one prebuilt batch (warm-up call untimed), and its log-probs."""
+    dtype = next(model.parameters()).dtype
     batch = to_device(ItemCollator(scorer)([ItemDataset(scorer, items[:batch_size], root)[i]
-                                            for i in range(batch_size)])["inputs"], torch.device(device), torch.bfloat16)
+                                            for i in range(batch_size)])["inputs"], torch.device(device), dtype)
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         logits = model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False).logits  # warm-up, compile
         start = sync(device)
-        for _ in range(5):
+        for _ in range(repeats):
             model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False)
-    return rate(5 * batch_size, start, device), logits[:, -1].float().log_softmax(-1)
+    return rate(repeats * batch_size, start, device), logits[:, -1].float().log_softmax(-1)
 
 
 def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str,
