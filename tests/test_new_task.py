@@ -67,3 +67,18 @@ def test_a_new_task_runs_end_to_end(tmp_path, small_world):
     family = results["generation"]["genixer_l_mini:attribute_qa"]["families"]["common_vqa"]
     assert family["n"] == len(ok) and family["metric"] == "QA correct" and family["accuracy"] > family["baseline"]
     assert results["filters"]["genixer_l_mini:attribute_qa:judge_mini"]["common_vqa"]["n"] == len(ok)
+
+    # choosing a threshold over the filter run's rows: what lowest_threshold gives on the same values and verdicts
+    from hydra.utils import instantiate
+
+    from genixer.evaluation.thresholds import lowest_threshold
+    from genixer.runs.layout import RunDir
+
+    spec = "choose_threshold={scorer: judge, field: p_yes, min_precision: 0.6}"
+    cfg = compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'choose'}", f"filters=[{run}]", spec])
+    chosen = evaluate.run(cfg)["threshold"]
+    rows = RunDir(selection).rows("filter")
+    oracle = instantiate(cfg.oracle)
+    expected = lowest_threshold([min(r["scores"]["judge"]["p_yes"]) for r in rows], [oracle.check(r)[0] for r in rows], 0.6)
+    assert chosen == expected and chosen is not None and chosen["rows"] == len(ok)
+    assert "chosen on the heldout split: judge.p_yes >= " in (tmp_path / "choose/table.txt").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from genixer.evaluation.thresholds import lowest_threshold, row_value
 from genixer.miniworld import Baselines, Oracle, majority_answers
 
 # family -> (checker, what its accuracy means)
@@ -80,6 +81,13 @@ class MiniWorldOracle:
                 "accuracy_kept": both / sum(kept) if any(kept) else 0.0,
             }
         return result
+
+    def choose_threshold(self, rows: list[dict], scorer: str, field: str, min_precision: float) -> dict | None:
+        """``lowest_threshold`` over the rows of known families that ``scorer`` annotated, pooled (the runs'
+        other rows pass its rule untouched), with "correct" this oracle's check."""
+        rows = [r for r in rows if r["family"] in FAMILIES and r.get("scores", {}).get(scorer)]
+        values = [row_value(r["scores"], scorer, field) for r in rows]
+        return lowest_threshold(values, [self.check(r)[0] for r in rows], min_precision)
 
     # one checker per family: (correct, baseline correct, status) ------------------------------
     def _qa(self, image_id: int, row: dict):

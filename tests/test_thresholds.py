@@ -1,0 +1,40 @@
+"""Choosing a threshold on val: the lowest score whose kept rows reach a precision (genixer.evaluation.thresholds)."""
+from __future__ import annotations
+
+import pytest
+
+from genixer.evaluation.thresholds import lowest_threshold, row_value
+
+
+def test_the_lowest_threshold_reaching_the_precision_not_the_first():
+    # sorted high to low: 0.9 ok, 0.8 wrong, 0.7 ok, 0.6 ok, 0.5 ok, 0.4 wrong, 0.3 wrong
+    values = [0.4, 0.9, 0.6, 0.8, 0.3, 0.5, 0.7]
+    correct = [False, True, True, False, False, True, True]
+    # precision at each cut: 1/1, 1/2, 2/3, 3/4, 4/5, 4/6, 4/7: 0.75 is first reached again at 0.6, then 0.8 at 0.5
+    assert lowest_threshold(values, correct, 0.75) == {"threshold": 0.5, "kept": 5, "precision": 0.8, "recall": 1.0,
+                                                       "rows": 7, "correct": 4, "min_precision": 0.75}
+    assert lowest_threshold(values, correct, 0.95)["threshold"] == 0.9   # only the top row
+    assert lowest_threshold(values, correct, 0.6)["threshold"] == 0.4    # 4 of 6 (4 of 7 is under)
+    assert lowest_threshold(values, correct, 0.5)["threshold"] == 0.3    # 4 of 7
+    assert lowest_threshold([0.9, 0.8], [False, True], 0.9) is None   # 0.8 keeps the wrong 0.9 row too
+
+
+def test_ties_go_together_rows_without_a_value_are_never_kept_and_none_when_unreachable():
+    # a tie at 0.7 of a right and a wrong row: 0.7 keeps both (2 of 3), so 100% is only reached at 0.9
+    assert lowest_threshold([0.9, 0.7, 0.7], [True, True, False], 1.0)["threshold"] == 0.9
+    chosen = lowest_threshold([0.9, None, 0.2], [True, True, False], 1.0)
+    assert chosen["threshold"] == 0.9 and chosen["recall"] == 0.5   # the unscored correct row is lost
+    assert lowest_threshold([0.9, 0.8], [False, False], 0.5) is None
+    assert lowest_threshold([None], [True], 0.5) is None
+    with pytest.raises(ValueError, match="min_precision"):
+        lowest_threshold([0.5], [True], 0.0)
+    with pytest.raises(ValueError, match="verdicts"):
+        lowest_threshold([0.5, 0.6], [True], 0.9)
+
+
+def test_row_value_is_what_a_min_rule_compares():
+    assert row_value({"clip": {"cosine": [0.9, 0.7]}}, "clip", "cosine") == 0.7   # every item must pass
+    assert row_value({"clip": {"cosine": 0.8}}, "clip", "cosine") == 0.8
+    assert row_value({"clip": {"status": "rejected", "reason": "small"}}, "clip", "cosine") is None
+    assert row_value({"clip": {"cosine": [0.9, None]}}, "clip", "cosine") is None
+    assert row_value({}, "clip", "cosine") is None
