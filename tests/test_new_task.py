@@ -79,6 +79,7 @@ def test_a_new_task_runs_end_to_end(tmp_path, small_world):
     chosen = evaluate.run(cfg)["threshold"]
     rows = RunDir(selection).rows("filter")
     oracle = instantiate(cfg.oracle)
-    expected = lowest_threshold([min(r["scores"]["judge"]["p_yes"]) for r in rows], [oracle.check(r)[0] for r in rows], 0.6)
+    expected = lowest_threshold([min(r["scores"]["judge"]["p_yes"]) for r in rows], [oracle.check(r)[0] for r in rows], 0.6,
+                                ["genixer_l_mini:attribute_qa:judge_mini"] * len(rows))
     assert chosen == expected and chosen is not None and chosen["rows"] == len(ok)
     assert "chosen on the heldout split: judge.p_yes >= " in (tmp_path / "choose/table.txt").read_text()

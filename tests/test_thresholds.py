@@ -12,7 +12,8 @@ def test_the_lowest_threshold_reaching_the_precision_not_the_first():
     correct = [False, True, True, False, False, True, True]
     # precision at each cut: 1/1, 1/2, 2/3, 3/4, 4/5, 4/6, 4/7: 0.75 is first reached again at 0.6, then 0.8 at 0.5
     assert lowest_threshold(values, correct, 0.75) == {"threshold": 0.5, "kept": 5, "precision": 0.8, "recall": 1.0,
-                                                       "rows": 7, "correct": 4, "min_precision": 0.75}
+                                                       "group_precision": {"all": 0.8}, "rows": 7, "correct": 4,
+                                                       "min_precision": 0.75}
     assert lowest_threshold(values, correct, 0.95)["threshold"] == 0.9   # only the top row
     assert lowest_threshold(values, correct, 0.6)["threshold"] == 0.4    # 4 of 6 (4 of 7 is under)
     assert lowest_threshold(values, correct, 0.5)["threshold"] == 0.3    # 4 of 7
@@ -38,3 +39,17 @@ def test_row_value_is_what_a_min_rule_compares():
     assert row_value({"clip": {"status": "rejected", "reason": "small"}}, "clip", "cosine") is None
     assert row_value({"clip": {"cosine": [0.9, None]}}, "clip", "cosine") is None
     assert row_value({}, "clip", "cosine") is None
+
+
+def test_every_group_must_reach_the_precision_not_only_the_pool():
+    # run a: 0.9 ok, 0.6 ok, 0.5 ok; run b: 0.8 ok, 0.7 wrong, 0.4 wrong. Pooled, 0.5 keeps 4 of 5 right (80%),
+    # but run b keeps 1 of 2 there; b reaches 80% only at 0.8
+    values, correct = [0.9, 0.6, 0.5, 0.8, 0.7, 0.4], [True, True, True, True, False, False]
+    groups = ["a", "a", "a", "b", "b", "b"]
+    assert lowest_threshold(values, correct, 0.8)["threshold"] == 0.5
+    chosen = lowest_threshold(values, correct, 0.8, groups)
+    assert chosen["threshold"] == 0.8 and chosen["group_precision"] == {"a": 1.0, "b": 1.0} and chosen["kept"] == 2
+    assert lowest_threshold(values, correct, 0.5, groups)["threshold"] == 0.5   # b: 1 of 2 (0.4: 1 of 3)
+    assert lowest_threshold([0.9, 0.3], [True, False], 0.9, ["a", "b"])["group_precision"] == {"a": 1.0}  # b keeps none
+    with pytest.raises(ValueError, match="groups"):
+        lowest_threshold(values, correct, 0.8, groups[:2])

@@ -17,21 +17,27 @@ def row_value(scores: dict, scorer: str, field: str) -> float | None:
     return None if not values or any(v is None for v in values) else min(values)
 
 
-def lowest_threshold(values: Sequence[float | None], correct: Sequence[bool], min_precision: float) -> dict | None:
-    """The lowest threshold ``t`` whose kept rows (value >= t) are at least ``min_precision`` correct, with the
-    kept count, precision and recall there (rows without a value are never kept; recall counts every correct
-    row); None where no threshold reaches the precision. Tied values are kept or dropped together."""
-    if len(values) != len(correct):
-        raise ValueError(f"{len(values)} values for {len(correct)} verdicts")
+def lowest_threshold(values: Sequence[float | None], correct: Sequence[bool], min_precision: float,
+                     groups: Sequence[str] | None = None) -> dict | None:
+    """The lowest threshold ``t`` whose kept rows (value >= t) are at least ``min_precision`` correct, in every
+    group when ``groups`` names each row's (a filter run: one threshold serves them all, so a pooled precision
+    could hide a run under it; a group that keeps nothing keeps nothing wrong); with the kept count, precision and
+    recall there, pooled, and each group's precision. Rows without a value are never kept; recall counts every
+    correct row; tied values are kept or dropped together. None where no threshold reaches the precision."""
+    if len(values) != len(correct) or (groups is not None and len(groups) != len(values)):
+        raise ValueError(f"{len(values)} values for {len(correct)} verdicts"
+                         + (f" and {len(groups)} groups" if groups is not None else ""))
     if not 0 < min_precision <= 1:
         raise ValueError(f"min_precision must be in (0, 1], got {min_precision}")
-    ranked = sorted(((v, c) for v, c in zip(values, correct) if v is not None), key=lambda x: -x[0])
-    total = sum(correct)
-    best, kept, right = None, 0, 0
-    for i, (value, ok) in enumerate(ranked):
-        kept, right = kept + 1, right + ok
-        if i + 1 < len(ranked) and ranked[i + 1][0] == value:
-            continue   # a tie: the next row is kept with this one
-        if right / kept >= min_precision:
-            best = {"threshold": value, "kept": kept, "precision": right / kept, "recall": right / total if total else 0.0}
-    return None if best is None else {**best, "rows": len(values), "correct": total, "min_precision": min_precision}
+    groups = list(groups) if groups is not None else ["all"] * len(values)
+    scored = [(v, c, g) for v, c, g in zip(values, correct, groups) if v is not None]
+    best = None
+    for t in sorted({v for v, _, _ in scored}, reverse=True):
+        kept = [(c, g) for v, c, g in scored if v >= t]
+        per_group = {g: sum(c for c, h in kept if h == g) / sum(h == g for _, h in kept) for g in dict.fromkeys(groups)
+                     if any(h == g for _, h in kept)}
+        if min(per_group.values()) >= min_precision:
+            right = sum(c for c, _ in kept)
+            best = {"threshold": t, "kept": len(kept), "precision": right / len(kept),
+                    "recall": right / sum(correct) if any(correct) else 0.0, "group_precision": per_group}
+    return None if best is None else {**best, "rows": len(values), "correct": sum(correct), "min_precision": min_precision}

@@ -60,7 +60,7 @@ class Rule:
         return None
 
     def describe(self) -> str:
-        """'clip.cosine >= 0.807' (chosen on ...)."""
+        """'clip.cosine >= 0.7944' (chosen on ...)."""
         bounds = [f"{'>' if self.exclusive else '>='} {self.min}" if self.min is not None else "",
                   f"{'<' if self.exclusive else '<='} {self.max}" if self.max is not None else "",
                   f"== {self.equals}" if self.equals is not None else ""]

@@ -51,7 +51,8 @@ def run(cfg: DictConfig) -> dict:
         results["filters"] = {names[r]: oracle.evaluate_selection(r.rows("filter")) for r in filters}
         tables.append(filter_table(results["filters"], threshold_notes(filters)))
     if filters and cfg.get("choose_threshold"):
-        results["threshold"] = chosen = choose_threshold(oracle, [r.rows("filter") for r in filters], cfg.choose_threshold)
+        results["threshold"] = chosen = choose_threshold(oracle, {names[r]: r.rows("filter") for r in filters},
+                                                         cfg.choose_threshold)
         tables.append(threshold_line(cfg.choose_threshold, chosen, getattr(oracle, "split", None)))
     print(*examples(generated), *tables, sep="\n", flush=True)
     write_json(out / "metrics.json", results)
@@ -62,20 +63,21 @@ def run(cfg: DictConfig) -> dict:
     return results
 
 
-def choose_threshold(oracle, runs: list[list[dict]], spec) -> dict | None:
-    """The lowest ``spec.scorer.field`` threshold reaching ``spec.min_precision`` over every filter run's rows."""
+def choose_threshold(oracle, runs: dict[str, list[dict]], spec) -> dict | None:
+    """The lowest ``spec.scorer.field`` threshold reaching ``spec.min_precision`` in every filter run."""
     if not hasattr(oracle, "choose_threshold"):
         raise ValueError(f"choose_threshold needs an oracle that checks single rows; {type(oracle).__name__} does not")
-    return oracle.choose_threshold([r for rows in runs for r in rows], spec.scorer, spec.field, spec.min_precision)
+    return oracle.choose_threshold(runs, spec.scorer, spec.field, spec.min_precision)
 
 
 def threshold_line(spec, chosen: dict | None, split: str | None) -> str:
     where = f"on the {split} split" if split else "on these runs"
     if chosen is None:
         return f"no {spec.scorer}.{spec.field} threshold keeps rows at >= {spec.min_precision:.0%} precision {where}"
+    runs = ", ".join(f"{name} {p:.1%}" for name, p in chosen["group_precision"].items())
     return (f"chosen {where}: {spec.scorer}.{spec.field} >= {chosen['threshold']:.4f} keeps {chosen['kept']} of "
-            f"{chosen['rows']} rows at {chosen['precision']:.1%} precision (target {spec.min_precision:.0%}), "
-            f"recall {chosen['recall']:.1%}")
+            f"{chosen['rows']} rows at {chosen['precision']:.1%} precision, recall {chosen['recall']:.1%} "
+            f"(target {spec.min_precision:.0%} in every run: {runs})")
 
 
 def find_runs(paths: list[str], stage: str) -> list[RunDir]:
