@@ -24,7 +24,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
-from genixer.generation.engine import DecodeEngine, Request
+from genixer.generation.engine import RESERVED, DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
 from genixer.runs.roofline import kv_bytes_per_token
 
@@ -299,16 +299,18 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     engine.submit(requests)
     finished = engine.run(drain=False)   # until the last request has a slot: the slots stay full up to here
     torch.cuda.synchronize()
-    full = (len(finished), time.perf_counter() - start)
+    steps = engine.steps.tolist()   # tokens so far of the rows still in their slots
+    in_flight = sum(steps[s] for s, r in enumerate(engine.occupant) if r is not None and r is not RESERVED)
+    full = (sum(int((ids != pad).sum()) for _, ids in finished) + in_flight, time.perf_counter() - start)
     finished += engine.run()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     got = sum(int((ids != pad).sum()) for _, ids in finished)
     row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
                out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
-               # the rate before the last wave drains (what a run of many more requests than slots approaches;
-               # rows in flight at that point are not counted), and the busy rows per decode step on average
-               full_slots_req_per_s=round(full[0] / full[1], 2) if full[0] else None,
+               # output tokens/s before the last wave drains (what a run of many more requests than slots
+               # approaches; the rows in flight count their tokens so far), and the busy rows per decode step
+               full_slots_out_tok_per_s=round(full[0] / full[1], 1) if full[0] else None,
                mean_busy_rows=round((got - len(finished)) / max(1, engine.stats["steps"] - steps_before), 1))
     if "hf_req_per_s" in row:
         row["vs_hf"] = round(row["req_per_s"] / row["hf_req_per_s"], 2)
