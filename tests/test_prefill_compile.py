@@ -3,8 +3,6 @@ only inside their context, and the engine's greedy tokens through them still HF 
 compiling on the CPU takes tens of seconds, so this file runs in the lane beside the main suite)."""
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from genixer.generation.prefill_compile import CompiledPrefill
@@ -33,12 +31,11 @@ def test_compiled_pieces_equal_the_eager_modules_inside_their_context_only(mini)
 
 
 def test_engine_with_compiled_prefill_gives_hf_generates_greedy_tokens(mini, monkeypatch):  # noqa: F811
-    from genixer.generation import engine, module
-
     hf = decode(mini, "dynamic", 40)
-    monkeypatch.setattr(module, "DecodeEngine", functools.partial(engine.DecodeEngine, compile_prefill=True))
     swapped = []
     real = CompiledPrefill.__call__
     monkeypatch.setattr(CompiledPrefill, "__call__", lambda self: swapped.append(self.pieces) or real(self))
-    assert decode(mini, "engine", 40, slots=2) == hf
+    assert decode(mini, "engine", 40, slots=2) == hf and not swapped   # auto: off on a CPU
+    with torch.inference_mode():   # as under Lightning's predict
+        assert decode(mini, "engine", 40, slots=2, compile_prefill=True) == hf
     assert swapped and all(swapped)   # every prefill ran through the compiled pieces

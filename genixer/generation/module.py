@@ -91,7 +91,8 @@ class GenerationModule(L.LightningModule):
         trainer = self._trainer
         bound = sum(trainer.num_predict_batches) * len(requests) if trainer is not None and trainer.predicting else None
         engine = DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
-                              kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests, max_slots=bound)
+                              kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests, max_slots=bound,
+                              compile_prefill=self.decoding.compile_prefill)
         self.slots = engine.slots
         return engine
 

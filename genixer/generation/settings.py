@@ -24,6 +24,7 @@ class Decoding:
     cache: str = "dynamic"
     do_sample: bool = False
     slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
+    compile_prefill: bool | None = None  # the engine's prefill with compiled norms and MLPs (None: on a GPU)
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
@@ -35,6 +36,9 @@ class Decoding:
         slots = kwargs.pop("slots", "auto")
         if slots != "auto" and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
             raise ValueError(f"generation.slots must be a positive integer or 'auto', got {slots!r}")
+        compile_prefill = kwargs.pop("compile_prefill", "auto")
+        if compile_prefill not in ("auto", None, True, False):
+            raise ValueError(f"generation.compile_prefill must be auto, true or false, got {compile_prefill!r}")
         if cache not in CACHES:
             raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
         known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
@@ -59,7 +63,8 @@ class Decoding:
         if cache in ("static", "engine") and set(kwargs) - STATIC_KWARGS:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
-        return cls(cache, do_sample, slots, {k: v for k, v in sampling.items() if v is not None} if do_sample else {}, kwargs)
+        sampling = {k: v for k, v in sampling.items() if v is not None} if do_sample else {}
+        return cls(cache, do_sample, slots, None if compile_prefill == "auto" else compile_prefill, sampling, kwargs)
 
     def settings(self) -> dict[str, Any]:
         """What decides the generated text (the cache is only a speed option: both give the same tokens)."""
