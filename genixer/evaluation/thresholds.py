@@ -30,14 +30,17 @@ def lowest_threshold(values: Sequence[float | None], correct: Sequence[bool], mi
     if not 0 < min_precision <= 1:
         raise ValueError(f"min_precision must be in (0, 1], got {min_precision}")
     groups = list(groups) if groups is not None else ["all"] * len(values)
-    scored = [(v, c, g) for v, c, g in zip(values, correct, groups) if v is not None]
+    ranked = sorted(((v, c, g) for v, c, g in zip(values, correct, groups) if v is not None), key=lambda x: -x[0])
+    kept = {g: [0, 0] for g in dict.fromkeys(groups)}   # group -> [kept, right], lowering the threshold row by row
     best = None
-    for t in sorted({v for v, _, _ in scored}, reverse=True):
-        kept = [(c, g) for v, c, g in scored if v >= t]
-        per_group = {g: sum(c for c, h in kept if h == g) / sum(h == g for _, h in kept) for g in dict.fromkeys(groups)
-                     if any(h == g for _, h in kept)}
+    for i, (value, ok, group) in enumerate(ranked):
+        kept[group][0] += 1
+        kept[group][1] += ok
+        if i + 1 < len(ranked) and ranked[i + 1][0] == value:
+            continue   # a tie: the next row is kept with this one
+        per_group = {g: right / n for g, (n, right) in kept.items() if n}
         if min(per_group.values()) >= min_precision:
-            right = sum(c for c, _ in kept)
-            best = {"threshold": t, "kept": len(kept), "precision": right / len(kept),
+            n, right = i + 1, sum(r for _, r in kept.values())
+            best = {"threshold": value, "kept": n, "precision": right / n,
                     "recall": right / sum(correct) if any(correct) else 0.0, "group_precision": per_group}
     return None if best is None else {**best, "rows": len(values), "correct": sum(correct), "min_precision": min_precision}
