@@ -301,11 +301,13 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     torch.cuda.synchronize()
     steps = engine.steps.tolist()   # tokens so far of the rows still in their slots
     in_flight = sum(steps[s] for s, r in enumerate(engine.occupant) if r is not None and r is not RESERVED)
-    full = (sum(int((ids != pad).sum()) for _, ids in finished) + in_flight, time.perf_counter() - start)
+    def tokens(rows) -> int:
+        return sum(int((ids != pad).sum()) for _, ids in rows)
+    full = (tokens(finished) + in_flight, time.perf_counter() - start)
     finished += engine.run()
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    got = sum(int((ids != pad).sum()) for _, ids in finished)
+    got = tokens(finished)
     row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
                out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
                # output tokens/s before the last wave drains (what a run of many more requests than slots

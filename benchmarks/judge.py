@@ -124,10 +124,13 @@ def main() -> None:
     if new_tokens != {args.reference_tokens}:
         raise RuntimeError(f"the reference loop generated {new_tokens} tokens, not {args.reference_tokens}")
 
+    # (c) is timed on one prebuilt batch: the eager forward here, the compiled one after (b)
+    inputs = ItemCollator(scorer)([ItemDataset(scorer, items[:args.batch_size], work / "images")[i]
+                                   for i in range(args.batch_size)])["inputs"]
     forward, logp = {}, {}
-    forward["eager"], logp["eager"] = forward_rate(model, scorer, items, work / "images", args.batch_size, device)
+    forward["eager"], logp["eager"] = forward_rate(model, inputs, device)
     if args.compile:   # the truth both bf16 forwards round differently from: the same weights in fp32 (exact cast)
-        _, logp["fp32"] = forward_rate(model.float(), scorer, items, work / "images", args.batch_size, device, 1)
+        _, logp["fp32"] = forward_rate(model.float(), inputs, device, 1)
         model.to(torch.bfloat16)
         compile_decoder_layers(model)
 
@@ -148,10 +151,9 @@ def main() -> None:
     # (c) the forward alone on one prebuilt batch (FilterModule let go of the model at the end of predict).
     model.to(device)
     if args.compile:
-        forward["compiled"], logp["compiled"] = forward_rate(model, scorer, items, work / "images", args.batch_size, device)
+        forward["compiled"], logp["compiled"] = forward_rate(model, inputs, device)
     forward_best = max(forward.values())
-    lengths = ItemCollator(scorer)([ItemDataset(scorer, items[:args.batch_size], work / "images")[i]
-                                    for i in range(args.batch_size)])["inputs"]["attention_mask"].sum(-1).float()
+    lengths = inputs["attention_mask"].sum(-1).float()
     result = {
         "gpu": torch.cuda.get_device_name() if device == "cuda" else "cpu", "tiny": args.tiny, "params": params,
         "input_tokens_mean": round(lengths.mean().item(), 1), "input_tokens_max": int(lengths.max()),
@@ -184,19 +186,17 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> dict:
             "argmax_equal": round((a.argmax(-1) == b.argmax(-1)).float().mean().item(), 3)}
 
 
-def forward_rate(model: nn.Module, scorer, items: list[dict], root: Path, batch_size: int,
-                 device: str, repeats: int = 5) -> tuple[float, torch.Tensor]:
-    """Judgements/s of the model forward alone on one prebuilt batch (warm-up call untimed), and its log-probs."""
-    dtype = next(model.parameters()).dtype
-    batch = to_device(ItemCollator(scorer)([ItemDataset(scorer, items[:batch_size], root)[i]
-                                            for i in range(batch_size)])["inputs"], torch.device(device), dtype)
+def forward_rate(model: nn.Module, inputs: dict, device: str, repeats: int = 5) -> tuple[float, torch.Tensor]:
+    """Judgements/s of the model forward alone on the collated ``inputs`` (in the model's dtype; warm-up call
+    untimed), and its next-token log-probs."""
+    batch = to_device(inputs, torch.device(device), next(model.parameters()).dtype)
     positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         logits = model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False).logits  # warm-up, compile
         start = sync(device)
         for _ in range(repeats):
             model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False)
-    return rate(repeats * batch_size, start, device), logits[:, -1].float().log_softmax(-1)
+    return rate(repeats * len(batch["input_ids"]), start, device), logits[:, -1].float().log_softmax(-1)
 
 
 def original_step(model, processor, scorer, item: dict, image_dir: Path, device: str,

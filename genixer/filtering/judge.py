@@ -122,8 +122,8 @@ class Judge(Scorer):
 
     @torch.no_grad()
     def score(self, model: nn.Module, batch: dict, meta: list[dict]) -> list[dict]:
-        # One forward, no cache (building one copies every layer's K/V). Positions count real tokens only, as generate does (RoPE is shift-invariant: this keeps the numbers
-        # of a padded row identical to scoring it alone).
+        # One forward, no cache (building one copies every layer's K/V). Positions count real tokens only, as
+        # generate does (RoPE is shift-invariant: this keeps the numbers of a padded row identical to scoring it alone).
         positions = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
         logits = model(**batch, position_ids=positions, logits_to_keep=1, use_cache=False).logits[:, -1]
         logp = logits.float().log_softmax(-1)
