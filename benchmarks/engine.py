@@ -25,6 +25,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
 from genixer.generation.engine import RESERVED, DecodeEngine, Request
+from genixer.generation.prefill_compile import CompiledPrefill
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
 from genixer.runs.roofline import kv_bytes_per_token
 
@@ -208,9 +209,11 @@ def main() -> None:
     parser.add_argument("--slots", default="auto")
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--prefill", default="compiled", help="engine prefill variants, each a row against the same HF "
-                        "run: compiled (CompiledPrefill, the engine's default on a GPU), eager")
+                        "run: compiled (CompiledPrefill's whole layers, the engine's default on a GPU), pieces (its norms and MLPs only), "
+                        "eager")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
     args = parser.parse_args()
     result = {"gpu": torch.cuda.get_device_name()}
     try:
@@ -264,7 +267,7 @@ def main() -> None:
         for variant in args.prefill.split(","):
             row = {**baseline, "prefill": variant}
             try:
-                run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant == "compiled")
+                run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant)
             except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
                 import traceback
                 row["engine_error"] = traceback.format_exc()[-3000:]
@@ -275,18 +278,21 @@ def main() -> None:
             torch.cuda.empty_cache()
             # written after every run: a call cut short still returns what it measured
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            Path(args.out, f"engine_{result['gpu'].replace(' ', '_')}.json").write_text(json.dumps(result, indent=2))
+            name = f"engine_{result['gpu'].replace(' ', '_')}{'_' + args.tag if args.tag else ''}.json"
+            Path(args.out, name).write_text(json.dumps(result, indent=2))
 
 
-def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, compile_prefill=True) -> None:
-    """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill
-    pieces' compile untimed)."""
+def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, prefill="compiled") -> None:
+    """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill's
+    compile untimed)."""
     sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
     cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
-                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=compile_prefill)
+                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=prefill != "eager")
+    if prefill == "pieces":
+        engine.compiled_prefill = CompiledPrefill(engine.decoder, whole_layers=False)
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]

@@ -327,8 +327,12 @@ class DecodeEngine:
     def _step(self, n: int) -> None:
         """One token for each of the first ``n`` slots, in place; finished and empty ones compute too."""
         self.cache.active = n
-        positions = self.cache.positions[:n].clamp(max=self.width - 1)
-        mask = (self.columns[None] <= positions[:, None])[:, None, None]
+        # A finished, empty or reserved (prefilling) slot writes at the last column, which no sequence reaches,
+        # and attends to column 0 alone: its result is thrown away, and reading its whole row cost as much as
+        # a live row's.
+        idle = self.done[:n]
+        positions = torch.where(idle, self.width - 1, self.cache.positions[:n].clamp(max=self.width - 1))
+        mask = torch.where(idle[:, None], self.columns[None] == 0, self.columns[None] <= positions[:, None])[:, None, None]
         self.cache.positions[:n] = positions
         with self._attention():
             hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
@@ -372,6 +376,10 @@ class DecodeEngine:
         share one memory pool."""
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
+        # Warm-up rows are live and a whole prompt long: the decode attention kernel is tuned at its first call,
+        # and rows of one column would tune it for launch overhead rather than for reading a real row.
+        self.done.fill_(False)
+        self.cache.positions.fill_(self.max_prompt)
         with torch.cuda.stream(stream), torch.no_grad():
             for _ in range(2):
                 self._step(self.slots)
@@ -384,4 +392,5 @@ class DecodeEngine:
         self.steps.zero_()
         self.cache.positions.zero_()
         self.done.fill_(True)
+        self.out.fill_(self.pad)
         return graphs

@@ -1,11 +1,15 @@
-"""Compiled prefill pieces: a Llama decoder's RMSNorms and gated SiLU MLPs as ``torch.compile``d functions.
+"""Compiled prefill: a Llama decoder's layers as two ``torch.compile``d functions around the attention kernel.
 
-The eager RMSNorm is six kernels over the prompt's hidden states (fp32 cast, square, mean, rsqrt, scale, cast
-back) and the MLP's SiLU and product two more; compiled, each is one kernel around the matmuls. The functions
+Eagerly, a decoder layer is some thirty kernels beside its matmuls (the RMSNorms' fp32 round trips, the rotary
+embedding's ``cat``/``neg``/products, the transposes, the SiLU product, the residual adds); over a chunk of
+~625-token prompts they cost a third of the prefill. Here each layer runs as ``attention_inputs`` (input norm,
+q/k/v projections, rotary embedding), the cache write and SDPA's causal kernel (eager), then ``attention_output``
+(output projection, residual, norm, MLP, residual), the elementwise work fused around the matmuls. The functions
 take the weights as arguments, so one compile (dynamic shapes) serves every layer, chunk size and prompt length.
-``CompiledPrefill`` swaps them in for the modules' forwards only inside its context, which the engine enters for
-its prefill forwards; decode steps keep replaying CUDA graphs of the eager layers. Modules of other classes
-(another architecture) are left as they are.
+
+``CompiledPrefill`` swaps them in as the modules' instance ``forward`` only inside its context, which the engine
+enters for its prefill forwards; decode steps keep replaying CUDA graphs of the eager layers. Layers it cannot
+take (biases, another MLP) keep theirs with compiled norms and MLP; another architecture gets nothing swapped.
 """
 from __future__ import annotations
 
@@ -16,26 +20,45 @@ from torch import nn
 from torch.nn import functional as F
 
 
-@torch.compile(dynamic=True)
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """``LlamaRMSNorm``'s arithmetic: normalized in fp32, cast back, then scaled."""
     h = x.to(torch.float32)
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
     return weight * h.to(x.dtype)
 
 
-@torch.compile(dynamic=True)
-def gated_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+def _gated_mlp(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
     """``LlamaMLP`` with SiLU and no biases: down(silu(gate(x)) * up(x))."""
     return F.linear(F.silu(F.linear(x, gate)) * F.linear(x, up), down)
 
 
-def _norm_forward(module: nn.Module):
-    return lambda x: rms_norm(x, module.weight, module.variance_epsilon)
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The rotary embedding on (b, heads, n, d): x cos + rotate_half(x) sin."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
 
 
-def _mlp_forward(module: nn.Module):
-    return lambda x: gated_mlp(x, module.gate_proj.weight, module.up_proj.weight, module.down_proj.weight)
+rms_norm = torch.compile(_rms_norm, dynamic=True)
+gated_mlp = torch.compile(_gated_mlp, dynamic=True)
+
+
+@torch.compile(dynamic=True)
+def attention_inputs(x, norm, eps: float, wq, wk, wv, cos, sin, head_dim: int):
+    """A layer's input norm, q/k/v projections and rotary embedding: q, k, v as (b, heads, n, head_dim)."""
+    b, n = x.shape[:2]
+    h = _rms_norm(x, norm, eps)
+    q, k, v = (F.linear(h, w).view(b, n, -1, head_dim).transpose(1, 2) for w in (wq, wk, wv))
+    cos, sin = cos[:, None], sin[:, None]
+    return _rotate(q, cos, sin), _rotate(k, cos, sin), v
+
+
+@torch.compile(dynamic=True)
+def attention_output(x, attended, wo, norm, eps: float, gate, up, down):
+    """The rest of a layer after attention (``attended``: (b, heads, n, head_dim)): output projection, residual,
+    post-attention norm, MLP, residual."""
+    b, n = x.shape[:2]
+    h = x + F.linear(attended.transpose(1, 2).reshape(b, n, -1), wo)
+    return h + _gated_mlp(_rms_norm(h, norm, eps), gate, up, down)
 
 
 def _plain_mlp(module: nn.Module) -> bool:
@@ -43,14 +66,47 @@ def _plain_mlp(module: nn.Module) -> bool:
             and all(getattr(module, p).bias is None for p in ("gate_proj", "up_proj", "down_proj")))
 
 
-class CompiledPrefill:
-    """The compiled pieces for ``decoder``'s ``LlamaRMSNorm`` and plain ``LlamaMLP`` modules (``pieces`` counts
-    them; 0: nothing to swap)."""
+def _plain_layer(layer: nn.Module) -> bool:
+    attn = getattr(layer, "self_attn", None)
+    return (type(layer).__name__ == "LlamaDecoderLayer" and _plain_mlp(layer.mlp)
+            and all(getattr(attn, p).bias is None for p in ("q_proj", "k_proj", "v_proj", "o_proj")))
 
-    def __init__(self, decoder: nn.Module) -> None:
-        self.forwards = [(m, _norm_forward(m)) for m in decoder.modules() if type(m).__name__ == "LlamaRMSNorm"]
-        self.forwards += [(m, _mlp_forward(m)) for m in decoder.modules() if _plain_mlp(m)]
-        self.pieces = len(self.forwards)
+
+def _layer_forward(layer: nn.Module):
+    """``LlamaDecoderLayer.forward`` for prompts without a mask (causal attention), through the compiled halves."""
+    attn, pre, post, mlp = layer.self_attn, layer.input_layernorm, layer.post_attention_layernorm, layer.mlp
+
+    def forward(hidden_states, *args, position_embeddings=None, cache=None, past_key_values=None, **kwargs):
+        cos, sin = position_embeddings
+        q, k, v = attention_inputs(hidden_states, pre.weight, pre.variance_epsilon, attn.q_proj.weight,
+                                   attn.k_proj.weight, attn.v_proj.weight, cos, sin, attn.head_dim)
+        cache = cache if cache is not None else past_key_values
+        if cache is not None:
+            k, v = cache.update(k, v, attn.layer_idx)
+        group = attn.num_key_value_groups
+        if group > 1:
+            k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=attn.scaling)
+        return attention_output(hidden_states, attended, attn.o_proj.weight, post.weight, post.variance_epsilon,
+                                mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
+    return forward
+
+
+class CompiledPrefill:
+    """The compiled forwards for ``decoder``'s plain ``LlamaDecoderLayer``s (``whole_layers``) and for its other
+    ``LlamaRMSNorm`` and plain ``LlamaMLP`` modules; ``pieces`` counts them (0: nothing to swap). The swapped
+    layers attend causally with no mask: the engine's prompts (right-padded) need no more."""
+
+    def __init__(self, decoder: nn.Module, whole_layers: bool = True) -> None:
+        layers = [m for m in decoder.modules() if whole_layers and _plain_layer(m)]
+        inside = {id(m) for layer in layers for m in layer.modules()}
+        rest = [m for m in decoder.modules() if id(m) not in inside]
+        self.forwards = [(m, _layer_forward(m)) for m in layers]
+        self.forwards += [(m, lambda x, m=m: rms_norm(x, m.weight, m.variance_epsilon))
+                          for m in rest if type(m).__name__ == "LlamaRMSNorm"]
+        self.forwards += [(m, lambda x, m=m: gated_mlp(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight))
+                          for m in rest if _plain_mlp(m)]
+        self.pieces, self.layers = len(self.forwards), len(layers)
 
     @contextmanager
     def __call__(self):
