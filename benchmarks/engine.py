@@ -307,8 +307,8 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     torch.cuda.synchronize()
     steps = engine.steps.tolist()   # tokens so far of the rows still in their slots
     in_flight = sum(steps[s] for s, r in enumerate(engine.occupant) if r is not None and r is not RESERVED)
-    def tokens(rows) -> int:
-        return sum(int((ids != pad).sum()) for _, ids in rows)
+    def tokens(rows) -> int:   # up to each row's last non-pad token (a random model may choose the pad id)
+        return sum(int(torch.nonzero(ids != pad).max()) + 1 if (ids != pad).any() else 0 for _, ids in rows)
     full = (tokens(finished) + in_flight, time.perf_counter() - start)
     finished += engine.run()
     torch.cuda.synchronize()
