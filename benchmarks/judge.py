@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from transformers import FuyuForCausalLM
 
 from benchmarks.timing import Stopwatch
+from genixer.runs.precision import fp32_rotary
 from genixer.filtering.judge import FUYU_PATCHES, FUYU_PROMPT, FuyuJudge, compile_decoder_layers
 from genixer.filtering.scorer import ItemCollator, ItemDataset, to_device
 from genixer.miniworld.models.tiny_fuyu import fuyu_config, fuyu_processor
@@ -132,6 +133,7 @@ def main() -> None:
     if args.compile:   # the truth both bf16 forwards round differently from: the same weights in fp32 (exact cast)
         _, logp["fp32"] = forward_rate(model.float(), inputs, device, 1)
         model.to(torch.bfloat16)
+        fp32_rotary(model)   # .to() cast RoPE's frequencies too (as Lightning's bf16-true does; FilterModule restores them)
         compile_decoder_layers(model)
 
     # (b) our stage: workers load and preprocess, FilterModule scores, the shard writer appends lines.

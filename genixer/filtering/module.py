@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from genixer.filtering.scorer import Scorer, to_device
+from genixer.runs.precision import fp32_rotary
 
 
 class FilterModule(L.LightningModule):
@@ -25,6 +26,9 @@ class FilterModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.models is None:
             self.models = nn.ModuleList([scorer.build().eval().requires_grad_(False) for scorer in self.scorers])
+
+    def on_predict_start(self) -> None:
+        fp32_rotary(self.models)   # after the precision plugin's cast (bf16-true)
 
     @torch.no_grad()
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:

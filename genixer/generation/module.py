@@ -11,6 +11,7 @@ from genixer.generation.decoding import decode_static
 from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.settings import Decoding
+from genixer.runs.precision import fp32_rotary
 
 
 class GenerationModule(L.LightningModule):
@@ -27,6 +28,9 @@ class GenerationModule(L.LightningModule):
     def configure_model(self) -> None:
         if self.model is None:
             self.model = self.backbone.build(self.codec).eval().requires_grad_(False)
+
+    def on_predict_start(self) -> None:
+        fp32_rotary(self.model)   # after the precision plugin's cast (bf16-true)
 
     @torch.no_grad()
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
