@@ -201,9 +201,11 @@ def test_sharded_presets_wrap_the_backbones_decoder_layers(tmp_path):
     assert isinstance(fsdp, FSDPStrategy)
     wrapped = {c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes}
     assert wrapped == {"LlamaDecoderLayer", "CLIPEncoderLayer"}   # each decoder layer one FSDP unit
-    assert fsdp.mixed_precision is None   # Lightning's bf16-mixed: bf16 gathers
+    mixed = fsdp.mixed_precision   # Lightning's bf16 gathers, but buffers (RoPE's frequencies) kept fp32
+    assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.bfloat16, torch.float32)
     accumulating = sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=fsdp"]), backbone, 2)
     assert accumulating.mixed_precision.param_dtype == torch.float32   # bf16 grads would not accumulate (torch >= 2.10)
+    assert accumulating.mixed_precision.buffer_dtype == torch.float32
     zero3 = sharding.strategy(compose_config("train", [f"paths.output_dir={tmp_path}", "trainer=deepspeed_zero3"]), backbone)
     assert isinstance(zero3, DeepSpeedStrategy) and zero3.zero_stage_3
     with zero3.model_sharded_context():   # the model is built whole (HF initialises it), partitioned afterwards

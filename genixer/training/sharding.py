@@ -25,17 +25,19 @@ def strategy(cfg: DictConfig, backbone: Backbone, accumulate: int = 1):
     unless the preset names its own ``mixed_precision``: with Lightning's bf16 parameters, FSDP assigns each
     accumulated step's bf16 gradient to the fp32 parameter and torch 2.11 refuses ("assign a gradient with dtype
     BFloat16 to a tensor with grad_dtype Float", seen on an H200 with torch 2.11). Compute stays bf16 (autocast);
-    the gathers move twice the bytes."""
+    the gathers move twice the bytes. Without accumulation they are Lightning's (bf16); buffers stay fp32 either way."""
     spec = cfg.trainer.get("strategy", "auto")
     if not isinstance(spec, DictConfig):
         return spec
     if not issubclass(get_class(spec._target_), FSDPStrategy):
         return instantiate(spec)
     extra = {}
-    if accumulate > 1 and "mixed" in str(cfg.trainer.get("precision")) and spec.get("mixed_precision") is None:
+    precision = str(cfg.trainer.get("precision"))
+    if "mixed" in precision and spec.get("mixed_precision") is None:
         from torch.distributed.fsdp import MixedPrecision
-        extra["mixed_precision"] = MixedPrecision(param_dtype=torch.float32, reduce_dtype=torch.float32,
-                                                  buffer_dtype=torch.float32)
+        gathered = torch.float32 if accumulate > 1 else torch.float16 if precision.startswith("16") else torch.bfloat16
+        # buffers stay fp32: Lightning's own config casts them, RoPE's frequencies too (genixer.runs.precision)
+        extra["mixed_precision"] = MixedPrecision(param_dtype=gathered, reduce_dtype=gathered, buffer_dtype=torch.float32)
     return instantiate(spec, auto_wrap_policy=set(backbone.decoder_layers), **extra)
 
 
