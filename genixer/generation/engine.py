@@ -7,7 +7,7 @@ CUDA graph per bucket and replayed, one launch per step instead of the eager for
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
 prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps, with the
-decoder's norms and MLPs compiled (``CompiledPrefill``, on a GPU by default). Prompts attend
+decoder's layers compiled (``CompiledPrefill``, on a GPU by default). Prompts attend
 causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
 with ``decode_attention``, which reads only the columns the mask keeps).
 
@@ -96,7 +96,7 @@ class DecodeEngine:
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
         self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
-        # Prefill forwards run the decoder's norms and MLPs compiled (``CompiledPrefill``; default: on a GPU).
+        # Prefill forwards run the decoder's layers compiled (``CompiledPrefill``; default: on a GPU).
         compiled = self.device.type == "cuda" if compile_prefill is None else compile_prefill
         self.compiled_prefill = CompiledPrefill(self.decoder) if compiled else None
         self.vocab = self.head.weight.shape[0]

@@ -24,7 +24,7 @@ class Decoding:
     cache: str = "dynamic"
     do_sample: bool = False
     slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
-    compile_prefill: bool | None = None  # the engine's prefill with compiled norms and MLPs (None: on a GPU)
+    compile_prefill: bool | None = None  # the engine's prefill through compiled decoder layers (None: on a GPU)
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
