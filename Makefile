@@ -84,7 +84,7 @@ demo-threshold: $(STAMP)
 # slowest tests of each lane are listed. One torch thread per lane: two lanes of two threads each on two cores ran
 # the same tests 3.6x slower (127 s against 35 s for test_sampling + test_engine beside test_training_loop).
 BESIDE := tests/test_study.py tests/test_benchmark_pipeline.py tests/test_filter_pipeline.py tests/test_decode_attention.py \
-	tests/test_mt19937.py tests/test_prefill_compile.py
+	tests/test_mt19937.py tests/test_compiled_layers.py
 test: $(STAMP) browser
 	@export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; log=$$(mktemp); $(PY) -m pytest -q --durations=5 $(BESIDE) > $$log 2>&1 & beside=$$!; \
 	$(PY) -m pytest -q --durations=15 $(addprefix --ignore=,$(BESIDE)); rest=$$?; \

@@ -25,7 +25,6 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
 from genixer.generation.engine import RESERVED, DecodeEngine, Request
-from genixer.generation.prefill_compile import CompiledPrefill
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
 from genixer.runs.roofline import kv_bytes_per_token
 
@@ -101,17 +100,19 @@ def sanity() -> dict:
     # The engine (side-stream prefill, graphs, refill) against the static-cache loop, greedy, fp32: same tokens.
     from genixer.generation.decoding import decode_static
     model = model.float()
-    engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
-                          codec.tokenizer.pad_token_id, slots=4, prefill_rows=3)
-    engine.submit(requests)
-    ours = {r.key: ids.tolist() for r, ids in engine.run()}
-    same = []
+    refs = {}
     for r in requests:
         ids = r.input_ids[None].cuda()
-        ref = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24, codec.tokenizer.eos_token_id,
-                            codec.tokenizer.pad_token_id)[0].tolist()
-        same.append(ours[r.key][:len(ref)] == ref and all(t == codec.tokenizer.pad_token_id for t in ours[r.key][len(ref):]))
-    result["engine_equals_static_loop_fp32"] = all(same)
+        refs[r.key] = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24,
+                                    codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id)[0].tolist()
+    for name, compile_decode in (("", False), ("_compiled_decode", True)):
+        engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
+                              codec.tokenizer.pad_token_id, slots=4, prefill_rows=3, compile_decode=compile_decode)
+        engine.submit(requests)
+        ours = {r.key: ids.tolist() for r, ids in engine.run()}
+        result[f"engine_equals_static_loop_fp32{name}"] = all(
+            ours[k][:len(ref)] == ref and all(t == codec.tokenizer.pad_token_id for t in ours[k][len(ref):])
+            for k, ref in refs.items())
     seeds, steps = torch.randint(0, 2**62, (64,)), torch.randint(0, 300, (64,))
     cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
     result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
@@ -208,9 +209,9 @@ def main() -> None:
     parser.add_argument("--workloads", default="greedy,sampled,mixed")
     parser.add_argument("--slots", default="auto")
     parser.add_argument("--skip-hf", action="store_true")
-    parser.add_argument("--prefill", default="compiled", help="engine prefill variants, each a row against the same HF "
-                        "run: compiled (CompiledPrefill's whole layers, the engine's default on a GPU), pieces (its norms and MLPs only), "
-                        "eager")
+    parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
+                        "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
+                        "decode step's layers too, inside its CUDA graphs), eager (neither)")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
@@ -264,8 +265,8 @@ def main() -> None:
             del batches
             torch.cuda.empty_cache()
         baseline = row
-        for variant in args.prefill.split(","):
-            row = {**baseline, "prefill": variant}
+        for variant in args.variants.split(","):
+            row = {**baseline, "variant": variant}
             try:
                 run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant)
             except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
@@ -282,7 +283,7 @@ def main() -> None:
             Path(args.out, name).write_text(json.dumps(result, indent=2))
 
 
-def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, prefill="compiled") -> None:
+def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant="compiled") -> None:
     """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill's
     compile untimed)."""
     sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
@@ -290,9 +291,8 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
-                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=prefill != "eager")
-    if prefill == "pieces":
-        engine.compiled_prefill = CompiledPrefill(engine.decoder, whole_layers=False)
+                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=variant != "eager",
+                 compile_decode=variant == "compiled_decode")
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]

@@ -7,7 +7,8 @@ CUDA graph per bucket and replayed, one launch per step instead of the eager for
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
 prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps, with the
-decoder's layers compiled (``CompiledPrefill``, on a GPU by default). Prompts attend
+decoder's layers compiled (``CompiledLayers``, on a GPU by default; ``compile_decode``: the decode step's too,
+captured inside its graphs). Prompts attend
 causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
 with ``decode_attention``, which reads only the columns the mask keeps).
 
@@ -32,7 +33,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from genixer.generation.decode_attention import decode_attention, usable
 from genixer.generation.mt19937 import uses_kernel
-from genixer.generation.prefill_compile import CompiledPrefill
+from genixer.generation.compiled_layers import CompiledLayers
 from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
 
@@ -87,7 +88,7 @@ class DecodeEngine:
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
-                 timed: bool = False, compile_prefill: bool | None = None) -> None:
+                 timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool = False) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
@@ -96,9 +97,11 @@ class DecodeEngine:
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
         self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
-        # Prefill forwards run the decoder's layers compiled (``CompiledPrefill``; default: on a GPU).
+        # Prefill forwards run the decoder's layers compiled (``CompiledLayers``; default: on a GPU), and so do decode
+        # steps with ``compile_decode``.
         compiled = self.device.type == "cuda" if compile_prefill is None else compile_prefill
-        self.compiled_prefill = CompiledPrefill(self.decoder) if compiled else None
+        layers = CompiledLayers(self.decoder, engine_attention)
+        self.compiled_prefill, self.compiled_decode = layers if compiled else None, layers if compile_decode else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
         if slots == "auto":  # as many as memory holds, but no more than could ever be busy (``max_slots``)
@@ -334,7 +337,7 @@ class DecodeEngine:
         positions = torch.where(idle, self.width - 1, self.cache.positions[:n].clamp(max=self.width - 1))
         mask = torch.where(idle[:, None], self.columns[None] == 0, self.columns[None] <= positions[:, None])[:, None, None]
         self.cache.positions[:n] = positions
-        with self._attention():
+        with self._attention(), self.compiled_decode() if self.compiled_decode else nullcontext():
             hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
                                   use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
         steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]

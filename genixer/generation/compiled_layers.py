@@ -1,19 +1,22 @@
-"""Compiled prefill: a Llama decoder's layers as two ``torch.compile``d functions around the attention kernel.
+"""Compiled decoder layers: a Llama layer as two ``torch.compile``d functions around its attention.
 
 Eagerly, a decoder layer is some thirty kernels beside its matmuls (the RMSNorms' fp32 round trips, the rotary
 embedding's ``cat``/``neg``/products, the transposes, the SiLU product, the residual adds); over a chunk of
-~625-token prompts they cost a third of the prefill. Here each layer runs as ``attention_inputs`` (input norm,
-q/k/v projections, rotary embedding), the cache write and SDPA's causal kernel (eager), then ``attention_output``
-(output projection, residual, norm, MLP, residual), the elementwise work fused around the matmuls. The functions
-take the weights as arguments, so one compile (dynamic shapes) serves every layer, chunk size and prompt length.
+~625-token prompts they cost a third of the prefill, and in a decode step they are most of its launches. Here each
+layer runs as ``attention_inputs`` (input norm, q/k/v projections, rotary embedding), the cache write and the
+attention (eager: ``attend``), then ``attention_output`` (output projection, residual, norm, MLP, residual), the
+elementwise work fused around the matmuls. The functions take the weights as arguments, so one compile (dynamic
+shapes) serves every layer, batch and length (one-token steps compile once more: sizes of 1 are specialized).
 
-``CompiledPrefill`` swaps them in as the modules' instance ``forward`` only inside its context, which the engine
-enters for its prefill forwards; decode steps keep replaying CUDA graphs of the eager layers. Layers it cannot
-take (biases, another MLP) keep theirs with compiled norms and MLP; another architecture gets nothing swapped.
+``CompiledLayers`` swaps them in as the modules' instance ``forward`` only inside its context, which the engine
+enters for its prefill forwards (and, with ``compile_decode``, around its decode step before the CUDA graphs are
+captured). Layers it cannot take (biases, another MLP) keep theirs with compiled norms and MLP; another
+architecture gets nothing swapped.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable
 
 import torch
 from torch import nn
@@ -54,10 +57,10 @@ def attention_inputs(x, norm, eps: float, wq, wk, wv, cos, sin, head_dim: int):
 
 @torch.compile(dynamic=True)
 def attention_output(x, attended, wo, norm, eps: float, gate, up, down):
-    """The rest of a layer after attention (``attended``: (b, heads, n, head_dim)): output projection, residual,
+    """The rest of a layer after attention (``attended``: (b, n, heads, head_dim)): output projection, residual,
     post-attention norm, MLP, residual."""
     b, n = x.shape[:2]
-    h = x + F.linear(attended.transpose(1, 2).reshape(b, n, -1), wo)
+    h = x + F.linear(attended.reshape(b, n, -1), wo)
     return h + _gated_mlp(_rms_norm(h, norm, eps), gate, up, down)
 
 
@@ -72,36 +75,34 @@ def _plain_layer(layer: nn.Module) -> bool:
             and all(getattr(attn, p).bias is None for p in ("q_proj", "k_proj", "v_proj", "o_proj")))
 
 
-def _layer_forward(layer: nn.Module):
-    """``LlamaDecoderLayer.forward`` for prompts without a mask (causal attention), through the compiled halves."""
+def _layer_forward(layer: nn.Module, attend: Callable):
+    """``LlamaDecoderLayer.forward`` through the compiled halves, attending with ``attend``."""
     attn, pre, post, mlp = layer.self_attn, layer.input_layernorm, layer.post_attention_layernorm, layer.mlp
 
-    def forward(hidden_states, *args, position_embeddings=None, cache=None, past_key_values=None, **kwargs):
+    def forward(hidden_states, attention_mask=None, *args, position_embeddings=None, cache=None, past_key_values=None,
+                **kwargs):
         cos, sin = position_embeddings
         q, k, v = attention_inputs(hidden_states, pre.weight, pre.variance_epsilon, attn.q_proj.weight,
                                    attn.k_proj.weight, attn.v_proj.weight, cos, sin, attn.head_dim)
         cache = cache if cache is not None else past_key_values
         if cache is not None:
             k, v = cache.update(k, v, attn.layer_idx)
-        group = attn.num_key_value_groups
-        if group > 1:
-            k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=attn.scaling)
+        attended, _ = attend(attn, q, k, v, attention_mask, dropout=0.0, scaling=attn.scaling)
         return attention_output(hidden_states, attended, attn.o_proj.weight, post.weight, post.variance_epsilon,
                                 mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
     return forward
 
 
-class CompiledPrefill:
-    """The compiled forwards for ``decoder``'s plain ``LlamaDecoderLayer``s (``whole_layers``) and for its other
-    ``LlamaRMSNorm`` and plain ``LlamaMLP`` modules; ``pieces`` counts them (0: nothing to swap). The swapped
-    layers attend causally with no mask: the engine's prompts (right-padded) need no more."""
+class CompiledLayers:
+    """The compiled forwards for ``decoder``'s plain ``LlamaDecoderLayer``s and for its other ``LlamaRMSNorm`` and
+    plain ``LlamaMLP`` modules; ``pieces`` counts them (0: nothing to swap). ``attend``: the layers' attention, with
+    the signature of HF's attention interface (``module, q, k, v, mask, **kwargs -> (b, n, heads, d), weights``)."""
 
-    def __init__(self, decoder: nn.Module, whole_layers: bool = True) -> None:
-        layers = [m for m in decoder.modules() if whole_layers and _plain_layer(m)]
+    def __init__(self, decoder: nn.Module, attend: Callable) -> None:
+        layers = [m for m in decoder.modules() if _plain_layer(m)]
         inside = {id(m) for layer in layers for m in layer.modules()}
         rest = [m for m in decoder.modules() if id(m) not in inside]
-        self.forwards = [(m, _layer_forward(m)) for m in layers]
+        self.forwards = [(m, _layer_forward(m, attend)) for m in layers]
         self.forwards += [(m, lambda x, m=m: rms_norm(x, m.weight, m.variance_epsilon))
                           for m in rest if type(m).__name__ == "LlamaRMSNorm"]
         self.forwards += [(m, lambda x, m=m: gated_mlp(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight))

@@ -1,11 +1,14 @@
-"""The engine's compiled prefill (``CompiledPrefill``): the same numbers as the eager layers and norms, swapped in
-only inside their context, and the engine's greedy tokens through them still HF ``generate``'s (CPU, fp32;
-compiling on the CPU takes tens of seconds, so this file runs in the lane beside the main suite)."""
+"""The engine's compiled decoder layers (``CompiledLayers``): the same numbers as the eager layers and norms, swapped
+in only inside their context, and the engine's greedy tokens through them (prefill, and decode steps with
+``compile_decode``) still HF ``generate``'s (CPU, fp32; compiling on the CPU takes tens of seconds, so this file
+runs in the lane beside the main suite)."""
 from __future__ import annotations
 
 import torch
 
-from genixer.generation.prefill_compile import CompiledPrefill
+from genixer.generation import compiled_layers
+from genixer.generation.compiled_layers import CompiledLayers
+from genixer.generation.engine import DecodeEngine, engine_attention
 from tests.test_engine import decode, mini  # noqa: F401 - the shipped Genixer_L mini fixture
 
 
@@ -13,9 +16,8 @@ def test_compiled_forwards_equal_the_eager_modules_inside_their_context_only(min
     model = mini[2]
     decoder = model.get_decoder()
     layers = len(decoder.layers)
-    compiled = CompiledPrefill(decoder)
+    compiled = CompiledLayers(decoder, engine_attention)
     assert (compiled.layers, compiled.pieces) == (layers, layers + 1)   # every layer whole, and the final norm
-    assert CompiledPrefill(decoder, whole_layers=False).pieces == 3 * layers + 1   # two norms and an MLP per layer
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 7, model.config.get_text_config().hidden_size, generator=gen)
     positions = torch.arange(7)[None].expand(3, 7)
@@ -35,15 +37,21 @@ def test_compiled_forwards_equal_the_eager_modules_inside_their_context_only(min
     for a, b in zip(eager, inside):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(eager[0], x)   # the layer did something
-    assert CompiledPrefill(torch.nn.Sequential(torch.nn.Linear(2, 2))).pieces == 0   # another architecture: none
+    assert CompiledLayers(torch.nn.Sequential(torch.nn.Linear(2, 2)), engine_attention).pieces == 0   # none to take
 
 
-def test_engine_with_compiled_prefill_gives_hf_generates_greedy_tokens(mini, monkeypatch):  # noqa: F811
+def test_engine_with_compiled_layers_gives_hf_generates_greedy_tokens(mini, monkeypatch):  # noqa: F811
     hf = decode(mini, "dynamic", 40)
-    swapped = []
-    real = CompiledPrefill.__call__
-    monkeypatch.setattr(CompiledPrefill, "__call__", lambda self: swapped.append(self.pieces) or real(self))
-    assert decode(mini, "engine", 40, slots=2) == hf and not swapped   # auto: off on a CPU
+    lengths = []   # query lengths through the compiled layers: prompts (> 1) and decode steps (1)
+    real_output = compiled_layers.attention_output
+    monkeypatch.setattr(compiled_layers, "attention_output", lambda x, *a: lengths.append(x.shape[1]) or real_output(x, *a))
+    assert decode(mini, "engine", 40, slots=2) == hf and not lengths   # auto: off on a CPU
     with torch.inference_mode():   # as under Lightning's predict
         assert decode(mini, "engine", 40, slots=2, compile_prefill=True) == hf
-    assert swapped and all(swapped)   # every prefill ran through the compiled layers
+    assert lengths and min(lengths) > 1   # every prefill, and no decode step, ran through the compiled layers
+    lengths.clear()
+    real_init = DecodeEngine.__init__
+    monkeypatch.setattr(DecodeEngine, "__init__", lambda self, *a, **k: real_init(self, *a, **k, compile_decode=True))
+    with torch.inference_mode():
+        assert decode(mini, "engine", 40, slots=2, compile_prefill=True) == hf
+    assert 1 in lengths and max(lengths) > 1   # now the decode steps too
