@@ -384,8 +384,9 @@ class DecodeEngine:
         self.done.fill_(False)
         self.cache.positions.fill_(self.max_prompt)
         with torch.cuda.stream(stream), torch.no_grad():
-            for _ in range(2):
-                self._step(self.slots)
+            for _ in range(2):   # every bucket, the largest (the kernel's tuning) first: compiled decode layers
+                for n in reversed(self.buckets):   # compile before capture (a bucket of 1 once more)
+                    self._step(n)
         torch.cuda.current_stream().wait_stream(stream)
         graphs, pool = {}, torch.cuda.graph_pool_handle()
         for n in sorted(self.buckets, reverse=True):
