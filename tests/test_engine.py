@@ -80,6 +80,20 @@ def test_engine_counts_and_limits(mini):
         DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id)
 
 
+def test_the_module_times_building_its_engine(mini):
+    """``engine_setup_s`` (the generation manifest's): the engine is built, and timed, once for batches that fit it."""
+    from genixer.generation.module import GenerationModule
+
+    backbone, codec, model, batch = mini
+    module = GenerationModule(backbone, codec, Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "slots": 2}))
+    module.model = model
+    with torch.no_grad():
+        module.generate(batch)
+        first = module.engine_setup_s
+        module.generate(batch)
+    assert first > 0 and module.engine_setup_s == first
+
+
 def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):
     """Prefill hands SDPA no mask (right-padded prompts: causal is exact, and takes the flash kernel); a decode step
     hands it its mask; the model's own attention setting is back afterwards."""

@@ -1,6 +1,8 @@
 """The generation LightningModule: a generator checkpoint decoding prompt batches (predict only)."""
 from __future__ import annotations
 
+import time
+
 import lightning as L
 import torch
 from transformers import LogitsProcessorList
@@ -24,6 +26,7 @@ class GenerationModule(L.LightningModule):
         super().__init__()
         self.backbone, self.codec, self.decoding = backbone, codec, decoding
         self.model, self.engine, self.slots = None, None, None
+        self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -94,9 +97,13 @@ class GenerationModule(L.LightningModule):
         # a large GPU would otherwise hold, and decode over, slots that never fill).
         trainer = self._trainer
         bound = sum(trainer.num_predict_batches) * len(requests) if trainer is not None and trainer.predicting else None
+        start = time.perf_counter()
         engine = DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
                               kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests, max_slots=bound,
                               compile_prefill=self.decoding.compile_prefill)
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize(engine.device)
+        self.engine_setup_s += time.perf_counter() - start
         self.slots = engine.slots
         return engine
 

@@ -82,6 +82,8 @@ def run(cfg: DictConfig) -> dict:
     tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] in todo_ids)
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
              "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
+    if module.engine_setup_s:   # rank 0's engine construction, inside ``seconds``
+        speed["engine_setup_s"] = round(module.engine_setup_s, 2)
     device = trainer.strategy.root_device   # the run's device (predict's teardown moved the module to the CPU)
     if generated and seconds > 0 and device.type == "cuda":  # the hardware's limit, and where the run stands
         prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
