@@ -27,6 +27,17 @@ def test_a_bf16_cast_loses_the_frequencies_and_fp32_rotary_recomputes_them():
         assert fp32_rotary(model) == 0 and fp32_rotary(None) == 0   # nothing left to do
 
 
+def test_a_rotary_module_it_cannot_rebuild_is_left_with_a_warning(caplog):
+    class Rotary(torch.nn.Module):   # built from (config, dim), not from its config alone
+        def __init__(self, config, dim):
+            super().__init__()
+            self.config, self.inv_freq = config, torch.ones(dim, dtype=torch.bfloat16)
+
+    module = Rotary(LlamaConfig(**SMALL), 4)
+    assert fp32_rotary(module) == 0 and module.inv_freq.dtype == torch.bfloat16
+    assert "cannot rebuild" in caplog.text
+
+
 def test_generation_under_bf16_true_runs_with_fp32_frequencies(mini):  # noqa: F811
     from genixer.generation.module import GenerationModule
     from genixer.generation.settings import Decoding

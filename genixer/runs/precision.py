@@ -7,8 +7,12 @@ trained with them. ``fp32_rotary`` recomputes them in fp32 after the cast.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 FREQUENCIES = ("inv_freq", "original_inv_freq")
 
@@ -21,7 +25,12 @@ def fp32_rotary(model: nn.Module | None) -> int:
         freq = getattr(module, "inv_freq", None)
         if not isinstance(freq, torch.Tensor) or freq.dtype == torch.float32 or not hasattr(module, "config"):
             continue
-        fresh = type(module)(module.config)
+        try:
+            fresh = type(module)(module.config)
+        except TypeError as err:   # a rotary class built from something else: left as the cast made it
+            log.warning("%s: cannot rebuild its rotary frequencies in fp32 (%s); they stay %s",
+                        type(module).__name__, err, freq.dtype)
+            continue
         for name in FREQUENCIES:
             if isinstance(getattr(module, name, None), torch.Tensor):
                 setattr(module, name, getattr(fresh, name).to(device=freq.device, dtype=torch.float32))
