@@ -55,3 +55,22 @@ def test_engine_with_compiled_layers_gives_hf_generates_greedy_tokens(mini, monk
     with torch.inference_mode():
         assert decode(mini, "engine", 40, slots=2, compile_prefill=True) == hf
     assert 1 in lengths and max(lengths) > 1   # now the decode steps too
+
+
+def test_the_engine_compiles_its_prefill_before_it_runs(mini):  # noqa: F811
+    """Chunks of one prompt and of several compile apart (sizes of 1 are specialized); both happen when the engine
+    is built (from its probe request), none while it runs."""
+    from torch._dynamo.utils import counters
+    from genixer.generation.engine import Request
+
+    backbone, codec, model, batch = mini
+    tok = codec.tokenizer
+    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    requests = [Request(k, ids[k], batch["pixel_values"][k]) for k in range(len(ids))]
+    with torch.inference_mode():
+        engine = DecodeEngine(model, max(map(len, ids)), 6, tok.eos_token_id, tok.pad_token_id, slots=3,
+                              prefill_rows=2, probe=requests, compile_prefill=True)
+        compiled = counters["stats"]["unique_graphs"]
+        engine.submit(requests)
+        engine.run()
+    assert engine.stats["prefilled"] == len(requests) and counters["stats"]["unique_graphs"] == compiled

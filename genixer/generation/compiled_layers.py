@@ -7,6 +7,9 @@ layer runs as ``attention_inputs`` (input norm, q/k/v projections, rotary embedd
 attention (eager: ``attend``), then ``attention_output`` (output projection, residual, norm, MLP, residual), the
 elementwise work fused around the matmuls. The functions take the weights as arguments, so one compile (dynamic
 shapes) serves every layer, batch and length (one-token steps compile once more: sizes of 1 are specialized).
+Only batch and length are dynamic: the weights, the head size and the attention output's heads are marked static
+(``mark_static``). Left symbolic (``dynamic=True`` makes every argument's size symbolic), they put runtime integer
+divisions by the head size into every element's index in the generated kernels.
 
 ``CompiledLayers`` swaps them in as the modules' instance ``forward`` only inside its context, which the engine
 enters for its prefill forwards (and, with ``compile_decode``, around its decode step before the CUDA graphs are
@@ -46,11 +49,12 @@ gated_mlp = torch.compile(_gated_mlp, dynamic=True)
 
 
 @torch.compile(dynamic=True)
-def attention_inputs(x, norm, eps: float, wq, wk, wv, cos, sin, head_dim: int):
-    """A layer's input norm, q/k/v projections and rotary embedding: q, k, v as (b, heads, n, head_dim)."""
+def attention_inputs(x, norm, eps: float, wq, wk, wv, cos, sin):
+    """A layer's input norm, q/k/v projections and rotary embedding (``cos``/``sin``: (b, n, head_dim), head_dim
+    static): q, k, v as (b, heads, n, head_dim)."""
     b, n = x.shape[:2]
     h = _rms_norm(x, norm, eps)
-    q, k, v = (F.linear(h, w).view(b, n, -1, head_dim).transpose(1, 2) for w in (wq, wk, wv))
+    q, k, v = (F.linear(h, w).view(b, n, -1, cos.shape[-1]).transpose(1, 2) for w in (wq, wk, wv))
     cos, sin = cos[:, None], sin[:, None]
     return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
@@ -62,6 +66,13 @@ def attention_output(x, attended, wo, norm, eps: float, gate, up, down):
     b, n = x.shape[:2]
     h = x + F.linear(attended.reshape(b, n, -1), wo)
     return h + _gated_mlp(_rms_norm(h, norm, eps), gate, up, down)
+
+
+def _static_last(*tensors: torch.Tensor, dims: int) -> None:
+    """Mark the last ``dims`` sizes of each tensor static for the compiled functions (the rest stay dynamic)."""
+    for t in tensors:
+        for d in range(t.dim() - dims, t.dim()):
+            torch._dynamo.mark_static(t, d)
 
 
 def _plain_mlp(module: nn.Module) -> bool:
@@ -82,12 +93,14 @@ def _layer_forward(layer: nn.Module, attend: Callable):
     def forward(hidden_states, attention_mask=None, *args, position_embeddings=None, cache=None, past_key_values=None,
                 **kwargs):
         cos, sin = position_embeddings
+        _static_last(cos, sin, dims=1)
         q, k, v = attention_inputs(hidden_states, pre.weight, pre.variance_epsilon, attn.q_proj.weight,
-                                   attn.k_proj.weight, attn.v_proj.weight, cos, sin, attn.head_dim)
+                                   attn.k_proj.weight, attn.v_proj.weight, cos, sin)
         cache = cache if cache is not None else past_key_values
         if cache is not None:
             k, v = cache.update(k, v, attn.layer_idx)
         attended, _ = attend(attn, q, k, v, attention_mask, dropout=0.0, scaling=attn.scaling)
+        _static_last(attended, dims=2)
         return attention_output(hidden_states, attended, attn.o_proj.weight, post.weight, post.variance_epsilon,
                                 mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
     return forward
@@ -108,6 +121,9 @@ class CompiledLayers:
         self.forwards += [(m, lambda x, m=m: gated_mlp(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight))
                           for m in rest if _plain_mlp(m)]
         self.pieces, self.layers = len(self.forwards), len(layers)
+        for module, _ in self.forwards:   # weight sizes are the same in every call: static (see the module's doc)
+            for weight in module.parameters():
+                torch._dynamo.mark_static(weight)
 
     @contextmanager
     def __call__(self):

@@ -104,6 +104,8 @@ class DecodeEngine:
         self.compiled_prefill, self.compiled_decode = layers if compiled else None, layers if compile_decode else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
+        if self.compiled_prefill and probe:
+            self._compile_prefill(probe[0])
         if slots == "auto":  # as many as memory holds, but no more than could ever be busy (``max_slots``)
             slots = min(self._slot_count(probe, memory_margin), max_slots or float("inf"))
         self.slots = int(slots)
@@ -182,6 +184,16 @@ class DecodeEngine:
         self.stats[key] += time.perf_counter() - start
 
     # -- slots ----------------------------------------------------------------------------------------------
+    def _compile_prefill(self, probe: Request) -> None:
+        """Compile the prefill for chunks of one prompt and of several (a size of 1 compiles apart) now: a compile
+        in the middle of a run would hold the decode up for seconds."""
+        ids, pixels = probe.input_ids.to(self.device)[None], probe.pixel_values.to(self.device, self.dtype)[None]
+        cache = SlotCache(self.text_config, 2, len(probe.input_ids), self.dtype, self.device)
+        with torch.no_grad():
+            for rows in (2, 1):
+                self._forward_prefill(ids.expand(rows, -1), pixels.expand(rows, *pixels.shape[1:]), cache,
+                                      torch.arange(rows, device=self.device))
+
     def _slot_count(self, probe: list[Request] | None, margin: float) -> int:
         """As many slots as free memory holds once a prefill of ``prefill_rows`` prompts (``probe``'s first
         prompt, repeated, padded to ``max_prompt``) has run."""
