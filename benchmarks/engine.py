@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch._dynamo.utils import counters
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
@@ -301,6 +302,7 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     engine.run()
     torch.cuda.synchronize()
     steps_before = engine.stats["steps"]
+    graphs_before = counters["stats"]["unique_graphs"]
     start = time.perf_counter()
     engine.submit(requests)
     finished = engine.run(drain=False)   # until the last request has a slot: the slots stay full up to here
@@ -315,6 +317,7 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     seconds = time.perf_counter() - start
     got = tokens(finished)
     row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
+               compiles_while_timed=counters["stats"]["unique_graphs"] - graphs_before,   # 0: no compile in the timing
                out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
                # output tokens/s before the last wave drains (what a run of many more requests than slots
                # approaches; the rows in flight count their tokens so far), and the busy rows per decode step
