@@ -100,7 +100,7 @@ class DecodeEngine:
         # Prefill forwards run the decoder's layers compiled (``CompiledLayers``; default: on a GPU), and so do decode
         # steps with ``compile_decode``.
         compiled = self.device.type == "cuda" if compile_prefill is None else compile_prefill
-        layers = CompiledLayers(self.decoder, engine_attention)
+        layers = CompiledLayers(self.decoder, engine_attention) if compiled or compile_decode else None
         self.compiled_prefill, self.compiled_decode = layers if compiled else None, layers if compile_decode else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
@@ -184,15 +184,20 @@ class DecodeEngine:
         self.stats[key] += time.perf_counter() - start
 
     # -- slots ----------------------------------------------------------------------------------------------
+    def _probe_prefill(self, probe: Request, rows: int, width: int) -> None:
+        """One prefill of ``rows`` copies of the probe prompt, right-padded to ``width``, into a scratch cache."""
+        cache = SlotCache(self.text_config, rows, width, self.dtype, self.device)
+        ids = torch.full((rows, width), self.pad, dtype=torch.long, device=self.device)
+        ids[:, :len(probe.input_ids)] = probe.input_ids.to(self.device)
+        pixels = probe.pixel_values.to(self.device, self.dtype)[None].expand(rows, *probe.pixel_values.shape)
+        with torch.no_grad():
+            self._forward_prefill(ids, pixels, cache, torch.arange(rows, device=self.device))
+
     def _compile_prefill(self, probe: Request) -> None:
         """Compile the prefill for chunks of one prompt and of several (a size of 1 compiles apart) now: a compile
         in the middle of a run would hold the decode up for seconds."""
-        ids, pixels = probe.input_ids.to(self.device)[None], probe.pixel_values.to(self.device, self.dtype)[None]
-        cache = SlotCache(self.text_config, 2, len(probe.input_ids), self.dtype, self.device)
-        with torch.no_grad():
-            for rows in (2, 1):
-                self._forward_prefill(ids.expand(rows, -1), pixels.expand(rows, *pixels.shape[1:]), cache,
-                                      torch.arange(rows, device=self.device))
+        for rows in (2, 1):
+            self._probe_prefill(probe, rows, len(probe.input_ids))
 
     def _slot_count(self, probe: list[Request] | None, margin: float) -> int:
         """As many slots as free memory holds once a prefill of ``prefill_rows`` prompts (``probe``'s first
@@ -202,14 +207,8 @@ class DecodeEngine:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        cache = SlotCache(self.text_config, self.prefill_rows, self.max_prompt, self.dtype, self.device)
-        ids = torch.full((self.prefill_rows, self.max_prompt), self.pad, dtype=torch.long, device=self.device)
-        ids[:, :len(probe[0].input_ids)] = probe[0].input_ids.to(self.device)
-        pixels = probe[0].pixel_values.to(self.device, self.dtype)[None].expand(self.prefill_rows, *probe[0].pixel_values.shape)
-        with torch.no_grad():
-            self._forward_prefill(ids, pixels, cache, torch.arange(self.prefill_rows, device=self.device))
+        self._probe_prefill(probe[0], self.prefill_rows, self.max_prompt)
         peak = torch.cuda.max_memory_allocated() - before
-        del cache, ids, pixels
         torch.cuda.empty_cache()
         free, total = torch.cuda.mem_get_info()
         # K/V, the output buffer, and the decode step's own (slots x vocab) float temporaries (about 8 of them).
@@ -396,8 +395,10 @@ class DecodeEngine:
         self.done.fill_(False)
         self.cache.positions.fill_(self.max_prompt)
         with torch.cuda.stream(stream), torch.no_grad():
-            for _ in range(2):   # every bucket, the largest (the kernel's tuning) first: compiled decode layers
-                for n in reversed(self.buckets):   # compile before capture (a bucket of 1 once more)
+            # The largest bucket first (where the kernel tunes); compiled decode layers warm every bucket, so that
+            # they compile before capture, never inside it (a bucket of 1 compiles apart).
+            for _ in range(2):
+                for n in reversed(self.buckets) if self.compiled_decode else [self.slots]:
                     self._step(n)
         torch.cuda.current_stream().wait_stream(stream)
         graphs, pool = {}, torch.cuda.graph_pool_handle()
