@@ -8,7 +8,8 @@ import torch
 
 from genixer.generation import compiled_layers
 from genixer.generation.compiled_layers import CompiledLayers
-from genixer.generation.engine import DecodeEngine, engine_attention
+from genixer.generation.engine import DecodeEngine
+from genixer.generation.engine_attention import engine_attention
 from tests.test_engine import decode, mini  # noqa: F401 - the shipped Genixer_L mini fixture
 
 

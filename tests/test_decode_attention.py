@@ -33,11 +33,12 @@ result["matches_on_cpu"] = kernel._kernel_matches(torch.device("cpu"))
 # the engine: its decode steps through the kernel, greedy tokens equal to HF generate's (fp32)
 import test_engine
 from genixer.generation import engine as engine_module
+from genixer.generation import engine_attention
 calls = []
 def counting(*args):
     calls.append(1)
     return kernel.decode_attention(*args)
-engine_module.decode_attention = counting
+engine_attention.decode_attention = counting
 mini = test_engine.mini.__wrapped__()
 _, codec, model, batch = mini
 eos, pad = codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id

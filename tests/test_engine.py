@@ -97,13 +97,13 @@ def test_the_module_times_building_its_engine(mini):
 def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):
     """Prefill hands SDPA no mask (right-padded prompts: causal is exact, and takes the flash kernel); a decode step
     hands it its mask; the model's own attention setting is back afterwards."""
-    import genixer.generation.engine as engine_module
+    import genixer.generation.engine_attention as attention_module
 
-    calls, real = [], engine_module.sdpa_attention_forward
+    calls, real = [], attention_module.sdpa_attention_forward
     def recording(module, query, key, value, mask, **kwargs):
         calls.append((query.shape[2], mask is None))
         return real(module, query, key, value, mask, **kwargs)
-    monkeypatch.setattr(engine_module, "sdpa_attention_forward", recording)
+    monkeypatch.setattr(attention_module, "sdpa_attention_forward", recording)
     _, codec, model, batch = mini
     ids = [row[m.bool()] for row, m in zip(batch["input_ids"], batch["attention_mask"])]
     engine = DecodeEngine(model, max(map(len, ids)), 3, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id, slots=2)
