@@ -132,10 +132,11 @@ def test_settings_refuse_what_the_engine_cannot_do():
     ok = Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "slots": 3, "do_sample": True, "temperature": 1.0,
                                "noise": None})
     assert ok.slots == 3 and ok.settings() == {"do_sample": True, "temperature": 1.0, "max_new_tokens": 4}
-    assert ok.compile_prefill is None   # auto: on a GPU
-    assert Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "compile_prefill": False}).compile_prefill is False
-    with pytest.raises(ValueError, match="compile_prefill"):
-        Decoding.from_config({"cache": "engine", "max_new_tokens": 4, "compile_prefill": "yes"})
+    assert ok.compile_prefill is None and ok.compile_decode is None   # auto: on a GPU
+    for key in ("compile_prefill", "compile_decode"):
+        assert getattr(Decoding.from_config({"cache": "engine", "max_new_tokens": 4, key: False}), key) is False
+        with pytest.raises(ValueError, match=key):
+            Decoding.from_config({"cache": "engine", "max_new_tokens": 4, key: "yes"})
 
 
 def test_counter_noise_is_per_row_and_samples_the_softmax():

@@ -7,7 +7,7 @@ CUDA graph per bucket and replayed, one launch per step instead of the eager for
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
 prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps, with the
-decoder's layers compiled (``CompiledLayers``, on a GPU by default; ``compile_decode``: the decode step's too,
+decoder's layers compiled (``CompiledLayers``, on a GPU by default; so are the decode step's, ``compile_decode``,
 captured inside its graphs). Prompts attend
 causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
 with ``decode_attention``, which reads only the columns the mask keeps).
@@ -61,7 +61,7 @@ class DecodeEngine:
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
-                 timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool = False) -> None:
+                 timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool | None = None) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
@@ -70,11 +70,11 @@ class DecodeEngine:
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
         self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
-        # Prefill forwards run the decoder's layers compiled (``CompiledLayers``; default: on a GPU), and so do decode
-        # steps with ``compile_decode``.
-        compiled = self.device.type == "cuda" if compile_prefill is None else compile_prefill
-        layers = CompiledLayers(self.decoder, engine_attention) if compiled or compile_decode else None
-        self.compiled_prefill, self.compiled_decode = layers if compiled else None, layers if compile_decode else None
+        # Prefill forwards and decode steps run the decoder's layers compiled (``CompiledLayers``; default: on a GPU).
+        on_gpu = self.device.type == "cuda"
+        prefill, decode = (on_gpu if flag is None else flag for flag in (compile_prefill, compile_decode))
+        layers = CompiledLayers(self.decoder, engine_attention) if prefill or decode else None
+        self.compiled_prefill, self.compiled_decode = layers if prefill else None, layers if decode else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
         if self.compiled_prefill and probe:

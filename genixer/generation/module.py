@@ -100,7 +100,7 @@ class GenerationModule(L.LightningModule):
         start = time.perf_counter()
         engine = DecodeEngine(self.model, max_prompt, kwargs["max_new_tokens"], tok.eos_token_id, tok.pad_token_id,
                               kwargs.get("min_new_tokens", 0), sampler, slots, probe=requests, max_slots=bound,
-                              compile_prefill=self.decoding.compile_prefill)
+                              compile_prefill=self.decoding.compile_prefill, compile_decode=self.decoding.compile_decode)
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
         self.engine_setup_s += time.perf_counter() - start

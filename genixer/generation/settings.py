@@ -17,6 +17,14 @@ STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache lo
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
 
 
+def _auto_flag(kwargs: dict[str, Any], key: str) -> bool | None:
+    """Pop an engine switch: true, false, or auto (None: decided by the device)."""
+    value = kwargs.pop(key, "auto")
+    if value not in ("auto", None, True, False):
+        raise ValueError(f"generation.{key} must be auto, true or false, got {value!r}")
+    return None if value == "auto" else value
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How to decode: the cache option, greedy or per-sample sampling, and HF ``generate`` kwargs."""
@@ -25,6 +33,7 @@ class Decoding:
     do_sample: bool = False
     slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
     compile_prefill: bool | None = None  # the engine's prefill through compiled decoder layers (None: on a GPU)
+    compile_decode: bool | None = None  # its decode steps too, inside their CUDA graphs (None: on a GPU)
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
@@ -36,9 +45,7 @@ class Decoding:
         slots = kwargs.pop("slots", "auto")
         if slots != "auto" and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
             raise ValueError(f"generation.slots must be a positive integer or 'auto', got {slots!r}")
-        compile_prefill = kwargs.pop("compile_prefill", "auto")
-        if compile_prefill not in ("auto", None, True, False):
-            raise ValueError(f"generation.compile_prefill must be auto, true or false, got {compile_prefill!r}")
+        compile_prefill, compile_decode = (_auto_flag(kwargs, k) for k in ("compile_prefill", "compile_decode"))
         if cache not in CACHES:
             raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
         known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
@@ -64,7 +71,7 @@ class Decoding:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
         sampling = {k: v for k, v in sampling.items() if v is not None} if do_sample else {}
-        return cls(cache, do_sample, slots, None if compile_prefill == "auto" else compile_prefill, sampling, kwargs)
+        return cls(cache, do_sample, slots, compile_prefill, compile_decode, sampling, kwargs)
 
     def settings(self) -> dict[str, Any]:
         """What decides the generated text (the cache is only a speed option: both give the same tokens)."""
