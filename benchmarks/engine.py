@@ -316,7 +316,7 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     got = tokens(finished)
-    row.update(slots=engine.slots, engine_setup_s=round(setup, 1), req_per_s=round(args.requests / seconds, 2),
+    row.update(slots=engine.slots, engine_setup_s=round(setup, 1), engine_setup_parts_s=engine.setup_s, req_per_s=round(args.requests / seconds, 2),
                compiles_while_timed=counters["stats"]["unique_graphs"] - graphs_before,   # 0: no compile in the timing
                out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
                # output tokens/s before the last wave drains (what a run of many more requests than slots
@@ -343,7 +343,7 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
         start = time.perf_counter()
         engine.run()
         seconds = time.perf_counter() - start
-        phase = {"prefill_rows": prefill_rows, "slots": engine.slots, "seconds": round(seconds, 2),
+        phase = {"prefill_rows": prefill_rows, "slots": engine.slots, "seconds": round(seconds, 2), "setup_parts_s": engine.setup_s,
                  **{k: round(v, 2) for k, v in engine.stats.items()}}
         phase["decode_ms_per_step"] = round(1e3 * engine.stats["decode_s"] / engine.stats["steps"], 2)
         phase["prefill_ms_per_prompt"] = round(1e3 * engine.stats["prefill_s"] / engine.stats["prefilled"], 2)

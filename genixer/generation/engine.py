@@ -77,10 +77,13 @@ class DecodeEngine:
         self.compiled_prefill, self.compiled_decode = layers if prefill else None, layers if decode else None
         self.vocab = self.head.weight.shape[0]
         self.text_config = model.config.get_text_config()
+        self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, graph capture)
         if self.compiled_prefill and probe:
-            self._compile_prefill(probe[0])
+            with self._setup_clock("prefill_compile"):
+                self._compile_prefill(probe[0])
         if slots == "auto":  # as many as memory holds, but no more than could ever be busy (``max_slots``)
-            slots = min(self._slot_count(probe, memory_margin), max_slots or float("inf"))
+            with self._setup_clock("slot_probe"):
+                slots = min(self._slot_count(probe, memory_margin), max_slots or float("inf"))
         self.slots = int(slots)
         n = self.slots
         self.cache = SlotCache(self.text_config, n, self.width, self.dtype, self.device)
@@ -106,7 +109,8 @@ class DecodeEngine:
         # Decode runs over the first ``bucket`` slots, the smallest bucket holding every occupied slot (finished
         # rows are compacted downwards once no prompt waits); one CUDA graph per bucket, sharing one memory pool.
         self.buckets = sorted({-(-n * j // 8) for j in range(1, 9)})
-        self.graphs = self._capture() if use_graphs else None
+        with self._setup_clock("graph_capture"):   # with compile_decode: the decode step's compile too
+            self.graphs = self._capture() if use_graphs else None
 
     # -- public ---------------------------------------------------------------------------------------------
     def submit(self, requests: list[Request]) -> None:
@@ -144,6 +148,13 @@ class DecodeEngine:
                 finished += self._collect()
             if not self.waiting and self.pending is None:
                 self._compact()
+
+    @contextmanager
+    def _setup_clock(self, part: str):
+        start = time.perf_counter()
+        yield
+        torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None
+        self.setup_s[part] = round(time.perf_counter() - start, 2)
 
     @contextmanager
     def _clock(self, key: str):
