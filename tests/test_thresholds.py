@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from genixer.evaluation.thresholds import lowest_threshold, row_value
+from genixer.evaluation.thresholds import lower_bound, lowest_threshold, row_value
 
 
 def test_the_lowest_threshold_reaching_the_precision_not_the_first():
@@ -53,3 +53,20 @@ def test_every_group_must_reach_the_precision_not_only_the_pool():
     assert lowest_threshold([0.9, 0.3], [True, False], 0.9, ["a", "b"])["group_precision"] == {"a": 1.0}  # b keeps none
     with pytest.raises(ValueError, match="groups"):
         lowest_threshold(values, correct, 0.8, groups[:2])
+
+
+def test_the_wilson_lower_bound_and_choosing_by_it():
+    z = 1.959963984540054   # the 97.5% normal quantile
+    assert lower_bound(10, 10, 0.975) == pytest.approx(10 / (10 + z * z))   # all right: n / (n + z^2)
+    assert lower_bound(0, 10, 0.975) == pytest.approx(0.0, abs=1e-12) and lower_bound(0, 0, 0.95) == 0.0
+    assert lower_bound(98, 100, 0.95) < lower_bound(980, 1000, 0.95) < 0.98   # more rows, a tighter bound, still under
+    # ranked high to low: 100 right, 1 wrong, 20 right, 5 wrong
+    values, correct = [1 - i / 1000 for i in range(126)], [True] * 100 + [False] + [True] * 20 + [False] * 5
+    measured = lowest_threshold(values, correct, 0.97)
+    assert (measured["kept"], measured["precision"]) == (123, 120 / 123)   # 97.6% measured
+    bounded = lowest_threshold(values, correct, 0.97, confidence=0.95)
+    assert bounded["kept"] == 100 and bounded["group_lower_bound"]["all"] == pytest.approx(100 / (100 + 1.6448536269514722 ** 2))
+    assert bounded["threshold"] > measured["threshold"] and bounded["confidence"] == 0.95
+    assert lowest_threshold(values[:5], correct[:5], 0.97, confidence=0.95) is None   # 5 of 5 prove only 62%
+    with pytest.raises(ValueError, match="confidence"):
+        lowest_threshold(values, correct, 0.97, confidence=1.0)

@@ -82,13 +82,15 @@ class MiniWorldOracle:
             }
         return result
 
-    def choose_threshold(self, runs: dict[str, list[dict]], scorer: str, field: str, min_precision: float) -> dict | None:
+    def choose_threshold(self, runs: dict[str, list[dict]], scorer: str, field: str, min_precision: float,
+                         confidence: float | None = None) -> dict | None:
         """``lowest_threshold`` over the rows of known families that ``scorer`` annotated (the runs' other rows
-        pass its rule untouched), reaching ``min_precision`` in every run, with "correct" this oracle's check."""
+        pass its rule untouched), reaching ``min_precision`` in every run (its lower bound at ``confidence``, if
+        given), with "correct" this oracle's check."""
         rows = [(name, r) for name, group in runs.items() for r in group
                 if r["family"] in FAMILIES and r.get("scores", {}).get(scorer)]
         return lowest_threshold([row_value(r["scores"], scorer, field) for _, r in rows],
-                                [self.check(r)[0] for _, r in rows], min_precision, [name for name, _ in rows])
+                                [self.check(r)[0] for _, r in rows], min_precision, [name for name, _ in rows], confidence)
 
     # one checker per family: (correct, baseline correct, status) ------------------------------
     def _qa(self, image_id: int, row: dict):

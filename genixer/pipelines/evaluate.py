@@ -64,20 +64,25 @@ def run(cfg: DictConfig) -> dict:
 
 
 def choose_threshold(oracle, runs: dict[str, list[dict]], spec) -> dict | None:
-    """The lowest ``spec.scorer.field`` threshold reaching ``spec.min_precision`` in every filter run."""
+    """The lowest ``spec.scorer.field`` threshold reaching ``spec.min_precision`` in every filter run (its lower
+    bound at ``spec.confidence``, when given)."""
     if not hasattr(oracle, "choose_threshold"):
         raise ValueError(f"choose_threshold needs an oracle that checks single rows; {type(oracle).__name__} does not")
-    return oracle.choose_threshold(runs, spec.scorer, spec.field, spec.min_precision)
+    return oracle.choose_threshold(runs, spec.scorer, spec.field, spec.min_precision, spec.get("confidence"))
 
 
 def threshold_line(spec, chosen: dict | None, split: str | None) -> str:
     where = f"on the {split} split" if split else "on these runs"
+    confidence = spec.get("confidence")
+    target = f"{spec.min_precision:.0%}" + (f" ({confidence:.0%} lower bound)" if confidence else "")
     if chosen is None:
-        return f"no {spec.scorer}.{spec.field} threshold keeps rows at >= {spec.min_precision:.0%} precision {where}"
-    runs = ", ".join(f"{name} {p:.1%}" for name, p in chosen["group_precision"].items())
+        return f"no {spec.scorer}.{spec.field} threshold keeps rows at >= {target} precision {where}"
+    bounds = chosen.get("group_lower_bound", {})
+    runs = ", ".join(f"{name} {p:.1%}" + (f" (bound {bounds[name]:.1%})" if name in bounds else "")
+                     for name, p in chosen["group_precision"].items())
     return (f"chosen {where}: {spec.scorer}.{spec.field} >= {chosen['threshold']:.4f} keeps {chosen['kept']} of "
             f"{chosen['rows']} rows at {chosen['precision']:.1%} precision, recall {chosen['recall']:.1%} "
-            f"(target {spec.min_precision:.0%} in every run: {runs})")
+            f"(target {target} in every run: {runs})")
 
 
 def find_runs(paths: list[str], stage: str) -> list[RunDir]:
