@@ -70,3 +70,14 @@ def test_the_wilson_lower_bound_and_choosing_by_it():
     assert lowest_threshold(values[:5], correct[:5], 0.97, confidence=0.95) is None   # 5 of 5 prove only 62%
     with pytest.raises(ValueError, match="confidence"):
         lowest_threshold(values, correct, 0.97, confidence=1.0)
+
+
+def test_the_threshold_line_states_the_bound():
+    from omegaconf import OmegaConf
+
+    from genixer.pipelines.evaluate import threshold_line
+    spec = OmegaConf.create({"scorer": "clip", "field": "cosine", "min_precision": 0.97, "confidence": 0.95})
+    chosen = lowest_threshold([1 - i / 1000 for i in range(100)], [True] * 100, 0.97, confidence=0.95)
+    line = threshold_line(spec, chosen, "val")
+    assert "target 97% (95% lower bound) in every run: all 100.0% (bound 97.4%)" in line and "on the val split" in line
+    assert "no clip.cosine threshold keeps rows at >= 97% (95% lower bound)" in threshold_line(spec, None, "val")
