@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--workloads", default="greedy,sampled,mixed")
     parser.add_argument("--slots", default="auto")
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--hf-batch", type=int, default=HF_BATCH, help="HF's batch (128: the largest found to fit so far)")
+    parser.add_argument("--skip-sanity", action="store_true", help="skip the tiny-model checks (a baseline-only call)")
     parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
                         "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
                         "decode step's layers too, inside its CUDA graphs), eager (neither)")
@@ -219,7 +221,7 @@ def main() -> None:
     args = parser.parse_args()
     result = {"gpu": torch.cuda.get_device_name()}
     try:
-        result["sanity"] = sanity()
+        result["sanity"] = "skipped" if args.skip_sanity else sanity()
     except Exception:  # noqa: BLE001 - report it and still measure
         import traceback
         result["sanity"] = {"error": traceback.format_exc()[-3000:]}
@@ -247,16 +249,17 @@ def main() -> None:
         new_tokens = 256 if workload == "mixed" else 128
         out_tokens = drawn if workload == "mixed" else torch.full((args.requests,), 128)
         row = {"workload": workload, "output_tokens": int(out_tokens.sum())}
-        if not args.skip_hf:  # HF: batches of 128 prompts (same length within a batch: no padding games)
-            batches, lengths = [], []
-            for k in range(0, args.requests, HF_BATCH):
-                width = max(len(p) for p in prompts[k:k + HF_BATCH])
-                ids = torch.full((min(HF_BATCH, args.requests - k), width), pad, dtype=torch.long)
-                for r, p in enumerate(prompts[k:k + HF_BATCH]):
+        if not args.skip_hf:  # HF: batches of --hf-batch prompts (same length within a batch: no padding games)
+            batches, lengths, size = [], [], args.hf_batch
+            row["hf_batch"] = size
+            for k in range(0, args.requests, size):
+                width = max(len(p) for p in prompts[k:k + size])
+                ids = torch.full((min(size, args.requests - k), width), pad, dtype=torch.long)
+                for r, p in enumerate(prompts[k:k + size]):
                     ids[r, width - len(p):] = p
                 px = torch.stack([pixels[(k + r) % 16] for r in range(len(ids))]).cuda()
                 batches.append((ids.cuda(), px))
-                lengths.append(out_tokens[k:k + HF_BATCH])
+                lengths.append(out_tokens[k:k + size])
             try:
                 seconds = hf_run(model, batches, eos, pad, new_tokens, workload, lengths)
                 row.update(hf_req_per_s=round(args.requests / seconds, 2), hf_out_tok_per_s=round(row["output_tokens"] / seconds, 1))
@@ -266,10 +269,11 @@ def main() -> None:
             del batches
             torch.cuda.empty_cache()
         baseline = row
-        for variant in args.variants.split(","):
-            row = {**baseline, "variant": variant}
+        for variant in args.variants.split(","):   # --variants "": the baseline alone
+            row = {**baseline, "variant": variant} if variant else baseline
             try:
-                run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant)
+                if variant:
+                    run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant)
             except Exception:  # noqa: BLE001 - keep the baseline's numbers and the other workloads
                 import traceback
                 row["engine_error"] = traceback.format_exc()[-3000:]
