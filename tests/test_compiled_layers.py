@@ -73,3 +73,4 @@ def test_the_engine_compiles_its_prefill_before_it_runs(mini):  # noqa: F811
         engine.submit(requests)
         engine.run()
     assert engine.stats["prefilled"] == len(requests) and counters["stats"]["unique_graphs"] == compiled
+    assert list(engine.setup_s) == ["prefill_compile"] and engine.setup_s["prefill_compile"] > 0   # timed apart

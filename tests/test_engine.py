@@ -92,6 +92,7 @@ def test_the_module_times_building_its_engine(mini):
         first = module.engine_setup_s
         module.generate(batch)
     assert first > 0 and module.engine_setup_s == first
+    assert module.engine_setup_parts_s == {}   # on a CPU with set slots: no compile, no probe, no graphs
 
 
 def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):

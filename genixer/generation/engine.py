@@ -109,8 +109,10 @@ class DecodeEngine:
         # Decode runs over the first ``bucket`` slots, the smallest bucket holding every occupied slot (finished
         # rows are compacted downwards once no prompt waits); one CUDA graph per bucket, sharing one memory pool.
         self.buckets = sorted({-(-n * j // 8) for j in range(1, 9)})
-        with self._setup_clock("graph_capture"):   # with compile_decode: the decode step's compile too
-            self.graphs = self._capture() if use_graphs else None
+        self.graphs = None
+        if use_graphs:
+            with self._setup_clock("graph_capture"):   # with compile_decode: the decode step's compile too
+                self.graphs = self._capture()
 
     # -- public ---------------------------------------------------------------------------------------------
     def submit(self, requests: list[Request]) -> None:

@@ -27,6 +27,7 @@ class GenerationModule(L.LightningModule):
         self.backbone, self.codec, self.decoding = backbone, codec, decoding
         self.model, self.engine, self.slots = None, None, None
         self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
+        self.engine_setup_parts_s: dict[str, float] = {}   # the same by part (``DecodeEngine.setup_s``)
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -104,6 +105,8 @@ class GenerationModule(L.LightningModule):
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
         self.engine_setup_s += time.perf_counter() - start
+        for part, seconds in engine.setup_s.items():
+            self.engine_setup_parts_s[part] = round(self.engine_setup_parts_s.get(part, 0.0) + seconds, 2)
         self.slots = engine.slots
         return engine
 

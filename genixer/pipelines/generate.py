@@ -83,7 +83,7 @@ def run(cfg: DictConfig) -> dict:
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
              "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
     if module.engine_setup_s:   # rank 0's engine construction, inside ``seconds``
-        speed["engine_setup_s"] = round(module.engine_setup_s, 2)
+        speed.update(engine_setup_s=round(module.engine_setup_s, 2), engine_setup_parts_s=module.engine_setup_parts_s)
     device = trainer.strategy.root_device   # the run's device (predict's teardown moved the module to the CPU)
     if generated and seconds > 0 and device.type == "cuda":  # the hardware's limit, and where the run stands
         prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
