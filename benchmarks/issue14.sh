@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
+#   carve   greedy, 1,024 requests: HF at --hf-batch (192) vs the engine (compiled_decode) and the experimental
+#           prefill SM carveouts (carve16, carve32): does the prefill overlap the decode steps when it leaves SMs?
+#   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
+#   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
+# Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
+#   HF_BATCH=224 tries another HF batch (an OOM is reported in the row, not fatal)
+set -euo pipefail
+py=${PYTHON:-python3}
+out=${OUT:?set OUT to the result folder}
+stage=${1:?stage: carve, rest or e2e}
+mkdir -p "$out"
+export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
+if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl > /dev/null
+fi
+$py -c "import benchmarks.engine, benchmarks.generation"   # fail here, not after minutes
+hf=${HF_BATCH:-192}
+start=$SECONDS
+case $stage in
+  carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
+           --variants compiled_decode,carve16,carve32 --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
+  rest)  timeout 560 $py -m benchmarks.engine --workloads sampled,mixed --requests 1024 --hf-batch "$hf" --skip-sanity \
+           --variants "${VARIANT:-compiled_decode}" --tag "rest_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
+  e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
+           --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e.log" | tail -22 ;;
+  *) echo "unknown stage $stage (carve, rest, e2e)"; exit 2 ;;
+esac
+echo "$stage: $((SECONDS - start)) s"
