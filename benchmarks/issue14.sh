@@ -5,12 +5,14 @@
 #           and serial (each round's prefilled rows decode in that round)
 #   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
+#   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
+#           its largest batch before the ratios are claimed against it
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
 #   HF_BATCH=224 tries another HF batch (an OOM is reported in the row, not fatal)
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: carve, rest or e2e}
+stage=${1:?stage: carve, rest, e2e or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -26,6 +28,10 @@ case $stage in
            --variants "${VARIANT:-compiled_decode}" --tag "rest_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
            --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e.log" | tail -22 ;;
-  *) echo "unknown stage $stage (carve, rest, e2e)"; exit 2 ;;
+  hfmax) for b in 224 256; do
+           timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
+             --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
+         done ;;
+  *) echo "unknown stage $stage (carve, rest, e2e, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
