@@ -107,11 +107,10 @@ def sanity() -> dict:
         ids = r.input_ids[None].cuda()
         refs[r.key] = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24,
                                     codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id)[0].tolist()
-    for name, compile_decode, carveout, overlap in (("", False, 0, True), ("_compiled_decode", True, 0, True),
-                                                    ("_carve16", True, 16, True), ("_serial", True, 0, False)):
+    for name, compile_decode, carveout in (("", False, 0), ("_compiled_decode", True, 0), ("_carve16", True, 16)):
         engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
                               codec.tokenizer.pad_token_id, slots=4, prefill_rows=3, compile_decode=compile_decode,
-                              prefill_carveout=carveout, prefill_overlap=overlap)
+                              prefill_carveout=carveout)
         engine.submit(requests)
         ours = {r.key: ids.tolist() for r, ids in engine.run()}
         result[f"engine_equals_static_loop_fp32{name}"] = all(
@@ -218,8 +217,7 @@ def main() -> None:
     parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
                         "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
                         "decode step's layers too, inside its CUDA graphs), eager (neither), carve<n> (compiled_decode, "
-                        "the prefill's matmuls leaving n SMs to the decode steps beside them: experimental), serial "
-                        "(compiled_decode, each round's prefilled rows decoding in that round: experimental)")
+                        "the prefill's matmuls leaving n SMs to the decode steps beside them: experimental)")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
@@ -302,8 +300,8 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     started = time.perf_counter()
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
                  sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=variant != "eager",
-                 compile_decode=variant in ("compiled_decode", "serial") or variant.startswith("carve"),
-                 prefill_carveout=int(variant[5:]) if variant.startswith("carve") else 0, prefill_overlap=variant != "serial")
+                 compile_decode=variant == "compiled_decode" or variant.startswith("carve"),
+                 prefill_carveout=int(variant[5:]) if variant.startswith("carve") else 0)
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]

@@ -2,7 +2,6 @@
 # Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
 #   carve   greedy, 1,024 requests: HF at --hf-batch (192) vs the engine (compiled_decode) and the experimental
 #           prefill SM carveouts (carve16, carve32: does the prefill overlap the decode steps when it leaves SMs?)
-#           and serial (each round's prefilled rows decode in that round)
 #   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
@@ -23,7 +22,7 @@ hf=${HF_BATCH:-192}
 start=$SECONDS
 case $stage in
   carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
-           --variants compiled_decode,carve16,carve32,serial --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
+           --variants compiled_decode,carve16,carve32 --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
   rest)  timeout 560 $py -m benchmarks.engine --workloads sampled,mixed --requests 1024 --hf-batch "$hf" --skip-sanity \
            --variants "${VARIANT:-compiled_decode}" --tag "rest_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \

@@ -52,25 +52,6 @@ def test_greedy_equals_hf_generate_under_refill(mini):
         assert decode(mini, "engine", 40, slots=slots) == hf, slots
 
 
-def test_prefilled_rows_join_their_own_rounds_decode_without_overlap(mini):
-    """``prefill_overlap=False``: the same tokens as HF generate, and fewer decode steps (each chunk decodes in the
-    round that prefilled it instead of the next)."""
-    backbone, codec, model, batch = mini
-    tok = codec.tokenizer
-    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
-    hf = {k: row for k, row in enumerate(decode(mini, "dynamic", 40))}
-    steps = {}
-    for overlap in (True, False):
-        engine = DecodeEngine(model, max(map(len, ids)), 40, tok.eos_token_id, tok.pad_token_id, slots=2,
-                              prefill_rows=1, sync_every=2, prefill_overlap=overlap)
-        engine.submit([Request(k, ids[k], batch["pixel_values"][k]) for k in range(len(ids))])
-        with torch.no_grad():
-            got = {r.key: row[row != tok.pad_token_id].tolist() for r, row in engine.run()}
-        assert got == hf, overlap
-        steps[overlap] = engine.stats["steps"]
-    assert steps[False] < steps[True], steps
-
-
 def test_sampled_tokens_do_not_depend_on_slots_and_match_the_static_loop(mini):
     for sampling in ({"do_sample": True, "temperature": 1.5, "top_k": 20},  # mt19937 noise: the published sampler
                      {"do_sample": True, "temperature": 1.2, "top_p": 0.9, "noise": "counter", "sample_tokens": 6}):

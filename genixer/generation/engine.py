@@ -62,7 +62,7 @@ class DecodeEngine:
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
                  timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool | None = None,
-                 prefill_carveout: int = 0, prefill_overlap: bool = True) -> None:
+                 prefill_carveout: int = 0) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
@@ -70,9 +70,6 @@ class DecodeEngine:
         # Experimental, unmeasured (``benchmarks/engine.py --variants carve<n>``): the prefill's cuBLAS matmuls leave
         # this many SMs free, so that the decode steps on the main stream can run beside them.
         self.prefill_carveout = prefill_carveout
-        # False: a round's prefilled rows join its own decode steps (after the prefill) instead of the next round's.
-        # Experimental, unmeasured (``--variants serial``): on an H200 the side stream did not overlap the two.
-        self.prefill_overlap = prefill_overlap
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
@@ -140,8 +137,8 @@ class DecodeEngine:
 
         Each round: the previous round's prefill joins the decode, one chunk of waiting prompts is prefilled
         on a side stream while ``sync_every`` decode steps run on the main one (meant to overlap, compute beside
-        memory traffic; on an H200 they run one after the other), then the finished rows are collected. Without
-        ``prefill_overlap`` the chunk joins this round's decode steps, after its prefill."""
+        memory traffic; on an H200 they run one after the other), then the finished rows are collected. (Landing
+        the chunk before this round's steps instead would add 2% busy rows per step: not worth a switch.)"""
         finished = []
         while True:
             self._land()
@@ -149,9 +146,6 @@ class DecodeEngine:
             if not (running or self.waiting) or (not drain and not self.waiting):
                 return finished
             self._launch()
-            if not self.prefill_overlap:
-                self._land()
-                running = any(r is not None for r in self.occupant)
             if running:
                 with self._clock("decode_s"):
                     for _ in range(self.sync_every):
