@@ -22,6 +22,25 @@ PROMPTS = ["Ask a question about the image and answer it.", "Where is it?", "Des
            "Tell me a long story about the image, please.", "Is there a red circle?"]
 
 
+def schedule(requests: int, slots: int, new_tokens: int, prefill_rows: int, sync_every: int) -> dict:
+    """Run ``requests`` forced-length requests through an engine of ``slots`` slots; its counts."""
+    backbone = PretrainedLlava(str(Path(__file__).parents[1] / "checkpoints/genixer_l_mini"), dtype="float32")
+    codec = backbone.codec()
+    model = backbone.build(codec).eval()
+    prompts = [codec.encode_prompt(p) for p in PROMPTS]
+    pixels = [codec.image(Image.effect_noise((90, 80), 60).convert("RGB")) for _ in PROMPTS]
+    tok = codec.tokenizer
+    engine = DecodeEngine(model, max(map(len, prompts)), new_tokens, tok.eos_token_id, tok.pad_token_id,
+                          min_new_tokens=new_tokens, slots=slots, prefill_rows=prefill_rows, sync_every=sync_every)
+    engine.submit([Request(k, prompts[k % len(PROMPTS)], pixels[k % len(PROMPTS)]) for k in range(requests)])
+    with torch.inference_mode():
+        finished = engine.run()
+    lengths = [int((ids != tok.pad_token_id).sum()) for _, ids in finished]
+    steps = engine.stats["steps"]   # a row's first token comes from its prefill, the rest from decode steps
+    return {"finished": len(finished), "lengths": sorted(set(lengths)), "decode_steps": steps,
+            "busy_rows_per_step": (sum(lengths) - len(finished)) / steps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1024)
@@ -30,24 +49,10 @@ def main() -> None:
     parser.add_argument("--prefill-rows", type=int, default=16)
     parser.add_argument("--sync-every", type=int, default=8)
     args = parser.parse_args()
-    backbone = PretrainedLlava(str(Path(__file__).parents[1] / "checkpoints/genixer_l_mini"), dtype="float32")
-    codec = backbone.codec()
-    model = backbone.build(codec).eval()
-    prompts = [codec.encode_prompt(p) for p in PROMPTS]
-    pixels = [codec.image(Image.effect_noise((90, 80), 60).convert("RGB")) for _ in PROMPTS]
-    tok = codec.tokenizer
-    engine = DecodeEngine(model, max(map(len, prompts)), args.new_tokens, tok.eos_token_id, tok.pad_token_id,
-                          min_new_tokens=args.new_tokens, slots=args.slots, prefill_rows=args.prefill_rows,
-                          sync_every=args.sync_every)
-    engine.submit([Request(k, prompts[k % len(PROMPTS)], pixels[k % len(PROMPTS)]) for k in range(args.requests)])
     start = time.perf_counter()
-    with torch.inference_mode():
-        finished = engine.run()
-    tokens = sum(int((ids != tok.pad_token_id).sum()) for _, ids in finished)
-    steps = engine.stats["steps"]
-    print(f"{len(finished)} requests, {steps} decode steps, busy rows per step {(tokens - len(finished)) / steps:.1f} "
-          f"of {args.slots} ({time.perf_counter() - start:.0f} s on this CPU)")
-
+    out = schedule(args.requests, args.slots, args.new_tokens, args.prefill_rows, args.sync_every)
+    print(f"{out['finished']} requests, {out['decode_steps']} decode steps, busy rows per step "
+          f"{out['busy_rows_per_step']:.1f} of {args.slots} ({time.perf_counter() - start:.0f} s on this CPU)")
 
 if __name__ == "__main__":
     main()

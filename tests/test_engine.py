@@ -171,3 +171,15 @@ def test_the_prefill_carveout_is_set_inside_its_context_on_a_gpu_only(mini):
     with engine._carved():
         assert torch._C._get_sm_carveout_experimental() == 8
     assert torch._C._get_sm_carveout_experimental() is None
+
+
+def test_the_scheduling_benchmark_counts_what_the_engine_did():
+    """``benchmarks/schedule.py``: every request finishes at its forced length, a step never holds more busy rows
+    than slots, and there are at least as many steps as the tokens need; more slots, fewer steps."""
+    from benchmarks.schedule import schedule
+
+    few, more = (schedule(20, slots, 6, prefill_rows=4, sync_every=2) for slots in (4, 8))
+    for out, slots in ((few, 4), (more, 8)):
+        assert out["finished"] == 20 and out["lengths"] == [6]
+        assert out["busy_rows_per_step"] <= slots and out["decode_steps"] >= 20 * 5 / slots
+    assert more["decode_steps"] < few["decode_steps"]
