@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
-#   carve   greedy, 1,024 requests: HF at --hf-batch (192) vs the engine (compiled_decode) and the experimental
+#   carve   greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (compiled_decode) and the experimental
 #           prefill SM carveouts (carve16, carve32: does the prefill overlap the decode steps when it leaves SMs?)
 #   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
@@ -18,7 +18,7 @@ if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl > /dev/null
 fi
 $py -c "import benchmarks.engine, benchmarks.generation"   # fail here, not after minutes
-hf=${HF_BATCH:-192}
+hf=${HF_BATCH:-$($py -c "from benchmarks.engine import HF_BATCH; print(HF_BATCH)")}   # engine.py's default unless set
 start=$SECONDS
 case $stage in
   carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
