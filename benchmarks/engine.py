@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -107,10 +108,11 @@ def sanity() -> dict:
         ids = r.input_ids[None].cuda()
         refs[r.key] = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24,
                                     codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id)[0].tolist()
-    for name, compile_decode, carveout in (("", False, 0), ("_compiled_decode", True, 0), ("_carve16", True, 16)):
+    for name, compile_decode, carveout, priority in (("", False, 0, False), ("_compiled_decode", True, 0, False),
+                                                     ("_carve16", True, 16, False), ("_prio", True, 0, True)):
         engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
                               codec.tokenizer.pad_token_id, slots=4, prefill_rows=3, compile_decode=compile_decode,
-                              prefill_carveout=carveout)
+                              prefill_carveout=carveout, decode_priority=priority)
         engine.submit(requests)
         ours = {r.key: ids.tolist() for r, ids in engine.run()}
         result[f"engine_equals_static_loop_fp32{name}"] = all(
@@ -217,7 +219,9 @@ def main() -> None:
     parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
                         "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
                         "decode step's layers too, inside its CUDA graphs), eager (neither), carve<n> (compiled_decode, "
-                        "the prefill's matmuls leaving n SMs to the decode steps beside them: experimental)")
+                        "the prefill's matmuls leaving n SMs to the decode steps beside them: experimental), prio (compiled_decode, the decode "
+                        "steps on a high-priority stream: experimental), rows<n> (n prompts per prefill chunk); combined "
+                        "with '_', e.g. prio_carve16")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
@@ -298,10 +302,11 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
+    carve = re.search(r"carve(\d+)", variant)
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
                  sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=variant != "eager",
-                 compile_decode=variant == "compiled_decode" or variant.startswith("carve"),
-                 prefill_carveout=int(variant[5:]) if variant.startswith("carve") else 0)
+                 compile_decode=variant not in ("compiled", "eager"), prefill_carveout=int(carve[1]) if carve else 0,
+                 decode_priority="prio" in variant, **({"prefill_rows": int(rows[1])} if (rows := re.search(r"rows(\d+)", variant)) else {}))
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]
@@ -387,16 +392,21 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
 
 
 def limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model) -> None:
-    """The physical limit: prefill compute + decode memory traffic per request, at the engine's slots."""
+    """The physical limit per request, at the engine's slots: prefill FLOPs at the measured matmul rate; each new
+    token's share of a decode step's matmuls (the larger of its FLOPs and its share of the weights' bytes), then its
+    K/V bytes. Serial: one after the other; overlap: all FLOPs beside all bytes (``limit_req_per_s_overlap``)."""
     prompt = result["prompt_tokens_mean"]
     prefill_flops = 2 * lm_params * prompt + 2 * vision_params * 577
     mean_new = float(out_tokens.float().mean())
     context = prompt + mean_new / 2
-    decode_bytes = mean_new * (2 * params / row["slots"] + kv_bytes_per_token(model.config.text_config) * context)
-    t_prefill, t_decode = prefill_flops / flops_rate, decode_bytes / bandwidth
-    row.update(limit_req_per_s_serial=round(1 / (t_prefill + t_decode), 2),
-               limit_req_per_s_overlap=round(1 / max(t_prefill, t_decode), 2),
-               fraction_of_serial_limit=round(row["req_per_s"] * (t_prefill + t_decode), 3))
+    token_flops, token_weight_bytes = 2 * lm_params, 2 * params / row["slots"]
+    kv_bytes = mean_new * kv_bytes_per_token(model.config.text_config) * context
+    t_prefill, t_kv = prefill_flops / flops_rate, kv_bytes / bandwidth
+    t_matmuls = mean_new * max(token_flops / flops_rate, token_weight_bytes / bandwidth)
+    serial = t_prefill + t_matmuls + t_kv
+    overlap = max((prefill_flops + mean_new * token_flops) / flops_rate, (kv_bytes + mean_new * token_weight_bytes) / bandwidth)
+    row.update(limit_req_per_s_serial=round(1 / serial, 2), limit_req_per_s_overlap=round(1 / overlap, 2),
+               fraction_of_serial_limit=round(row["req_per_s"] * serial, 3))
 
 
 if __name__ == "__main__":

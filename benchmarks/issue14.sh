@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
 #   carve   greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (compiled_decode) and the experimental
-#           prefill SM carveouts (carve16, carve32: does the prefill overlap the decode steps when it leaves SMs?)
+#           overlap switches (does the prefill overlap the decode steps?): prio (decode on a high-priority stream),
+#           carve<n> (the prefill's matmuls leave n SMs free), rows<n> (prefill chunk size); VARIANTS overrides the list
 #   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
@@ -22,7 +23,7 @@ hf=${HF_BATCH:-$($py -c "from benchmarks.engine import HF_BATCH; print(HF_BATCH)
 start=$SECONDS
 case $stage in
   carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
-           --variants compiled_decode,carve16,carve32 --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
+           --variants "${VARIANTS:-compiled_decode,prio,prio_carve16,prio_carve32,carve16,prio_rows32}" --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
   rest)  timeout 560 $py -m benchmarks.engine --workloads sampled,mixed --requests 1024 --hf-batch "$hf" --skip-sanity \
            --variants "${VARIANT:-compiled_decode}" --tag "rest_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
