@@ -3,10 +3,11 @@
 #   carve   greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (compiled_decode) and the experimental
 #           overlap switches (does the prefill overlap the decode steps?): prio (decode on a high-priority stream),
 #           carve<n> (the prefill's matmuls leave n SMs free), rows<n> (prefill chunk size); VARIANTS overrides the list
-#   rest    sampled and mixed, 1,024 requests, HF at --hf-batch vs the engine (VARIANT, default compiled_decode)
+#   rest    sampled and mixed (WORKLOADS), 1,024 requests, HF at --hf-batch vs the engine (VARIANT: a list, default
+#           compiled_decode; TAG names the result file)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
-#           its largest batch before the ratios are claimed against it
+#           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
 #   HF_BATCH=224 tries another HF batch (an OOM is reported in the row, not fatal)
 set -euo pipefail
@@ -24,11 +25,11 @@ start=$SECONDS
 case $stage in
   carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
            --variants "${VARIANTS:-compiled_decode,prio,prio_carve16,prio_carve32,carve16,prio_rows32}" --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
-  rest)  timeout 560 $py -m benchmarks.engine --workloads sampled,mixed --requests 1024 --hf-batch "$hf" --skip-sanity \
-           --variants "${VARIANT:-compiled_decode}" --tag "rest_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
+  rest)  timeout 560 $py -m benchmarks.engine --workloads "${WORKLOADS:-sampled,mixed}" --requests 1024 --hf-batch "$hf" --skip-sanity \
+           --variants "${VARIANT:-compiled_decode}" --tag "${TAG:-rest}_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
            --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e.log" | tail -22 ;;
-  hfmax) for b in 224 256; do
+  hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
