@@ -108,11 +108,9 @@ def sanity() -> dict:
         ids = r.input_ids[None].cuda()
         refs[r.key] = decode_static(model, ids, torch.ones_like(ids), r.pixel_values[None].cuda(), 24,
                                     codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id)[0].tolist()
-    for name, compile_decode, carveout, priority in (("", False, 0, False), ("_compiled_decode", True, 0, False),
-                                                     ("_carve16", True, 16, False), ("_prio", True, 0, True)):
+    for name, compile_decode in (("", False), ("_compiled_decode", True)):
         engine = DecodeEngine(model, max(len(r.input_ids) for r in requests), 24, codec.tokenizer.eos_token_id,
-                              codec.tokenizer.pad_token_id, slots=4, prefill_rows=3, compile_decode=compile_decode,
-                              prefill_carveout=carveout, decode_priority=priority)
+                              codec.tokenizer.pad_token_id, slots=4, prefill_rows=3, compile_decode=compile_decode)
         engine.submit(requests)
         ours = {r.key: ids.tolist() for r, ids in engine.run()}
         result[f"engine_equals_static_loop_fp32{name}"] = all(
@@ -223,10 +221,8 @@ def main() -> None:
     parser.add_argument("--skip-sanity", action="store_true", help="skip the tiny-model checks (a baseline-only call)")
     parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
                         "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
-                        "decode step's layers too, inside its CUDA graphs), eager (neither), carve<n> (compiled_decode, "
-                        "the prefill's matmuls leaving n SMs to the decode steps beside them: experimental), prio (compiled_decode, the decode "
-                        "steps on a high-priority stream: experimental), rows<n> (n prompts per prefill chunk); combined "
-                        "with '_', e.g. prio_carve16")
+                        "decode step's layers too, inside its CUDA graphs), eager (neither), rows<n> (compiled_decode, n prompts per "
+                        "prefill chunk)")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
@@ -307,11 +303,10 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
-    carve = re.search(r"carve(\d+)", variant)
+    rows = re.fullmatch(r"rows(\d+)", variant)
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
                  sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=variant != "eager",
-                 compile_decode=variant not in ("compiled", "eager"), prefill_carveout=int(carve[1]) if carve else 0,
-                 decode_priority="prio" in variant, **({"prefill_rows": int(rows[1])} if (rows := re.search(r"rows(\d+)", variant)) else {}))
+                 compile_decode=variant not in ("compiled", "eager"), **({"prefill_rows": int(rows[1])} if rows else {}))
     setup = time.perf_counter() - started
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
-#   carve   greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (compiled_decode) and the experimental
-#           overlap switches (does the prefill overlap the decode steps?): prio (decode on a high-priority stream),
-#           carve<n> (the prefill's matmuls leave n SMs free), rows<n> (prefill chunk size); VARIANTS overrides the list
+#   greedy  greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (VARIANTS: compiled_decode, rows32;
+#           session 28 measured here the overlap switches it then removed: results/engine_NVIDIA_H200_overlap.json)
 #   rest    sampled and mixed (WORKLOADS), 1,024 requests, HF at --hf-batch vs the engine (VARIANT: a list, default
 #           compiled_decode; TAG names the result file)
 #   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
@@ -13,7 +12,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: carve, rest, e2e or hfmax}
+stage=${1:?stage: greedy, rest, e2e or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -23,8 +22,8 @@ $py -c "import benchmarks.engine, benchmarks.generation"   # fail here, not afte
 hf=${HF_BATCH:-$($py -c "from benchmarks.engine import HF_BATCH; print(HF_BATCH)")}   # engine.py's default unless set
 start=$SECONDS
 case $stage in
-  carve) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
-           --variants "${VARIANTS:-compiled_decode,prio,prio_carve16,prio_carve32,carve16,prio_rows32}" --tag "carve_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/carve.log" ;;
+  greedy) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
+           --variants "${VARIANTS:-compiled_decode,rows32}" --tag "greedy_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/greedy.log" ;;
   rest)  timeout 560 $py -m benchmarks.engine --workloads "${WORKLOADS:-sampled,mixed}" --requests 1024 --hf-batch "$hf" --skip-sanity \
            --variants "${VARIANT:-compiled_decode}" --tag "${TAG:-rest}_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
@@ -33,6 +32,6 @@ case $stage in
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (carve, rest, e2e, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, rest, e2e, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"

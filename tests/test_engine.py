@@ -159,20 +159,6 @@ def test_counter_noise_is_per_row_and_samples_the_softmax():
     assert (uniform > 0).all() and (uniform < 1).all() and torch.isfinite(-torch.log(-torch.log(uniform))).all()
 
 
-def test_the_prefill_carveout_is_set_inside_its_context_on_a_gpu_only(mini):
-    """``prefill_carveout`` (experimental, measured only on a GPU): cuBLAS's SM carveout is set inside ``_carved``
-    (around the prefill's forward) on a GPU, never on a CPU, and unset after."""
-    backbone, codec, model, batch = mini
-    tok = codec.tokenizer
-    engine = DecodeEngine(model, 40, 4, tok.eos_token_id, tok.pad_token_id, slots=2, prefill_carveout=8)
-    with engine._carved():
-        assert torch._C._get_sm_carveout_experimental() is None   # a CPU: nothing to carve
-    engine.device = torch.device("cuda")   # as on a GPU, for the switch alone
-    with engine._carved():
-        assert torch._C._get_sm_carveout_experimental() == 8
-    assert torch._C._get_sm_carveout_experimental() is None
-
-
 def test_the_scheduling_benchmark_counts_what_the_engine_did():
     """``benchmarks/schedule.py``: every request finishes at its forced length, a step never holds more busy rows
     than slots, and there are at least as many steps as the tokens need; more slots, fewer steps."""

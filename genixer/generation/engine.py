@@ -61,15 +61,11 @@ class DecodeEngine:
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
-                 timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool | None = None,
-                 prefill_carveout: int = 0, decode_priority: bool = False) -> None:
+                 timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool | None = None) -> None:
         self.model, self.sampler = model, sampler
         self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
         self.prefill_rows, self.sync_every = prefill_rows, sync_every
-        # Experimental, unmeasured (``benchmarks/engine.py --variants carve<n>``): the prefill's cuBLAS matmuls leave
-        # this many SMs free, so that the decode steps on the main stream can run beside them.
-        self.prefill_carveout = prefill_carveout
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
@@ -107,9 +103,6 @@ class DecodeEngine:
         self.waiting: deque[Request] = deque()
         self.pending = None  # the launched prefill chunk, until it lands
         self.side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        # Experimental (``benchmarks/engine.py --variants prio``): the decode steps on a stream of higher priority than
-        # the prefill's, so that the GPU schedules their blocks first whenever an SM frees up.
-        self.main = torch.cuda.Stream(self.device, priority=-1) if decode_priority and self.side is not None else None
         # Seconds in prefill / decode / collect, prompts prefilled, decode steps (``timed`` syncs to measure).
         self.timed, self.stats = timed, {"prefill_s": 0.0, "decode_s": 0.0, "collect_s": 0.0, "prefilled": 0, "steps": 0}
         use_graphs = self.device.type == "cuda" if graphs is None else graphs
@@ -142,17 +135,6 @@ class DecodeEngine:
         on a side stream while ``sync_every`` decode steps run on the main one (meant to overlap, compute beside
         memory traffic; on an H200 they run one after the other), then the finished rows are collected. (Landing
         the chunk before this round's steps instead would add 2% busy rows per step: not worth a switch.)"""
-        if self.main is None:
-            return self._run(drain)
-        caller = torch.cuda.current_stream(self.device)
-        self.main.wait_stream(caller)
-        try:
-            with torch.cuda.stream(self.main):
-                return self._run(drain)
-        finally:
-            caller.wait_stream(self.main)
-
-    def _run(self, drain: bool) -> list[tuple[Request, torch.Tensor]]:
         finished = []
         while True:
             self._land()
@@ -241,8 +223,7 @@ class DecodeEngine:
             self.side.wait_stream(torch.cuda.current_stream())
         with self._clock("prefill_s"), torch.cuda.stream(self.side) if self.side is not None else nullcontext():
             pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
-            with self._carved():
-                hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
+            hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
             last = torch.tensor(lengths, device=self.device) - 1
             logits = self.head(hidden[torch.arange(len(batch), device=self.device), last])
             seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
@@ -285,18 +266,6 @@ class DecodeEngine:
         finally:
             cache.prefill_slots = None
         return out.last_hidden_state
-
-    @contextmanager
-    def _carved(self):
-        """cuBLAS matmuls launched inside leave ``prefill_carveout`` SMs free (on a GPU, when set)."""
-        if not (self.prefill_carveout and self.device.type == "cuda"):
-            yield
-            return
-        torch._C._set_sm_carveout_experimental(self.prefill_carveout)
-        try:
-            yield
-        finally:
-            torch._C._set_sm_carveout_experimental(None)
 
     def _attention(self):
         """The forwards inside use ``engine_attention`` (``attending_as_engine``)."""
