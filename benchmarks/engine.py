@@ -2,13 +2,14 @@
 
 Both sides get the same prebuilt prompts (~625 tokens: 576 image tokens + an instruction) and random bf16
 weights; the baseline runs first in the same process at its largest batch known to fit (``--hf-batch``; 192 on an
-H200: 27.37 req/s greedy against 26.11 at 128, which every run up to session 27 used; 256 ran out of memory in
-the issue's measurement), with one untimed warm-up batch so compile time is excluded. Workloads:
+H200: 27.10 req/s greedy against 26.11 at 128, which every run up to session 27 used; 224 is no faster, 256 ran out
+of memory in the issue's measurement; mixed lengths fit 128 only), with one untimed warm-up batch per batch shape so
+compile time is excluded. Workloads:
   greedy   forced 128 new tokens (EOS barred)
   sampled  temperature 0.2, top_p 0.9 (HF: its own sampler; ours: per-sample counter noise), forced 128
   mixed    new tokens drawn per sample from 16-256 (seeded), EOS forced there (HF: a logits processor)
-Prints req/s, output tokens/s, ours / HF, and the physical limit of each workload on this GPU (prefill
-FLOPs at the measured matmul rate + decode bytes at the measured copy bandwidth, with and without
+Prints req/s, output tokens/s, ours / HF, and the physical limit of each workload on this GPU (``limits``: prefill
+FLOPs at the measured matmul rate, the decode matmuls, K/V bytes at the measured copy bandwidth; with and without
 overlap); writes benchmarks/results/engine_<gpu>.json. First checks, on a tiny model, that the CUDA
 graph gives the eager step's tokens and that counter noise has the same bits on GPU and CPU.
 
@@ -29,7 +30,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
 from genixer.generation.engine import RESERVED, DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
-from genixer.runs.roofline import kv_bytes_per_token
+from genixer.runs.roofline import kv_bytes_per_token, request_seconds
 
 HF_BATCH = 192
 
@@ -392,19 +393,13 @@ def profile(model, prompts, pixels, pad, eos, args) -> dict:
 
 
 def limits(row, result, out_tokens, lm_params, vision_params, params, flops_rate, bandwidth, model) -> None:
-    """The physical limit per request, at the engine's slots: prefill FLOPs at the measured matmul rate; each new
-    token's share of a decode step's matmuls (the larger of its FLOPs and its share of the weights' bytes), then its
-    K/V bytes. Serial: one after the other; overlap: all FLOPs beside all bytes (``limit_req_per_s_overlap``)."""
+    """The physical limit per request at the engine's slots (``request_seconds``); the prefill's FLOPs count the
+    language model over the prompt and the vision tower over its 577 patches."""
     prompt = result["prompt_tokens_mean"]
-    prefill_flops = 2 * lm_params * prompt + 2 * vision_params * 577
     mean_new = float(out_tokens.float().mean())
-    context = prompt + mean_new / 2
-    token_flops, token_weight_bytes = 2 * lm_params, 2 * params / row["slots"]
-    kv_bytes = mean_new * kv_bytes_per_token(model.config.text_config) * context
-    t_prefill, t_kv = prefill_flops / flops_rate, kv_bytes / bandwidth
-    t_matmuls = mean_new * max(token_flops / flops_rate, token_weight_bytes / bandwidth)
-    serial = t_prefill + t_matmuls + t_kv
-    overlap = max((prefill_flops + mean_new * token_flops) / flops_rate, (kv_bytes + mean_new * token_weight_bytes) / bandwidth)
+    kv = mean_new * kv_bytes_per_token(model.config.text_config) * (prompt + mean_new / 2)
+    serial, overlap = request_seconds(2 * lm_params * prompt + 2 * vision_params * 577, mean_new, 2 * lm_params,
+                                      2 * params / row["slots"], kv, {"matmul_flops": flops_rate, "copy_bytes_per_s": bandwidth})
     row.update(limit_req_per_s_serial=round(1 / serial, 2), limit_req_per_s_overlap=round(1 / overlap, 2),
                fraction_of_serial_limit=round(row["req_per_s"] * serial, 3))
 

@@ -10,7 +10,7 @@ from genixer.runs.roofline import forward_limit, fraction, generation_limit, kv_
 LIMITS = {"device": "test", "matmul_flops": 1e12, "copy_bytes_per_s": 1e11}
 
 
-def test_generation_limit_adds_prefill_compute_and_decode_traffic():
+def test_generation_limit_adds_prefill_compute_decode_matmuls_and_kv_traffic():
     config = LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
     model = LlamaForCausalLM(config).to(torch.bfloat16)
@@ -18,10 +18,15 @@ def test_generation_limit_adds_prefill_compute_and_decode_traffic():
     assert kv_bytes_per_token(config) == 2 * 2 * 2 * 16 * 2  # K and V, 2 layers, 2 KV heads of 16, bf16
     limit = generation_limit(model, prompt_tokens=100, new_tokens=20, rows_per_step=4, limits=LIMITS)
     prefill = 2 * params * 100 / 1e12
-    decode = 20 * (2 * params / 4 + 256 * (100 + 10)) / 1e11
-    assert limit["limit_samples_per_s_serial"] == pytest.approx(1 / (prefill + decode), rel=1e-2)
-    assert limit["limit_samples_per_s_overlap"] == pytest.approx(1 / max(prefill, decode), rel=1e-2)
-    more_rows = generation_limit(model, 100, 20, 64, LIMITS)  # weights shared by more rows: a higher limit
+    # 4 rows a step: a token's share of the weights' bytes (2 params / 4 / 1e11) outlasts its FLOPs (2 params / 1e12)
+    matmuls, kv = 20 * 2 * params / 4 / 1e11, 20 * 256 * (100 + 10) / 1e11
+    assert limit["limit_samples_per_s_serial"] == pytest.approx(1 / (prefill + matmuls + kv), rel=1e-2)
+    overlap = max(prefill + 20 * 2 * params / 1e12, matmuls + kv)
+    assert limit["limit_samples_per_s_overlap"] == pytest.approx(1 / overlap, rel=1e-2)
+    # 64 rows a step: the weights' bytes per token fall below its FLOPs, which then bound the decode matmuls
+    more_rows = generation_limit(model, 100, 20, 64, LIMITS)
+    compute_bound = 1 / (prefill + 20 * 2 * params / 1e12 + kv)
+    assert more_rows["limit_samples_per_s_serial"] == pytest.approx(compute_bound, rel=1e-2)
     assert more_rows["limit_samples_per_s_serial"] > limit["limit_samples_per_s_serial"]
     assert generation_limit(model, 100, 20, 4, LIMITS, devices=2)["limit_samples_per_s_serial"] == \
         pytest.approx(2 * limit["limit_samples_per_s_serial"], rel=1e-2)

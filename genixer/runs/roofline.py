@@ -46,19 +46,31 @@ def kv_bytes_per_token(text_config, bytes_per_value: int = 2) -> int:
     return 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim(text_config) * bytes_per_value
 
 
+def request_seconds(prefill_flops: float, new_tokens: float, token_flops: float, token_weight_bytes: float,
+                    kv_bytes: float, limits: dict) -> tuple[float, float]:
+    """(serial, overlapped) seconds of one request at the hardware's limits: the prefill's FLOPs; per new token the
+    decode matmuls, the larger of their FLOPs and the token's share of the weights' bytes; all new tokens' K/V reads
+    (``kv_bytes``). Serial: one after the other; overlapped: all FLOPs beside all bytes."""
+    flops, bandwidth = limits["matmul_flops"], limits["copy_bytes_per_s"]
+    matmuls = new_tokens * max(token_flops / flops, token_weight_bytes / bandwidth)
+    serial = prefill_flops / flops + matmuls + kv_bytes / bandwidth
+    overlap = max((prefill_flops + new_tokens * token_flops) / flops, (kv_bytes + new_tokens * token_weight_bytes) / bandwidth)
+    return serial, overlap
+
+
 def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_step: int, limits: dict,
                      devices: int = 1) -> dict:
     """Samples per second the hardware allows for this model and workload (``devices`` GPUs of this kind)."""
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    kv = kv_bytes_per_token(model.config.get_text_config())
-    prefill = 2 * params * prompt_tokens / limits["matmul_flops"]
-    decode = new_tokens * (weight_bytes / rows_per_step + kv * (prompt_tokens + new_tokens / 2)) / limits["copy_bytes_per_s"]
+    kv = kv_bytes_per_token(model.config.get_text_config()) * new_tokens * (prompt_tokens + new_tokens / 2)
+    serial, overlap = request_seconds(2 * params * prompt_tokens, new_tokens, 2 * params, weight_bytes / rows_per_step,
+                                      kv, limits)
     return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
             "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9), "prompt_tokens_mean": round(prompt_tokens, 1),
             "new_tokens_mean": round(new_tokens, 1), "rows_per_step": rows_per_step,
-            "limit_samples_per_s_serial": round(devices / (prefill + decode), 2),
-            "limit_samples_per_s_overlap": round(devices / max(prefill, decode), 2)}
+            "limit_samples_per_s_serial": round(devices / serial, 2),
+            "limit_samples_per_s_overlap": round(devices / overlap, 2)}
 
 
 def fraction(rate: float, limit: float) -> float:
