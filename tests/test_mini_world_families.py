@@ -428,6 +428,26 @@ GROUNDED = [  # question, question box groups, answer, answer box groups, correc
     # an answer that cannot be verified is never correct, even when every box group passes
     ("Why is <ph_st>the circle<ph_ed> here?", [[B[0]]], "Because. So the answer is yes.", [], False, "outside"),
     ("Why is the circle here?", [], "Because. So the answer is yes.", [], False, "outside"),
+    # the chain of thought must not contradict the (true) answer it ends with
+    ("What color is <ph_st>the star<ph_ed>?", [[B[4]]], "<ph_st>The star<ph_ed> is red. So the answer is green.",
+     [[B[4]]], False, "the chain says 'red', the answer 'green'"),
+    ("What size is <ph_st>the square<ph_ed>?", [[B[2]]], "<ph_st>The square<ph_ed> is big. So the answer is large.",
+     [[B[2]]], True, "ok"),
+    ("Are there any yellow triangles?", [], "I can see <ph_st>a large blue square<ph_ed>, but no yellow triangles. "
+     "So the answer is no.", [[B[2]]], True, "ok"),
+    ("Are there any yellow triangles?", [], "I can see <ph_st>a large blue square<ph_ed>, but no yellow circles. "
+     "So the answer is no.", [[B[2]]], False, "denies 'yellow circles', the question asks about 'yellow triangles'"),
+    ("How many red objects are there?", [], "I can see <ph_st>a large blue square<ph_ed>, but no red objects. "
+     "So the answer is 2.", [[B[2]]], False, "the chain finds no red objects, the answer is '2'"),
+    ("Is the small red circle[0.05,0.06,0.21,0.26] to the left of the blue square[0.4,0.6,0.6,0.9]?", [[B[0]], [B[2]]],
+     "The small red circle[0.05,0.06,0.21,0.26] is to the left of the blue square[0.4,0.6,0.6,0.9]. So the answer is yes.",
+     [[B[0]], [B[2]]], True, "ok"),
+    ("Is the small red circle[0.05,0.06,0.21,0.26] to the left of the blue square[0.4,0.6,0.6,0.9]?", [[B[0]], [B[2]]],
+     "The small red circle[0.05,0.06,0.21,0.26] is to the right of the blue square[0.4,0.6,0.6,0.9]. So the answer is yes.",
+     [[B[0]], [B[2]]], False, "the chain says 'to the right of', the answer 'yes'"),
+    ("Is the small red circle[0.05,0.06,0.21,0.26] to the left of the blue square[0.4,0.6,0.6,0.9]?", [[B[0]], [B[2]]],
+     "The small red circle[0.05,0.06,0.21,0.26] is above the blue square[0.4,0.6,0.6,0.9]. So the answer is yes.",
+     [[B[0]], [B[2]]], False, "the chain says 'above'"),
 ]
 
 

@@ -6,7 +6,8 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .grammar import MIN_IOU, normalize_question, parse_question, phrase_attributes
-from .language import resolve
+from .language import RELATIONS, resolve
+from .longform import group_nouns, true_relation
 from .verdicts import GroundedVerdict, GroupCheck, QAVerdict
 
 if TYPE_CHECKING:
@@ -49,6 +50,44 @@ def groups_from_seq(boxes: Sequence[Sequence[float]], boxes_seq: Sequence[Sequen
             for g in boxes_seq or ()]
 
 
+_SAID_VALUE = re.compile(r"\bis (?:an? )?(\w+)\.?$", re.I)   # '... is a square.' (colour / shape / size chains)
+_SAID_NONE = re.compile(r"\bbut no ([\w ]+?)\.?$", re.I)   # '... but no red stars.' (count / exist chains)
+_SAID_RELATION = re.compile(r"\b(?:to the )?(left of|right of|above|below)\b", re.I)
+_NONE_ANSWERS = {"no", "0", "zero", "none"}
+
+
+def _relation(word: str) -> str:
+    return word if word in RELATIONS else "to the " + word
+
+
+def chain_contradiction(qtype: str, m: re.Match, answer_plain: str) -> str | None:
+    """How the chain of thought (the text before the last 'So the answer is') contradicts the answer it ends with,
+    where it states the answer in one of the training data's forms: '<ref> is <value>.' must give the final value;
+    '..., but no <group>.' must name the question's group and end in no / 0; '<a> is <relation> <b>.' must be the
+    asked relation for yes, its opposite for no. None: no contradiction (or no chain)."""
+    hits = list(_FINAL.finditer(answer_plain))
+    if not hits:
+        return None
+    chain = answer_plain[:hits[-1].start()].strip()
+    final = answer_plain[hits[-1].end():].strip().rstrip(".").strip().lower()
+    if qtype in ("color", "shape", "size") and (said := _SAID_VALUE.search(chain)):
+        value = {"big": "large"}.get(said.group(1).lower(), said.group(1).lower())
+        if value != {"big": "large"}.get(final, final):
+            return f"the chain says '{said.group(1)}', the answer '{final}'"
+    if qtype in ("count", "exist") and (none := _SAID_NONE.search(chain)):
+        many = group_nouns(m)[1]
+        if none.group(1).lower() != many:
+            return f"the chain denies '{none.group(1)}', the question asks about '{many}'"
+        if final not in _NONE_ANSWERS:
+            return f"the chain finds no {many}, the answer is '{final}'"
+    if qtype == "relation" and (said := _SAID_RELATION.search(chain)):
+        asked, stated = _relation(m.group("rel").lower()), _relation(said.group(1).lower())
+        implied = "yes" if stated == asked else "no" if stated == true_relation(asked, False) else None
+        if implied != final:
+            return f"the chain says '{stated}', the answer '{final}' to '{asked}'"
+    return None
+
+
 def final_answer(answer_plain: str) -> str:
     """The text after the last 'So the answer is', else the whole answer."""
     hits = list(_FINAL.finditer(answer_plain))
@@ -71,7 +110,8 @@ class GroundedChecks:
         size / colour / shape word names them, a number word equals the group size, a position word
         does not pick another object). A question group designates its object for 'this' / 'the star'.
         Final answer: the text after 'So the answer is', else the whole answer (referential dialogue),
-        graded like `check_qa`. `correct` = every group passes and the final answer is verified true;
+        graded like `check_qa`. `correct` = every group passes, the final answer is verified true and the chain
+        of thought does not contradict it (``chain_contradiction``);
         an answer that cannot be verified (question outside the grammar, the same object twice, a
         position gap too small to judge) leaves the sample unverifiable, never correct.
         """
@@ -93,9 +133,12 @@ class GroundedChecks:
             t = self._grade(image_id, t, parsed[1], final_answer(a_plain))
         answer_status = t.status
         bad = [c for c in checks if not c.correct]
-        correct = not bad and answer_status == "correct"
+        contradiction = chain_contradiction(t.qtype, parse_question(q_plain)[1], a_plain) if answer_status == "correct" else None
+        correct = not bad and answer_status == "correct" and contradiction is None
         if bad:
             reason = f"{bad[0].where} group {bad[0].index} ('{bad[0].phrase}'): {bad[0].reason}"
+        elif contradiction:
+            reason = f"chain of thought: {contradiction}"
         else:
             reason = "ok" if correct else f"final answer: {t.reason}"
         return GroundedVerdict(correct, reason, checks, t.qtype, t.truth, answer_status)
