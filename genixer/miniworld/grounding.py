@@ -54,6 +54,7 @@ _SAID_VALUE = re.compile(r"\bis (?:an? )?(\w+)\.?$", re.I)   # '... is a square.
 _SAID_NONE = re.compile(r"\bbut no ([\w ]+?)\.?$", re.I)   # '... but no red stars.' (count / exist chains)
 _SAID_RELATION = re.compile(r"\b(?:to the )?(left of|right of|above|below)\b", re.I)
 _NONE_ANSWERS = {"no", "0", "zero", "none"}
+_LEADING_YES_NO = re.compile(r"\s*(yes|no)\b[,.]?", re.I)
 
 
 def _relation(word: str) -> str:
@@ -61,15 +62,19 @@ def _relation(word: str) -> str:
 
 
 def chain_contradiction(qtype: str, m: re.Match, answer_plain: str) -> str | None:
-    """How the chain of thought (the text before the last 'So the answer is') contradicts the answer it ends with,
+    """How the chain of thought (the text before the last 'So the answer is'; in a referential dialogue's relation
+    answer, the words after its leading yes / no) contradicts the answer it ends with,
     where it states the answer in one of the training data's forms: '<ref> is <value>.' must give the final value;
     '..., but no <group>.' must name the question's group and end in no / 0; '<a> is <relation> <b>.' must be the
     asked relation for yes, its opposite for no. None: no contradiction (or no chain)."""
     hits = list(_FINAL.finditer(answer_plain))
-    if not hits:
+    if hits:
+        chain = answer_plain[:hits[-1].start()].strip()
+        final = answer_plain[hits[-1].end():].strip().rstrip(".").strip().lower()
+    elif qtype == "relation" and (lead := _LEADING_YES_NO.match(answer_plain)):   # RD: 'Yes, it is left of that object.'
+        chain, final = answer_plain[lead.end():].strip(), lead.group(1).lower()
+    else:
         return None
-    chain = answer_plain[:hits[-1].start()].strip()
-    final = answer_plain[hits[-1].end():].strip().rstrip(".").strip().lower()
     if qtype in ("color", "shape", "size") and (said := _SAID_VALUE.search(chain)):
         value = {"big": "large"}.get(said.group(1).lower(), said.group(1).lower())
         if value != {"big": "large"}.get(final, final):
