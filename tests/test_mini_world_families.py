@@ -448,6 +448,12 @@ GROUNDED = [  # question, question box groups, answer, answer box groups, correc
     ("Is the small red circle[0.05,0.06,0.21,0.26] to the left of the blue square[0.4,0.6,0.6,0.9]?", [[B[0]], [B[2]]],
      "The small red circle[0.05,0.06,0.21,0.26] is above the blue square[0.4,0.6,0.6,0.9]. So the answer is yes.",
      [[B[0]], [B[2]]], False, "the chain says 'above'"),
+    ("How many red objects are there?", [], "I can see <ph_st>a small red circle<ph_ed>. So the answer is 2.",
+     [[B[0]]], False, "the chain grounds 1 objects, the answer is '2'"),
+    ("How many red objects are there?", [], "I can see <ph_st>a small red circle<ph_ed> and <ph_st>a large red "
+     "circle<ph_ed>. So the answer is two.", [[B[0]], [B[1]]], True, "ok"),
+    ("Are there any green stars?", [], "There are <ph_st>two green stars<ph_ed> in the image. So the answer is yes.",
+     [[B[3], B[4]]], True, "ok"),
     # referential dialogue: the words after the leading yes / no are its chain
     ("Is <ph_st>this object<ph_ed> to the left of <ph_st>that object<ph_ed>?", [[B[0]], [B[2]]],
      "Yes, <ph_st>it<ph_ed> is to the right of <ph_st>that object<ph_ed>.", [[B[0]], [B[2]]], False,

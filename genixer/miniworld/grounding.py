@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .grammar import MIN_IOU, normalize_question, parse_question, phrase_attributes
-from .language import RELATIONS, resolve
+from .language import NUMBER_WORDS, RELATIONS, resolve
 from .longform import group_nouns, true_relation
 from .verdicts import GroundedVerdict, GroupCheck, QAVerdict
 
@@ -61,12 +61,17 @@ def _relation(word: str) -> str:
     return word if word in RELATIONS else "to the " + word
 
 
-def chain_contradiction(qtype: str, m: re.Match, answer_plain: str) -> str | None:
+def _number(word: str) -> int | None:
+    return int(word) if word.isdigit() else NUMBER_WORDS.index(word) if word in NUMBER_WORDS else None
+
+
+def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: int = 0) -> str | None:
     """How the chain of thought (the text before the last 'So the answer is'; in a referential dialogue's relation
     answer, the words after its leading yes / no) contradicts the answer it ends with,
     where it states the answer in one of the training data's forms: '<ref> is <value>.' must give the final value;
-    '..., but no <group>.' must name the question's group and end in no / 0; '<a> is <relation> <b>.' must be the
-    asked relation for yes, its opposite for no. None: no contradiction (or no chain)."""
+    '..., but no <group>.' must name the question's group and end in no / 0; otherwise the ``grounded`` objects (the
+    answer's boxes) are what a count answers and an exist answer's yes; '<a> is <relation> <b>.' must be the asked
+    relation for yes, its opposite for no. None: no contradiction (or no chain)."""
     hits = list(_FINAL.finditer(answer_plain))
     if hits:
         chain = answer_plain[:hits[-1].start()].strip()
@@ -85,6 +90,10 @@ def chain_contradiction(qtype: str, m: re.Match, answer_plain: str) -> str | Non
             return f"the chain denies '{none.group(1)}', the question asks about '{many}'"
         if final not in _NONE_ANSWERS:
             return f"the chain finds no {many}, the answer is '{final}'"
+    elif qtype == "count" and grounded and _number(final) not in (None, grounded):
+        return f"the chain grounds {grounded} objects, the answer is '{final}'"
+    elif qtype == "exist" and grounded and final != "yes":
+        return f"the chain grounds {grounded} matching objects, the answer is '{final}'"
     if qtype == "relation" and (said := _SAID_RELATION.search(chain)):
         asked, stated = _relation(m.group("rel").lower()), _relation(said.group(1).lower())
         implied = "yes" if stated == asked else "no" if stated == true_relation(asked, False) else None
@@ -138,7 +147,9 @@ class GroundedChecks:
             t = self._grade(image_id, t, parsed[1], final_answer(a_plain))
         answer_status = t.status
         bad = [c for c in checks if not c.correct]
-        contradiction = chain_contradiction(t.qtype, parse_question(q_plain)[1], a_plain) if answer_status == "correct" else None
+        grounded = sum(len(boxes) for boxes in answer_boxes)
+        contradiction = (chain_contradiction(t.qtype, parse_question(q_plain)[1], a_plain, grounded)
+                         if answer_status == "correct" else None)
         correct = not bad and answer_status == "correct" and contradiction is None
         if bad:
             reason = f"{bad[0].where} group {bad[0].index} ('{bad[0].phrase}'): {bad[0].reason}"
