@@ -312,6 +312,14 @@ OFF = (0.0, 0.5, 0.1, 0.6)  # covers nothing
     ("Is the small red circle to the left of the blue square?", "No, it is not.", False, "truth 'yes'"),
     ("What is the red object on the left?", "It is a small red circle.", True, "long"),
     ("What is the red object on the left?", "It is a large red circle.", False, "large"),
+    # the long answer's other attribute words must fit the question's object or group
+    ("What color is the square?", "The circle is blue.", False, "calls the square circle"),
+    ("What is the shape of the blue object?", "The red object is a square.", False, "calls the square red"),
+    ("What color is the large square?", "The large square is blue.", True, "long"),
+    ("How many circles are there?", "There are two stars in the image.", False, "names 'star'"),
+    ("How many triangles are there?", "There are no stars.", False, "names 'star'"),
+    ("Is there a red object?", "Yes, there is a blue object.", False, "names 'blue'"),
+    ("Is there a red object?", "Yes, there is a red circle in the image.", True, "long"),
 ])
 def test_hand_long_qa(hand, question, answer, correct, reason):
     v = hand.check_qa(7, question, answer)

@@ -149,8 +149,11 @@ def answer_words(answer: str, kind: str, echo: str | None = None) -> set[str]:
 
 def answer_matches(
     qtype: str, truth: str, answer: str, echo: str | None = None, obj: SceneObject | None = None,
+    group: dict[str, str | None] | None = None,
 ) -> tuple[bool, str]:
-    """(correct, reason): exact normalized match, or a long answer naming the truth and no rival word."""
+    """(correct, reason): exact normalized match, or a long answer naming the truth and no rival word, whose other
+    attribute words fit what the question asks about: its object ``obj`` ("What color is the square?" -> "The circle
+    is blue." is wrong), or a count / exist question's ``group`` (size / color / shape, None: any)."""
     got = normalize_answer(answer)
     if got == truth:
         return True, "ok"
@@ -160,11 +163,16 @@ def answer_matches(
         return False, f"answer {got!r} != truth {truth!r}"
     if len(found) > 1:
         return False, f"answer names conflicting {kind} words {sorted(found)} (truth {truth!r})"
-    if qtype == "what" and obj is not None:  # "It is a small red circle": every attribute must hold
-        for k, value in (("color", obj.color), ("size", obj.size)):
-            other = answer_words(answer, k, echo) - {value}
+    if qtype in ("color", "shape", "size", "what") and obj is not None:   # "It is a small red circle": all must hold
+        for k in ("size", "color", "shape"):
+            other = answer_words(answer, k, echo) - {getattr(obj, k)}
+            if k != kind and other:
+                return False, f"answer calls the {obj.shape} {sorted(other)[0]} but it is {getattr(obj, k)}"
+    if qtype in ("count", "exist") and group:
+        for k, value in group.items():
+            other = answer_words(answer, k) - {value} if value and k in _KIND_VOCAB else set()
             if other:
-                return False, f"answer calls the {obj.shape} {sorted(other)[0]} but it is {value}"
+                return False, f"answer names {sorted(other)[0]!r} but the question asks about {value!r} ones"
     return True, "ok (long answer)"
 
 

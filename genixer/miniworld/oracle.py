@@ -194,7 +194,8 @@ class Oracle(FamilyChecks, GroundedChecks):
         assert t.truth is not None and t.qtype is not None and m is not None
         echo = m.group("aref") if "aref" in m.re.groupindex else None
         obj = self._image(image_id).objects[t.object_index] if t.object_index is not None else None
-        ok, reason = answer_matches(t.qtype, t.truth, answer, echo, obj)
+        group = attrs(m, "g") if t.qtype in ("count", "exist") else None
+        ok, reason = answer_matches(t.qtype, t.truth, answer, echo, obj, group)
         return QAVerdict("correct" if ok else "incorrect", t.qtype, t.truth, reason, t.object_index)
 
     def check_qa(self, image_id: int, question: str, answer: str) -> QAVerdict:
