@@ -355,6 +355,13 @@ def test_hand_mc(hand, question, choices, index, status, reason):
     (B[4], "a red star", False, False, "says red"),
     (B[4], "a small object", False, False, "neither"),
     (B[0], "a red circle on the right", False, False, "picks"),
+    # a position word with no rival to pick among must still hold: the object's centre in that half of the image
+    (B[0], "the small red circle on the right", True, False, "the only small red circle is not on the right"),
+    (B[0], "the small red circle on the left", True, True, "ok"),
+    (B[0], "the small red circle at the top", True, True, "ok"),
+    (B[2], "the square on the left", True, False, "the only square is not on the left"),
+    (B[2], "a blue square on the left", False, False, "the only blue square is not on the left"),
+    (B[2], "the blue square at the bottom", False, True, "ok"),
 ])
 def test_hand_reg(hand, box, expression, unique, correct, reason):
     v = hand.check_reg(7, box, expression, unique=unique)

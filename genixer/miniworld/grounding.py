@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .grammar import MIN_IOU, normalize_question, parse_question, phrase_attributes
-from .language import NUMBER_WORDS, RELATIONS, resolve
+from .language import NUMBER_WORDS, RELATIONS, position_contradiction, resolve
 from .longform import group_nouns, true_relation
 from .verdicts import GroundedVerdict, GroupCheck, QAVerdict
 
@@ -207,4 +207,6 @@ class GroundedChecks:
             ref, _ = resolve(im.objects, im.width, im.height, pos=next(iter(at["pos"])), **single)
             if ref is not None and ref != idxs[0]:
                 return verdict(False, "the position word picks another object")
+            if false := position_contradiction(im.objects, im.width, im.height, idxs[0], next(iter(at["pos"])), **single):
+                return verdict(False, false)
         return verdict(True, "ok")

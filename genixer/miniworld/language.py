@@ -81,6 +81,28 @@ def resolve(
     return ranked[0], "ok"
 
 
+def position_contradiction(objects: Sequence[SceneObject], width: int, height: int, index: int, pos: str | None,
+                           **attributes: str | None) -> str | None:
+    """Why a position word that picks among no rivals (the attributes alone denote object ``index``) is false: it
+    must still hold of the object, its centre in that half of the image. None: no such word, or it holds."""
+    if pos is None or resolve(objects, width, height, **attributes)[0] != index:
+        return None
+    axis, sign = POSITIONS[pos]
+    side = width if axis == 0 else height
+    if sign * (objects[index].center[axis] - side / 2) > 0:
+        return None
+    return f"the only {ref_text(attributes.get('size'), attributes.get('color'), attributes.get('shape'), None)[4:]} is not {pos}"
+
+
+def resolve_checked(objects: Sequence[SceneObject], width: int, height: int, *, pos: str | None = None,
+                    **attributes: str | None) -> tuple[int | None, str]:
+    """``resolve`` for the oracle: a position word that picks among no rivals must also be true
+    (``position_contradiction``), else (None, reason)."""
+    ref, why = resolve(objects, width, height, pos=pos, **attributes)
+    false = position_contradiction(objects, width, height, ref, pos, **attributes) if ref is not None else None
+    return (None, false) if false else (ref, why)
+
+
 def ref_text(size: str | None, color: str | None, shape: str | None, pos: str | None) -> str:
     words = ["the", size, color, shape or "object", pos]
     return " ".join(w for w in words if w)
