@@ -25,10 +25,10 @@ from .scene import COLORS, SHAPES, SIZES, STREAM_LANGUAGE, rng_for, sample_scene
 
 VERSION = "mini_world-5"  # the world's layout (world.json; a different one rebuilds): 3 = a validation split,
 # 4 = held-out VQA / REC ground truth for model benchmarks, 5 = RefCOCO's second sentences without false position words
-# The annotation files' own ``info.version``, their content: the shipped models were trained on mini_world-1, whose
-# RefCOCO second sentences could carry a position word that picks among no rivals and is false ("diamond on the right"
-# for the only diamond, on the left); mini_world-2 writes one only where it holds.
-ANNOTATIONS_VERSION = "mini_world-2"
+# The annotation files' own ``info.version``: their content, which shipped models were trained on (frozen files:
+# tests/test_mini_world.py). Not the RefCOCO refs, whose second sentences until world 5 could carry a position word
+# that picks among no rivals and is false ("diamond on the right" for the only diamond, on the left).
+ANNOTATIONS_VERSION = "mini_world-1"
 ANNOTATIONS_INFO = {"description": "Genixer mini world VQA", "version": ANNOTATIONS_VERSION}   # the language files' info
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
