@@ -14,7 +14,7 @@ from .grammar import (
     parse_question,
     strip_coordinates,
 )
-from .language import position_contradiction, resolve_checked
+from .language import position_contradiction, resolve
 from .verdicts import MCVerdict, PointQAVerdict, REGVerdict, V7WVerdict
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class FamilyChecks:
         if m.group("apron"):
             return REGVerdict(False, "incorrect", "a deictic expression names no object by itself", idx, iou, None)
         a, pos = attrs(m, "a"), m.group("apos")
-        ref, why = resolve_checked(im.objects, im.width, im.height, pos=pos, **a)
+        ref, why = resolve(im.objects, im.width, im.height, pos=pos, **a)
         if unique:
             if ref is None:
                 return REGVerdict(False, "incorrect", why, idx, iou, None)
@@ -133,7 +133,7 @@ class FamilyChecks:
             return V7WVerdict(False, "unverifiable", "question outside the pointing grammar", None, None, None)
         if m.group("apron"):
             return V7WVerdict(False, "unverifiable", "a deictic question names no object", None, None, None)
-        target, why = resolve_checked(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
+        target, why = resolve(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
         if target is None:
             return V7WVerdict(False, "incorrect", why, None, None, None)
         sx, sy = im.width, im.height

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .language import POSITIONS, article, ref_text, referring_expressions, resolve_checked
+from .language import POSITIONS, article, ref_text, referring_expressions, resolve
 from .scene import Scene, SceneObject
 from .shapes import shape_mask
 
@@ -41,14 +41,14 @@ def point_in(o: SceneObject, rng: np.random.Generator) -> list[int]:
 
 def unique_descriptions(scene: Scene, idx: int) -> list[str]:
     """Every grammar description ('the object on the left', 'the large red circle', ...) that resolves to idx (a
-    position word that picks among no rivals only where it holds: ``resolve_checked``)."""
+    position word that picks among no rivals only where it holds: ``resolve``)."""
     o, out = scene.objects[idx], []
     objs, w, h = scene.objects, scene.width, scene.height
     for color in (o.color, None):
         for shape in (o.shape, None):
             for size in (None, o.size):
                 for pos in (None, *POSITIONS):
-                    if resolve_checked(objs, w, h, size=size, color=color, shape=shape, pos=pos)[0] == idx:
+                    if resolve(objs, w, h, size=size, color=color, shape=shape, pos=pos)[0] == idx:
                         out.append(ref_text(size, color, shape, pos))
     return out
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .grammar import MIN_IOU, normalize_question, parse_question, phrase_attributes
-from .language import NUMBER_WORDS, RELATIONS, position_contradiction, resolve
+from .grammar import MIN_IOU, normalize_answer, normalize_question, parse_question, phrase_attributes
+from .language import RELATIONS, position_contradiction, resolve
 from .longform import group_nouns, true_relation
 from .verdicts import GroundedVerdict, GroupCheck, QAVerdict
 
@@ -61,10 +61,6 @@ def _relation(word: str) -> str:
     return word if word in RELATIONS else "to the " + word
 
 
-def _number(word: str) -> int | None:
-    return int(word) if word.isdigit() else NUMBER_WORDS.index(word) if word in NUMBER_WORDS else None
-
-
 def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: int = 0) -> str | None:
     """How the chain of thought (the text before the last 'So the answer is'; in a referential dialogue's relation
     answer, the words after its leading yes / no) contradicts the answer it ends with,
@@ -81,8 +77,7 @@ def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: in
     else:
         return None
     if qtype in ("color", "shape", "size") and (said := _SAID_VALUE.search(chain)):
-        value = {"big": "large"}.get(said.group(1).lower(), said.group(1).lower())
-        if value != {"big": "large"}.get(final, final):
+        if normalize_answer(said.group(1)) != normalize_answer(final):
             return f"the chain says '{said.group(1)}', the answer '{final}'"
     if qtype in ("count", "exist") and (none := _SAID_NONE.search(chain)):
         many = group_nouns(m)[1]
@@ -90,7 +85,7 @@ def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: in
             return f"the chain denies '{none.group(1)}', the question asks about '{many}'"
         if final not in _NONE_ANSWERS:
             return f"the chain finds no {many}, the answer is '{final}'"
-    elif qtype == "count" and grounded and _number(final) not in (None, grounded):
+    elif qtype == "count" and grounded and (n := normalize_answer(final)).isdigit() and int(n) != grounded:
         return f"the chain grounds {grounded} objects, the answer is '{final}'"
     elif qtype == "exist" and grounded and final != "yes":
         return f"the chain grounds {grounded} matching objects, the answer is '{final}'"
@@ -141,15 +136,16 @@ class GroundedChecks:
             for k, ((phrase, _), boxes) in enumerate(zip(groups, given))
         )
         t = self._grounded_truth(image_id, q_plain, q_groups, checks)
+        contradiction = None
         if t.status == "correct":
             parsed = parse_question(q_plain)
             assert parsed is not None
             t = self._grade(image_id, t, parsed[1], final_answer(a_plain))
+            if t.status == "correct":
+                grounded = sum(len(boxes) for boxes in answer_boxes)
+                contradiction = chain_contradiction(t.qtype, parsed[1], a_plain, grounded)
         answer_status = t.status
         bad = [c for c in checks if not c.correct]
-        grounded = sum(len(boxes) for boxes in answer_boxes)
-        contradiction = (chain_contradiction(t.qtype, parse_question(q_plain)[1], a_plain, grounded)
-                         if answer_status == "correct" else None)
         correct = not bad and answer_status == "correct" and contradiction is None
         if bad:
             reason = f"{bad[0].where} group {bad[0].index} ('{bad[0].phrase}'): {bad[0].reason}"

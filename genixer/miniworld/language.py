@@ -62,7 +62,10 @@ def resolve(
     shape: str | None = None,
     pos: str | None = None,
 ) -> tuple[int | None, str]:
-    """Index of the single object a description denotes, else (None, reason). Shared with the oracle."""
+    """Index of the single object a description denotes, else (None, reason). Shared with the oracle.
+
+    A position word picks among the objects the attributes fit; where they fit one alone, it must still hold of
+    that object (``position_contradiction``)."""
     cands = [
         i for i, o in enumerate(objects)
         if (size is None or o.size == size) and (color is None or o.color == color) and (shape is None or o.shape == shape)
@@ -70,7 +73,8 @@ def resolve(
     if not cands:
         return None, "no such object"
     if len(cands) == 1:
-        return cands[0], "ok"
+        false = _false_position(objects[cands[0]], pos, width, height, size, color, shape)
+        return (None, false) if false else (cands[0], "ok")
     if pos is None:
         return None, "ambiguous reference"
     axis, sign = POSITIONS[pos]
@@ -81,26 +85,26 @@ def resolve(
     return ranked[0], "ok"
 
 
-def position_contradiction(objects: Sequence[SceneObject], width: int, height: int, index: int, pos: str | None,
-                           **attributes: str | None) -> str | None:
-    """Why a position word that picks among no rivals (the attributes alone denote object ``index``) is false: it
-    must still hold of the object, its centre in that half of the image. None: no such word, or it holds."""
-    if pos is None or resolve(objects, width, height, **attributes)[0] != index:
+def _false_position(o: SceneObject, pos: str | None, width: int, height: int, size: str | None, color: str | None,
+                    shape: str | None) -> str | None:
+    """Why ``pos`` is false of ``o``, the only object that fits the other words: its centre is not in that half of
+    the image. None: no position word, or it holds."""
+    if pos is None:
         return None
     axis, sign = POSITIONS[pos]
     side = width if axis == 0 else height
-    if sign * (objects[index].center[axis] - side / 2) > 0:
+    if sign * (o.center[axis] - side / 2) > 0:
         return None
-    return f"the only {ref_text(attributes.get('size'), attributes.get('color'), attributes.get('shape'), None)[4:]} is not {pos}"
+    return f"the only {ref_text(size, color, shape, None).removeprefix('the ')} is not {pos}"
 
 
-def resolve_checked(objects: Sequence[SceneObject], width: int, height: int, *, pos: str | None = None,
-                    **attributes: str | None) -> tuple[int | None, str]:
-    """``resolve`` for the oracle: a position word that picks among no rivals must also be true
-    (``position_contradiction``), else (None, reason)."""
-    ref, why = resolve(objects, width, height, pos=pos, **attributes)
-    false = position_contradiction(objects, width, height, ref, pos, **attributes) if ref is not None else None
-    return (None, false) if false else (ref, why)
+def position_contradiction(objects: Sequence[SceneObject], width: int, height: int, index: int, pos: str | None,
+                           size: str | None = None, color: str | None = None, shape: str | None = None) -> str | None:
+    """``resolve``'s verdict on a position word beside a phrase that need not be unique (a region phrase, a box
+    group): where the other words fit object ``index`` alone, why ``pos`` is false of it, else None."""
+    if pos is None or resolve(objects, width, height, size=size, color=color, shape=shape)[0] != index:
+        return None
+    return _false_position(objects[index], pos, width, height, size, color, shape)
 
 
 def ref_text(size: str | None, color: str | None, shape: str | None, pos: str | None) -> str:

@@ -26,7 +26,7 @@ from .grammar import (
     reference,
 )
 from .grounding import GroundedChecks
-from .language import RELATIONS, relation_holds, resolve_checked
+from .language import RELATIONS, relation_holds, resolve
 from .scene import SceneObject
 from .verdicts import QAVerdict, RECVerdict
 
@@ -161,7 +161,7 @@ class Oracle(FamilyChecks, GroundedChecks):
             return designated[p], "ok"
         if m.group(f"{p}pron"):
             return None, f"'{m.group(f'{p}ref')}' needs a box or point"
-        return resolve_checked(im.objects, im.width, im.height, pos=m.group(f"{p}pos"), **attrs(m, p))
+        return resolve(im.objects, im.width, im.height, pos=m.group(f"{p}pos"), **attrs(m, p))
 
     def _answer(self, im: _Image, qtype: str, m: re.Match, designated: Mapping[str, int]) -> QAVerdict:
         objs, w, h = im.objects, im.width, im.height
@@ -223,7 +223,7 @@ class Oracle(FamilyChecks, GroundedChecks):
         if m is None or m.group("apron"):
             reason = "expression outside the mini-world grammar" if m is None else "a deictic expression names no object"
             return RECVerdict(False, "unverifiable", reason, None, best_iou, best)
-        ref, why = resolve_checked(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
+        ref, why = resolve(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
         if ref is None:
             return RECVerdict(False, "incorrect", why, None, best_iou, best)
         iou = box_iou(self.pixels(image_id, box), im.objects[ref].box)
