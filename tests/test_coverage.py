@@ -145,5 +145,7 @@ def test_evaluate_reports_coverage(tmp_path, small_world):
     assert metrics["coverage"]["by-hand:mixed"]["common_vqa"]["forms"] == 2
     table = (tmp_path / "eval/table.txt").read_text()
     assert "worst kind" in table and "no reference" in table and "count 50%/" in table
+    # a generator no prefer glob names: the table says which mixture each family was compared with
+    assert "training reference of by-hand: genixer_l_all (common_vqa); none (toy)" in table
     off = evaluate.run(compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'off'}", "coverage=null"]))
     assert "coverage" not in off and "generation" in off

@@ -61,7 +61,20 @@ def coverage_table(results: dict[str, dict]) -> str:
             rows.append([run, family, str(f["n"]), f"{f['forms']}/{f['train_forms']}" if ref else str(f["forms"]),
                          f"{f['distinct_2']:.3f}", ratio, (f["worst"] or "-") if ref else "no reference",
                          {True: "yes", False: "no"}.get(f["covered"], "-"), kinds])
-    return render(COVERAGE, rows, width=1000, left=(0, 6, 8))
+    return "\n".join([render(COVERAGE, rows, width=1000, left=(0, 6, 8)), *reference_notes(results)])
+
+
+def reference_notes(results: dict[str, dict]) -> list[str]:
+    """Which training mixture each generator's families were compared with (a generator that no
+    ``coverage.prefer`` glob names is compared with the first mixture that has the family: say so)."""
+    by_generator: dict[str, dict[str, list[str]]] = {}
+    for run, families in results.items():
+        refs = by_generator.setdefault(run.rpartition(":")[0] or run, {})
+        for family, f in families.items():
+            refs.setdefault(f["reference"] or "none", []).append(family)
+    return [f"training reference of {generator}: " + "; ".join(f"{ref} ({', '.join(sorted(set(fams)))})"
+                                                            for ref, fams in refs.items())
+            for generator, refs in by_generator.items()]
 
 
 def benchmark_table(results: dict[str, dict]) -> str:
