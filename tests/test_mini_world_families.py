@@ -401,6 +401,15 @@ def test_hand_v7w_and_baselines(hand):
     assert not wrong.correct and "does not designate the large blue square" in wrong.reason
     assert "ambiguous" in hand.check_v7w(7, "Which object is the red circle?", cands, B[0]).reason
     assert hand.check_v7w(7, "Why?", cands, B[0]).status == "unverifiable"
+    # the candidates must be a real choice: distinct objects, one of them the named one
+    nudged = (0.41, 0.63, 0.66, 0.94)  # the blue square's box, shifted a little (IoU >= 0.5)
+    for cs, answer, reason in [([B[0], B[2], nudged], B[2], "candidates 2 and 3 both designate the large blue square"),
+                               ([B[0], nudged, B[2]], (0.52, 0.78), "candidates 2 and 3 both designate"),
+                               ([B[0], OFF, B[2]], B[2], "candidate 2 designates no object"),
+                               ([B[0], B[1]], (0.52, 0.78), "no candidate designates the large blue square")]:
+        v = hand.check_v7w(7, "Which object is the blue square?", cs, answer)
+        assert not v.correct and v.status == "incorrect" and reason in v.reason, (cs, v)
+    assert hand.check_v7w(7, "Which object is the blue square?", [B[2], B[3]], B[2]).correct  # a subset of the scene
     base = Baselines(hand, {"color": "red", "exist": "no"})
     assert not base.v7w(7, "Which object is the blue square?", cands).correct  # first candidate
     assert base.mc(7, "What color is the square?", ["blue", "red", "green", "yellow"]).correct  # option A

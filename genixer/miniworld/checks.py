@@ -123,8 +123,10 @@ class FamilyChecks:
     ) -> V7WVerdict:
         """`answer` (a box, or an (x, y) point) must designate the object the question names.
 
-        A box needs IoU >= 0.5 with it, a point must lie inside it. `candidates` (optional) only
-        report which candidate the answer picked. Baseline: `answer=candidates[0]`.
+        A box needs IoU >= 0.5 with it, a point must lie inside it. `candidates` (optional) must be a
+        real choice: each designates an object (IoU >= 0.5), no two the same one, one of them the named
+        object (as the training files list the scene's objects); the verdict reports which candidate the
+        answer picked. Baseline: `answer=candidates[0]`.
         """
         im = self._image(image_id)
         q = normalize_question(strip_coordinates(question))
@@ -136,6 +138,8 @@ class FamilyChecks:
         target, why = resolve(im.objects, im.width, im.height, pos=m.group("apos"), **attrs(m, "a"))
         if target is None:
             return V7WVerdict(False, "incorrect", why, None, None, None)
+        if bad := self._bad_candidates(image_id, candidates or (), target):
+            return V7WVerdict(False, "incorrect", bad, target, None, None)
         sx, sy = im.width, im.height
         cand_px = [self.pixels(image_id, c) for c in candidates or ()]
         if len(answer) == 4:
@@ -153,3 +157,18 @@ class FamilyChecks:
         t = im.objects[target]
         reason = "ok" if ok else f"answer does not designate the {t.label}" + (f" (IoU {iou:.2f})" if iou is not None else "")
         return V7WVerdict(ok, "correct" if ok else "incorrect", reason, target, iou, cand)
+
+    def _bad_candidates(self: "Oracle", image_id: int, candidates: Sequence[Sequence[float]], target: int) -> str | None:
+        """Why a candidate list is no real choice (a box on no object, two on one, none on the target), else None."""
+        if not candidates:
+            return None
+        objects = self._image(image_id).objects
+        picks = []
+        for k, box in enumerate(candidates, 1):
+            idx, iou = self.best_object(image_id, box)
+            if idx is None or iou < MIN_IOU:
+                return f"candidate {k} designates no object (best IoU {iou:.2f})"
+            if idx in picks:
+                return f"candidates {picks.index(idx) + 1} and {k} both designate the {objects[idx].label}"
+            picks.append(idx)
+        return None if target in picks else f"no candidate designates the {objects[target].label}"
