@@ -482,6 +482,21 @@ GROUNDED = [  # question, question box groups, answer, answer box groups, correc
     ("Is <ph_st>this object<ph_ed> to the left of <ph_st>that object<ph_ed>?", [[B[0]], [B[2]]],
      "Yes, <ph_st>it<ph_ed> is to the right of <ph_st>that object<ph_ed>.", [[B[0]], [B[2]]], False,
      "the chain says 'to the right of', the answer 'yes'"),
+    # the answer grounds the objects the question asks about: 'It' / 'The circle' is the asked object
+    ("What is <ph_st>this<ph_ed>?", [[B[2]]], "<ph_st>It<ph_ed> is a large blue square.", [[B[0]]], False,
+     "answer group 0 ('It') grounds the small red circle, not the asked large blue square"),
+    ("What is <ph_st>this<ph_ed>?", [[B[2]]], "<ph_st>It<ph_ed> is a large blue square.", [[B[2]]], True, "ok"),
+    ("What color is the circle on the left[0.05,0.06,0.21,0.26]?", [[B[0]]],
+     "The circle[0.70,0.06,0.98,0.41] is red. So the answer is red.", [[B[1]]], False,
+     "grounds the large red circle, not the asked small red circle"),
+    ("What size is the star at the top[0.40,0.06,0.52,0.21]?", [[B[3]]],
+     "The star[0.44,0.38,0.56,0.53] is small. So the answer is small.", [[B[4]]], False,
+     "grounds another small green star than the asked one"),
+    ("What color is the square?", [], "<ph_st>The circle<ph_ed> is red. So the answer is blue.", [[B[1]]], False,
+     "not the asked large blue square"),
+    ("Is <ph_st>this object<ph_ed> to the left of <ph_st>that object<ph_ed>?", [[B[0]], [B[2]]],
+     "Yes, <ph_st>it<ph_ed> is to the left of <ph_st>that object<ph_ed>.", [[B[0]], [B[1]]], False,
+     "answer group 1 ('that object') grounds the large red circle, not the asked large blue square"),
 ]
 
 

@@ -103,6 +103,25 @@ def final_answer(answer_plain: str) -> str:
     return answer_plain[hits[-1].end():].strip() if hits else answer_plain.strip()
 
 
+def grounds_other_object(t: QAVerdict, answer_checks: Sequence[GroupCheck], objects: Sequence) -> str | None:
+    """How the answer's box groups ground other objects than the question asks about, else None. As the training
+    files write them, every group of an answer about one object grounds that object ('It', 'The star'), and a
+    relation's k-th group its k-th object; count / exist answers ground the objects they count (checked elsewhere)."""
+    if t.qtype in ("count", "exist") or t.object_index is None:
+        return None
+    asked = (t.object_index, t.other_index) if t.qtype == "relation" else (t.object_index,) * len(answer_checks)
+    for k, c in enumerate(answer_checks):
+        if k >= len(asked):
+            return f"answer group {k} ('{c.phrase}') grounds an object beyond the two the question relates"
+        want = asked[k]
+        if c.object_indices != (want,):
+            got = ", ".join(objects[i].label for i in c.object_indices if i is not None)
+            other = f"another {got} than the asked one" if got == objects[want].label else \
+                f"the {got}, not the asked {objects[want].label}"
+            return f"answer group {k} ('{c.phrase}') grounds {other}"
+    return None
+
+
 class GroundedChecks:
     """Mixin of `Oracle`: grade qca_box / rd samples."""
 
@@ -119,8 +138,9 @@ class GroundedChecks:
         size / colour / shape word names them, a number word equals the group size, a position word
         does not pick another object). A question group designates its object for 'this' / 'the star'.
         Final answer: the text after 'So the answer is', else the whole answer (referential dialogue),
-        graded like `check_qa`. `correct` = every group passes, the final answer is verified true and the chain
-        of thought does not contradict it (``chain_contradiction``);
+        graded like `check_qa`. `correct` = every group passes, the final answer is verified true, the answer
+        grounds the objects the question asks about (``grounds_other_object``) and the chain of thought does not
+        contradict it (``chain_contradiction``);
         an answer that cannot be verified (question outside the grammar, the same object twice, a
         position gap too small to judge) leaves the sample unverifiable, never correct.
         """
@@ -143,7 +163,9 @@ class GroundedChecks:
             t = self._grade(image_id, t, parsed[1], final_answer(a_plain))
             if t.status == "correct":
                 grounded = sum(len(boxes) for boxes in answer_boxes)
-                contradiction = chain_contradiction(t.qtype, parsed[1], a_plain, grounded)
+                contradiction = (grounds_other_object(t, [c for c in checks if c.where == "answer"],
+                                                      self._image(image_id).objects)
+                                 or chain_contradiction(t.qtype, parsed[1], a_plain, grounded))
         answer_status = t.status
         bad = [c for c in checks if not c.correct]
         correct = not bad and answer_status == "correct" and contradiction is None

@@ -187,7 +187,7 @@ class Oracle(FamilyChecks, GroundedChecks):
         holds = relation_holds(objs[idx], objs[jdx], rel, w, h)
         if holds is None:
             return QAVerdict("unverifiable", qtype, None, "position gap too small to judge", idx)
-        return QAVerdict("correct", qtype, "yes" if holds else "no", "ok", idx)
+        return QAVerdict("correct", qtype, "yes" if holds else "no", "ok", idx, jdx)
 
     def _grade(self, image_id: int, t: QAVerdict, m: re.Match | None, answer: str) -> QAVerdict:
         """Grade `answer` against an answerable truth `t` (short or long answer)."""
@@ -196,7 +196,7 @@ class Oracle(FamilyChecks, GroundedChecks):
         obj = self._image(image_id).objects[t.object_index] if t.object_index is not None else None
         group = attrs(m, "g") if t.qtype in ("count", "exist") else None
         ok, reason = answer_matches(t.qtype, t.truth, answer, echo, obj, group)
-        return QAVerdict("correct" if ok else "incorrect", t.qtype, t.truth, reason, t.object_index)
+        return QAVerdict("correct" if ok else "incorrect", t.qtype, t.truth, reason, t.object_index, t.other_index)
 
     def check_qa(self, image_id: int, question: str, answer: str) -> QAVerdict:
         """'correct' iff the question parses, refers to a unique object and the answer is true.

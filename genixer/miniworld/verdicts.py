@@ -12,6 +12,7 @@ class QAVerdict:
     truth: str | None
     reason: str
     object_index: int | None = None  # the object the question is about, when it names one
+    other_index: int | None = None  # a relation question's second object
 
     @property
     def correct(self) -> bool:
