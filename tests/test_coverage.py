@@ -36,7 +36,7 @@ def region(family: str, expression: str | None, question: str = "Where is it?") 
      ["count"]),
     ({"family": "md", "parsed": {"turns": [{"question": q, "answer": "a"} for q in (
         "What is shown in this image?", "What shape is the blue object?", "Is the red circle above the blue square?")]},
-      "qa_pairs": [], "regions": []}, ["other", "shape", "relation"]),
+      "qa_pairs": [], "regions": []}, ["caption", "shape", "relation"]),
     (qa("pointqa_local", "What is this object?", "square", box=[0.1, 0.2, 0.3, 0.4]), ["what"]),
     (qa("pointqa_local", "Is this object small or large?", "large"), ["size"]),
     (qa("qca_box", f"What shape is the orange object{BOX}?", f"The orange object{BOX} is a star."), ["shape"]),

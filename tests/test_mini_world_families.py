@@ -16,6 +16,7 @@ from genixer.miniworld import (
     ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, Baselines, Oracle, build_world, groups_from_seq,
     majority_answers,
 )
+from genixer.miniworld.captions import is_describe_prompt
 
 N_TRAIN = 40
 PH_RE = re.compile(r"<ph_st>(.*?)<ph_ed>")
@@ -366,6 +367,42 @@ def test_hand_mc(hand, question, choices, index, status, reason):
 def test_hand_reg(hand, box, expression, unique, correct, reason):
     v = hand.check_reg(7, box, expression, unique=unique)
     assert v.correct == correct and reason in v.reason, v
+
+
+def test_captions_graded(world, oracle):
+    """Every training caption, alone or as a dialogue's description turn, grades correct."""
+    caps = load(world["captions_train"])
+    names = {im["id"]: im["file_name"] for im in caps["images"]}
+    for c in caps["annotations"]:
+        v = oracle.check_qa(oracle.image_id(names[c["image_id"]]), "What is shown in this image?", c["caption"])
+        assert v.correct, (c, v)
+    turns = [(oracle.image_id(c["image"]), h["value"].removeprefix("<image>\n"), g["value"])
+             for c in load(world["llava_train"]) for h, g in zip(c["conversations"][::2], c["conversations"][1::2])]
+    described = [(i, q, a) for i, q, a in turns if is_describe_prompt(q)]
+    assert described and all(oracle.check_qa(i, q, a).correct for i, q, a in described)
+
+
+@pytest.mark.parametrize("caption,status,reason", [
+    ("A small red circle, a large red circle, a large blue square, a small green star and a small green star on a "
+     "light grey background.", "correct", "ok"),
+    ("An image showing a red circle, a red circle, a blue square, a green star and a green star.", "correct", "ok"),
+    ("A grey gradient background with a green star, a large blue square, a small red circle, a green star and a "
+     "red circle.", "correct", "ok"),  # any order, sizes where given
+    ("An image showing a red circle, a blue square, a green star and a green star.", "incorrect", "names 4 of the image's 5"),
+    ("An image showing a red circle, a red circle, a red circle, a blue square and a green star.", "incorrect",
+     "names 'a red circle', which the image does not have"),
+    ("An image showing a large red circle, a large red circle, a blue square, a green star and a green star.",
+     "incorrect", "names 'a large red circle'"),
+    ("An image showing a red circle, a red circle, a yellow square, a green star and a green star.", "incorrect",
+     "'a yellow square'"),
+    ("A red circle, a red circle, a blue square, a green star and a green star on a purple background.", "incorrect",
+     "no background is 'purple'"),
+    ("A cat on a sofa.", "unverifiable", "outside"),
+    ("An image showing two red circles, a blue square and two green stars.", "unverifiable", "'two red circles'"),
+])
+def test_hand_captions(hand, caption, status, reason):
+    v = hand.check_qa(7, "Describe the image briefly.", caption)
+    assert v.status == status and reason in v.reason, v
 
 
 def test_hand_point_qa(hand):

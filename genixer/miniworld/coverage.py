@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from genixer.data.instructions import InstructionDataset
 from genixer.data.mixture import Mixture
 
+from .captions import is_describe_prompt
 from .evaluator import FAMILIES
 from .grammar import EXPRESSION, V7W_PATTERNS, normalize_question, parse_question
 from .grounding import split_groups
@@ -47,8 +48,11 @@ def texts(row: Mapping) -> list[str]:
 
 
 def kind(family: str, text: str) -> str:
-    """The question type of a QA text, or the slots of a referring expression; "other" outside the grammar."""
+    """The question type of a QA text ("caption" for a description prompt), or the slots of a referring
+    expression; "other" outside the grammar."""
     q = normalize_question(text)
+    if family not in EXPRESSION_FAMILIES and is_describe_prompt(q):
+        return "caption"
     if family not in EXPRESSION_FAMILIES:
         parsed = parse_question(q)
         return parsed[0] if parsed else "other"

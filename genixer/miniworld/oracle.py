@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from genixer.data.sources.boxes import xywh_to_xyxy
 from genixer.data.sources.coco import load_coco
 
+from .captions import check_caption, is_describe_prompt
 from .checks import FamilyChecks
 from .grammar import (
     MIN_IOU,
@@ -203,7 +204,10 @@ class Oracle(FamilyChecks, GroundedChecks):
 
         Short answers must match after VQA normalization; long sentence answers ("The small star
         is red.") are correct iff they name the true answer word and no rival word of its kind.
+        A description prompt ("What is shown in this image?") takes a caption (``check_caption``).
         """
+        if is_describe_prompt(question):
+            return check_caption(self._image(image_id).objects, answer)
         t, m = self._truth(image_id, question)
         if t.status != "correct":
             return t
