@@ -16,7 +16,7 @@ from genixer.miniworld import (
     ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, Baselines, Oracle, build_world, groups_from_seq,
     majority_answers,
 )
-from genixer.miniworld.captions import is_describe_prompt
+from genixer.miniworld.captions import BACKGROUNDS, is_describe_prompt
 
 N_TRAIN = 40
 PH_RE = re.compile(r"<ph_st>(.*?)<ph_ed>")
@@ -369,8 +369,10 @@ def test_hand_reg(hand, box, expression, unique, correct, reason):
     assert v.correct == correct and reason in v.reason, v
 
 
-def test_captions_graded(world, oracle):
-    """Every training caption, alone or as a dialogue's description turn, grades correct."""
+def test_captions_graded(world):
+    """Every training caption, alone or as a dialogue's description turn, grades correct, its background
+    redrawn from the world's seed; another background phrase, or the wrong seed, does not pass."""
+    oracle = Oracle.from_instances(world["instances_train"], seed=3)
     caps = load(world["captions_train"])
     names = {im["id"]: im["file_name"] for im in caps["images"]}
     for c in caps["annotations"]:
@@ -380,6 +382,13 @@ def test_captions_graded(world, oracle):
              for c in load(world["llava_train"]) for h, g in zip(c["conversations"][::2], c["conversations"][1::2])]
     described = [(i, q, a) for i, q, a in turns if is_describe_prompt(q)]
     assert described and all(oracle.check_qa(i, q, a).correct for i, q, a in described)
+    first = next(c for c in caps["annotations"] if "background" in c["caption"])
+    iid, truth = oracle.image_id(names[first["image_id"]]), oracle.background(oracle.image_id(names[first["image_id"]]))
+    other = next(b for b in BACKGROUNDS if b != truth and f" {b} " not in f" {truth} ")
+    wrong = oracle.check_qa(iid, "Describe the image briefly.", first["caption"].replace(truth, other))
+    assert wrong.status == "incorrect" and f"the image has a {truth} one" in wrong.reason, (first, wrong)
+    with pytest.raises(ValueError, match="does not draw image"):
+        Oracle.from_instances(world["instances_train"], seed=4).background(iid)
 
 
 @pytest.mark.parametrize("caption,status,reason", [

@@ -2,8 +2,8 @@
 
 A caption in the training data's forms lists every object of the image, each as '<article> [size] <colour>
 <shape>', in one of the caption templates. It is correct when its objects are exactly the image's objects (a
-size, where given, must be the object's) and its background phrase is one the world draws; the background's
-tone itself is not checked (the instances file does not record it).
+size, where given, must be the object's) and its background phrase, where it has one, is the image's (known
+when the oracle knows the world's seed; else only that it is one the world draws).
 """
 from __future__ import annotations
 
@@ -31,14 +31,17 @@ def is_describe_prompt(question: str) -> bool:
     return normalize_question(question) in _PROMPTS
 
 
-def check_caption(objects: Sequence[SceneObject], caption: str) -> QAVerdict:
-    """Correct iff the caption names exactly the image's objects (see the module docstring)."""
+def check_caption(objects: Sequence[SceneObject], caption: str, background: str | None = None) -> QAVerdict:
+    """Correct iff the caption names exactly the image's objects and, where it names one, the image's
+    ``background`` phrase (None: any the world draws); see the module docstring."""
     text = re.sub(r"\s+", " ", caption.strip().lower())
     m = next((mm for p in TEMPLATES if (mm := p.fullmatch(text))), None)
     if m is None:
         return QAVerdict("unverifiable", "caption", None, "caption outside the mini-world caption forms")
     if "bg" in m.re.groupindex and m.group("bg") not in BACKGROUNDS:
         return QAVerdict("incorrect", "caption", None, f"no background is '{m.group('bg')}'")
+    if "bg" in m.re.groupindex and background is not None and m.group("bg") != background:
+        return QAVerdict("incorrect", "caption", None, f"says a {m.group('bg')} background, the image has a {background} one")
     parts = re.split(r", | and ", m.group("list"))
     named = [PART.fullmatch(p) for p in parts]
     if not all(named):

@@ -8,7 +8,9 @@ as not correct. A new family needs one checker here; a new task of a known famil
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from genixer.evaluation.thresholds import lowest_threshold, row_value
 from genixer.miniworld import Baselines, Oracle, majority_answers
@@ -27,9 +29,11 @@ class MiniWorldOracle:
     """Per-family accuracy of generated rows (with each family's trivial baseline), and how well a
     filter's "kept" predicts "correct"."""
 
-    def __init__(self, instances: str, vqa_annotations: str, split: str = "heldout") -> None:
+    def __init__(self, instances: str, vqa_annotations: str, split: str = "heldout", world_file: str | None = None) -> None:
         self.split = split  # which images: "heldout" for reported tables, "val" for choosing settings
-        self.oracle = Oracle.from_instances(instances)
+        # world.json's seed redraws what the instances file does not record (a caption's background)
+        seed = json.loads(Path(world_file).read_text())["seed"] if world_file else None
+        self.oracle = Oracle.from_instances(instances, seed)
         self.baselines = Baselines(self.oracle, majority_answers(vqa_annotations))
 
     def evaluate_run(self, rows: list[dict]) -> dict:

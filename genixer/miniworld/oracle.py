@@ -28,7 +28,8 @@ from .grammar import (
 )
 from .grounding import GroundedChecks
 from .language import RELATIONS, relation_holds, resolve
-from .scene import SceneObject
+from .naming import ID_OFFSETS
+from .scene import SceneObject, sample_scene
 from .verdicts import QAVerdict, RECVerdict
 
 if TYPE_CHECKING:
@@ -58,19 +59,21 @@ class Oracle(FamilyChecks, GroundedChecks):
     (xyxy boxes, (x, y) points), as the task parsers produce them.
     """
 
-    def __init__(self, images: dict[int, _Image]):
+    def __init__(self, images: dict[int, _Image], seed: int | None = None):
         self._images = images
+        self.seed = seed  # the world's seed: what the instances file does not record (a background) is redrawn
+        self._backgrounds: dict[int, str] = {}
         self._by_name: dict[str, int] = {}
         for image_id, im in images.items():
             self._by_name[im.file_name] = image_id
             self._by_name[PurePosixPath(im.file_name).name] = image_id
 
     @classmethod
-    def from_instances(cls, path: str | Path) -> "Oracle":
-        return cls.from_coco(load_coco(path))
+    def from_instances(cls, path: str | Path, seed: int | None = None) -> "Oracle":
+        return cls.from_coco(load_coco(path), seed)
 
     @classmethod
-    def from_coco(cls, coco: "COCO") -> "Oracle":
+    def from_coco(cls, coco: "COCO", seed: int | None = None) -> "Oracle":
         """Objects of each image in annotation id order; annotations carry ``attributes`` {color, size}."""
         anns = sorted(coco.anns.values(), key=lambda a: a["id"])
         boxes = xywh_to_xyxy([a["bbox"] for a in anns])
@@ -82,7 +85,7 @@ class Oracle(FamilyChecks, GroundedChecks):
             image_id: _Image(im["file_name"], im["width"], im["height"], tuple(objs.get(image_id, ())))
             for image_id, im in coco.imgs.items()
         }
-        return cls(images)
+        return cls(images, seed)
 
     def __len__(self) -> int:
         return len(self._images)
@@ -100,6 +103,20 @@ class Oracle(FamilyChecks, GroundedChecks):
         if name in self._by_name:
             return self._by_name[name]
         raise KeyError(f"image {path_or_file_name!r} is not in this oracle's instances file ({len(self)} images)")
+
+    def background(self, image_id: int) -> str | None:
+        """The image's background phrase ('textured light grey'), its scene redrawn from the world's seed (checked
+        against the instances file's objects); None without a seed."""
+        if self.seed is None:
+            return None
+        if image_id not in self._backgrounds:
+            im = self._image(image_id)
+            split = PurePosixPath(im.file_name).parts[0]
+            scene = sample_scene(self.seed, split, image_id - 1 - ID_OFFSETS[split])
+            if sorted(o.box for o in scene.objects) != sorted(tuple(round(v) for v in o.box) for o in im.objects):
+                raise ValueError(f"seed {self.seed} does not draw image {im.file_name} of this instances file")
+            self._backgrounds[image_id] = scene.background.phrase
+        return self._backgrounds[image_id]
 
     def pixels(self, image_id: int, box: Sequence[float]) -> tuple[float, float, float, float]:
         """A normalized xyxy box in the original image's pixels."""
@@ -207,7 +224,7 @@ class Oracle(FamilyChecks, GroundedChecks):
         A description prompt ("What is shown in this image?") takes a caption (``check_caption``).
         """
         if is_describe_prompt(question):
-            return check_caption(self._image(image_id).objects, answer)
+            return check_caption(self._image(image_id).objects, answer, self.background(image_id))
         t, m = self._truth(image_id, question)
         if t.status != "correct":
             return t

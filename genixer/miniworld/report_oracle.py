@@ -51,7 +51,8 @@ def evaluate(run: RunView, world: Path, split: str | None = None) -> dict:
     """``split``, ``generation`` (evaluate_run), ``selection`` (filter runs), ``verdicts`` (row id -> verdict),
     ``outside``: accepted rows whose image is not in the split's instances (left out)."""
     split = split or infer_split(run, world)
-    oracle = MiniWorldOracle(str(world / f"annotations/instances_{split}.json"), str(world / VQA_ANNOTATIONS), split)
+    oracle = MiniWorldOracle(str(world / f"annotations/instances_{split}.json"), str(world / VQA_ANNOTATIONS), split,
+                             str(world / "world.json"))
     known, outside = [], 0
     for row in run.rows:
         if row.get("status") == "ok":

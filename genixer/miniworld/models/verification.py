@@ -6,14 +6,14 @@ dialogue turns, image descriptions), written as the judge reads a generated samp
 answer in the same form: another answer of the same kind that questions of the data have (a
 colour for a colour question, a count for a count question, the other of yes / no), as a word
 or as the sentence a long answer would be; another option of a multiple-choice question; a
-description with one object's colour or shape changed. The mini-world oracle (for descriptions:
-the instance list) must call the true pair right and the twin wrong, else both are dropped: the
+description with one object's colour or shape changed. The mini-world oracle must call the true
+pair right and the twin wrong, else both are dropped: the
 labels are balanced and every one is verified. Records come in twins: true pair, then its twin.
 """
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -53,15 +53,6 @@ def mentions(text: str) -> list[re.Match]:
     return list(MENTION.finditer(text.lower()))
 
 
-def describes(objects: Sequence, text: str) -> bool:
-    """A description names every object by colour and shape (and size where it says one), nothing else."""
-    found = mentions(text)
-    if Counter((m[2], m[3]) for m in found) != Counter((o.color, o.shape) for o in objects):
-        return False
-    sized = Counter((m[1], m[2], m[3]) for m in found if m[1])
-    return not sized - Counter((o.size, o.color, o.shape) for o in objects)
-
-
 class Corruptor:
     """Writes a wrong twin for a true pair and confirms both with the oracle; None when it cannot."""
 
@@ -84,8 +75,8 @@ class Corruptor:
     def answer(self, image_id: int, question: str, answer: str, rng: np.random.Generator) -> tuple[str, str] | None:
         """(wrong answer, kind): a short or long answer of the same kind, or a changed description."""
         verdict = self.oracle.check_qa(image_id, question, answer)
-        if verdict.status == "unverifiable" and describes(self.oracle.objects(image_id), answer):
-            return self.description(image_id, answer, rng), "description"
+        if verdict.correct and verdict.qtype == "caption":
+            return self.description(image_id, question, answer, rng), "description"
         if not verdict.correct:
             return None
         short = normalize_answer(answer) == verdict.truth
@@ -107,14 +98,14 @@ class Corruptor:
         false = [k for k in range(len(choices)) if self.oracle.check_mc(image_id, question, choices, k).status == "incorrect"]
         return int(false[rng.integers(len(false))]) if false else None
 
-    def description(self, image_id: int, text: str, rng: np.random.Generator) -> str:
+    def description(self, image_id: int, question: str, text: str, rng: np.random.Generator) -> str:
         """One mentioned object gets another colour or shape (so the named objects no longer match)."""
         m = mentions(text)[rng.integers(len(mentions(text)))]
         group, vocab = (2, COLORS) if rng.random() < 0.5 else (3, SHAPES)
         others = [v for v in vocab if v != m[group]]
         start, end = m.span(group)
         wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
-        assert not describes(self.oracle.objects(image_id), wrong)
+        assert self.oracle.check_qa(image_id, question, wrong).status == "incorrect"
         return wrong
 
 
@@ -125,7 +116,7 @@ def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]
         image_id = oracle.image_id(record["image"])
         for question, answer in qa_pairs(record) if "choices" not in record else ():
             verdict = oracle.check_qa(image_id, question, answer)
-            if verdict.correct:
+            if verdict.correct and verdict.qtype in ANSWER_KIND:  # captions have no answer word
                 pools[ANSWER_KIND[verdict.qtype]].append(verdict.truth)
     return {kind: sorted(words) for kind, words in pools.items()}
 
