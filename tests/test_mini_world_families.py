@@ -313,6 +313,18 @@ OFF = (0.0, 0.5, 0.1, 0.6)  # covers nothing
     ("Is the small red circle to the left of the blue square?", "No, it is not.", False, "truth 'yes'"),
     ("What is the red object on the left?", "It is a small red circle.", True, "long"),
     ("What is the red object on the left?", "It is a large red circle.", False, "large"),
+    # a long relation answer's own relation words must agree with its yes / no (position words are not relations)
+    ("Is the small red circle to the left of the blue square?", "Yes, it is to the right of it.", False,
+     "contradicts itself: the chain says 'to the right of', the answer 'yes'"),
+    ("Is the small red circle to the left of the blue square?", "yes, below it", False, "says 'below'"),
+    ("Is the blue square to the left of the small red circle?", "No, it is to the left of it.", False,
+     "contradicts itself"),
+    ("Is the blue square to the left of the small red circle?", "No, it is not above it.", False, "'not above'"),
+    ("Is the blue square to the left of the small red circle?", "No, the blue square is not to the left of the small "
+     "red circle.", True, "long"),
+    ("Is the blue square to the left of the small red circle?", "No, it is to the right of it.", True, "long"),
+    ("Is the red circle on the left above the blue square?", "Yes, the red circle on the left is above the blue "
+     "square.", True, "long"),
     # the long answer's other attribute words must fit the question's object or group
     ("What color is the square?", "The circle is blue.", False, "calls the square circle"),
     ("What is the shape of the blue object?", "The red object is a square.", False, "calls the square red"),

@@ -52,22 +52,26 @@ def groups_from_seq(boxes: Sequence[Sequence[float]], boxes_seq: Sequence[Sequen
 
 _SAID_VALUE = re.compile(r"\bis (?:an? )?(\w+)\.?$", re.I)   # '... is a square.' (colour / shape / size chains)
 _SAID_NONE = re.compile(r"\bbut no ([\w ]+?)\.?$", re.I)   # '... but no red stars.' (count / exist chains)
-_SAID_RELATION = re.compile(r"\b(?:to the )?(left of|right of|above|below)\b", re.I)
+# a relation word, not a position word ('the circle on the left'), maybe denied ('is not above')
+_SAID_RELATION = re.compile(r"\b(not )?(?:to the )?(?<!on the )(left|right|above|below)\b", re.I)
 _NONE_ANSWERS = {"no", "0", "zero", "none"}
 _LEADING_YES_NO = re.compile(r"\s*(yes|no)\b[,.]?", re.I)
 
 
 def _relation(word: str) -> str:
-    return word if word in RELATIONS else "to the " + word
+    """'left' / 'left of' / 'to the left of' -> 'to the left of'; 'above' -> 'above'."""
+    word = word.removeprefix("to the ").removesuffix(" of")
+    return word if word in RELATIONS else f"to the {word} of"
 
 
 def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: int = 0) -> str | None:
     """How the chain of thought (the text before the last 'So the answer is'; in a referential dialogue's relation
-    answer, the words after its leading yes / no) contradicts the answer it ends with,
+    answer or a long relation answer, the words after its leading yes / no) contradicts the answer it ends with,
     where it states the answer in one of the training data's forms: '<ref> is <value>.' must give the final value;
     '..., but no <group>.' must name the question's group and end in no / 0; otherwise the ``grounded`` objects (the
     answer's boxes) are what a count answers and an exist answer's yes; '<a> is <relation> <b>.' must be the asked
-    relation for yes, its opposite for no. None: no contradiction (or no chain)."""
+    relation for yes, its opposite (or the asked one denied: 'is not above') for no. None: no contradiction (or no
+    chain)."""
     hits = list(_FINAL.finditer(answer_plain))
     if hits:
         chain = answer_plain[:hits[-1].start()].strip()
@@ -90,10 +94,13 @@ def chain_contradiction(qtype: str, m: re.Match, answer_plain: str, grounded: in
     elif qtype == "exist" and grounded and final != "yes":
         return f"the chain grounds {grounded} matching objects, the answer is '{final}'"
     if qtype == "relation" and (said := _SAID_RELATION.search(chain)):
-        asked, stated = _relation(m.group("rel").lower()), _relation(said.group(1).lower())
-        implied = "yes" if stated == asked else "no" if stated == true_relation(asked, False) else None
+        asked, stated = _relation(m.group("rel").lower()), _relation(said.group(2).lower())
+        if said.group(1):   # 'is not to the left of': only the asked relation, denied
+            implied = "no" if stated == asked else None
+        else:
+            implied = "yes" if stated == asked else "no" if stated == true_relation(asked, False) else None
         if implied != final:
-            return f"the chain says '{stated}', the answer '{final}' to '{asked}'"
+            return f"the chain says '{said.group(1) or ''}{stated}', the answer '{final}' to '{asked}'"
     return None
 
 

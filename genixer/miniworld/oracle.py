@@ -26,7 +26,7 @@ from .grammar import (
     parse_question,
     reference,
 )
-from .grounding import GroundedChecks
+from .grounding import GroundedChecks, chain_contradiction
 from .language import RELATIONS, relation_holds, resolve
 from .naming import ID_OFFSETS
 from .scene import SceneObject, sample_scene
@@ -214,6 +214,8 @@ class Oracle(FamilyChecks, GroundedChecks):
         obj = self._image(image_id).objects[t.object_index] if t.object_index is not None else None
         group = attrs(m, "g") if t.qtype in ("count", "exist") else None
         ok, reason = answer_matches(t.qtype, t.truth, answer, echo, obj, group)
+        if ok and t.qtype == "relation" and (said := chain_contradiction(t.qtype, m, answer)):
+            ok, reason = False, f"long answer contradicts itself: {said}"
         return QAVerdict("correct" if ok else "incorrect", t.qtype, t.truth, reason, t.object_index, t.other_index)
 
     def check_qa(self, image_id: int, question: str, answer: str) -> QAVerdict:
