@@ -325,6 +325,12 @@ OFF = (0.0, 0.5, 0.1, 0.6)  # covers nothing
     ("Is the blue square to the left of the small red circle?", "No, it is to the right of it.", True, "long"),
     ("Is the red circle on the left above the blue square?", "Yes, the red circle on the left is above the blue "
      "square.", True, "long"),
+    # a position word a long answer adds must pick the asked object, with the answer's own words
+    ("What is the red object on the left?", "It is a red circle on the right.", False,
+     "the answer's 'on the right' does not pick the small red circle but the large red circle"),
+    ("What is the red object on the left?", "It is a small red circle on the left.", True, "long"),
+    ("What color is the square?", "The square at the top is blue.", False, "'at the top' does not pick the large blue square"),
+    ("What color is the square?", "The square at the bottom is blue.", True, "long"),
     # the long answer's other attribute words must fit the question's object or group
     ("What color is the square?", "The circle is blue.", False, "calls the square circle"),
     ("What is the shape of the blue object?", "The red object is a square.", False, "calls the square red"),

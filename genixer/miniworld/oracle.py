@@ -24,10 +24,11 @@ from .grammar import (
     normalize_answer,
     normalize_question,
     parse_question,
+    phrase_attributes,
     reference,
 )
 from .grounding import GroundedChecks, chain_contradiction
-from .language import RELATIONS, relation_holds, resolve
+from .language import POSITIONS, RELATIONS, relation_holds, resolve
 from .naming import ID_OFFSETS
 from .scene import SceneObject, sample_scene
 from .verdicts import QAVerdict, RECVerdict
@@ -216,7 +217,31 @@ class Oracle(FamilyChecks, GroundedChecks):
         ok, reason = answer_matches(t.qtype, t.truth, answer, echo, obj, group)
         if ok and t.qtype == "relation" and (said := chain_contradiction(t.qtype, m, answer)):
             ok, reason = False, f"long answer contradicts itself: {said}"
+        if ok and t.qtype in ("color", "shape", "size", "what") and \
+                (where := self._answer_position(image_id, t.object_index, answer, echo)):
+            ok, reason = False, where
         return QAVerdict("correct" if ok else "incorrect", t.qtype, t.truth, reason, t.object_index, t.other_index)
+
+    def _answer_position(self, image_id: int, index: int, answer: str, echo: str | None) -> str | None:
+        """Why a position word a long answer adds about the asked object ('It is a red circle on the right.') does
+        not pick it, with the answer's own attribute words, as ``resolve`` reads a referring expression; else None.
+        The question's own reference, echoed, is left out (the question's resolution already read it)."""
+        text = " ".join(re.sub(r"[^\w\s]", " ", answer.lower()).split())
+        if echo:
+            text = text.replace(" ".join(re.sub(r"[^\w\s]", " ", echo.lower()).split()), " ")
+        pos = next((p for p in POSITIONS if re.search(rf"\b{p}\b", text)), None)
+        if pos is None:
+            return None
+        said = {k: next(iter(v)) if len(v) == 1 else None for k, v in phrase_attributes(text).items()}
+        im = self._image(image_id)
+        ref, why = resolve(im.objects, im.width, im.height, pos=pos, size=said["size"], color=said["color"],
+                           shape=said["shape"])
+        if ref == index:
+            return None
+        asked = im.objects[index].label
+        picked = f" ({why})" if ref is None else " but another" if im.objects[ref].label == asked else \
+            f" but the {im.objects[ref].label}"
+        return f"the answer's '{pos}' does not pick the {asked}{picked}"
 
     def check_qa(self, image_id: int, question: str, answer: str) -> QAVerdict:
         """'correct' iff the question parses, refers to a unique object and the answer is true.
