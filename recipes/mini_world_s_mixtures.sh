@@ -15,6 +15,9 @@
 #   VARIANTS: which of the variants below run (space-separated names; all of them when unset), e.g.
 #   VARIANTS=s_rec3_qca3_novg trains that one alone on the GPU for its whole schedule
 #   EXTRA: overrides for every variant (e.g. a wider LM); SKIP_VAL=1: no val generation, checkpoints only
+# On the GPU machine (Python 3.12) the image lacks hydra, omegaconf, antlr4 and pycocotools: install the wheel bundle
+# first, with pycocotools for cp312 (pip download --only-binary=:all: --python-version 3.12 --implementation cp
+# --platform manylinux2014_x86_64 -d .whl pycocotools; the cp311 wheel does not install there).
 set -u
 vision=${1:?usage: $0 VISION_RUN RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-6000}
 num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (smaller: a smoke run)
