@@ -176,10 +176,21 @@ def answer_matches(
     return True, "ok (long answer)"
 
 
+def plain_words(text: str) -> str:
+    """Lower-case words, punctuation as spaces, single-spaced: 'The circle, on the LEFT.' -> 'the circle on the left'."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def sole_attributes(at: dict[str, set[str]]) -> dict[str, str | None]:
+    """Size / color / shape of ``phrase_attributes`` where the phrase names exactly one (else None), as ``resolve``
+    takes them."""
+    return {kind: next(iter(at[kind])) if len(at[kind]) == 1 else None for kind in ("size", "color", "shape")}
+
+
 def phrase_attributes(phrase: str) -> dict[str, set[str]]:
     """Attribute words a free phrase mentions: sizes, colors, shapes (singular), numbers, positions."""
     tokens = normalize_answer(phrase).split()
-    text = " ".join(re.sub(r"[^\w\s]", " ", phrase.lower()).split())
+    text = plain_words(phrase)
     return {
         "size": {t for t in tokens if t in SIZES},
         "color": {t for t in tokens if t in COLORS},

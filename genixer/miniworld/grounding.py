@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Sequence
 
-from .grammar import MIN_IOU, normalize_answer, normalize_question, parse_question, phrase_attributes
+from .grammar import MIN_IOU, normalize_answer, normalize_question, parse_question, phrase_attributes, sole_attributes
 from .language import RELATIONS, position_contradiction, resolve
 from .longform import group_nouns, true_relation
 from .verdicts import GroundedVerdict, GroupCheck, QAVerdict
@@ -228,10 +228,10 @@ class GroundedChecks:
         if len(at["number"]) == 1 and int(next(iter(at["number"]))) != len(boxes):
             return verdict(False, f"phrase names {next(iter(at['number']))} objects but the group has {len(boxes)} boxes")
         if len(at["pos"]) == 1 and len(idxs) == 1:
-            single = {kind: next(iter(at[kind])) if len(at[kind]) == 1 else None for kind in ("size", "color", "shape")}
-            ref, _ = resolve(im.objects, im.width, im.height, pos=next(iter(at["pos"])), **single)
+            pos, single = next(iter(at["pos"])), sole_attributes(at)
+            ref, _ = resolve(im.objects, im.width, im.height, pos=pos, **single)
             if ref is not None and ref != idxs[0]:
                 return verdict(False, "the position word picks another object")
-            if false := position_contradiction(im.objects, im.width, im.height, idxs[0], next(iter(at["pos"])), **single):
+            if false := position_contradiction(im.objects, im.width, im.height, idxs[0], pos, **single):
                 return verdict(False, false)
         return verdict(True, "ok")

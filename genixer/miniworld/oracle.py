@@ -25,7 +25,9 @@ from .grammar import (
     normalize_question,
     parse_question,
     phrase_attributes,
+    plain_words,
     reference,
+    sole_attributes,
 )
 from .grounding import GroundedChecks, chain_contradiction
 from .language import POSITIONS, RELATIONS, relation_holds, resolve
@@ -226,16 +228,13 @@ class Oracle(FamilyChecks, GroundedChecks):
         """Why a position word a long answer adds about the asked object ('It is a red circle on the right.') does
         not pick it, with the answer's own attribute words, as ``resolve`` reads a referring expression; else None.
         The question's own reference, echoed, is left out (the question's resolution already read it)."""
-        text = " ".join(re.sub(r"[^\w\s]", " ", answer.lower()).split())
-        if echo:
-            text = text.replace(" ".join(re.sub(r"[^\w\s]", " ", echo.lower()).split()), " ")
-        pos = next((p for p in POSITIONS if re.search(rf"\b{p}\b", text)), None)
+        text = plain_words(answer).replace(plain_words(echo), " ") if echo else plain_words(answer)
+        at = phrase_attributes(text)
+        pos = next((p for p in POSITIONS if p in at["pos"]), None)
         if pos is None:
             return None
-        said = {k: next(iter(v)) if len(v) == 1 else None for k, v in phrase_attributes(text).items()}
         im = self._image(image_id)
-        ref, why = resolve(im.objects, im.width, im.height, pos=pos, size=said["size"], color=said["color"],
-                           shape=said["shape"])
+        ref, why = resolve(im.objects, im.width, im.height, pos=pos, **sole_attributes(at))
         if ref == index:
             return None
         asked = im.objects[index].label
