@@ -4,7 +4,8 @@
 #   judge: the shipped Genixer_L (checkpoints/genixer_l_mini_all) fine-tuned to answer Yes / No
 #          (the QA judge); checked beside the generator it started from
 # Usage: bash recipes/mini_world_filters.sh RUNS_DIR [clip|judge|all] [train.py overrides ...]
-#   writes RUNS_DIR/{clip,judge} (+ .log, heldout_*.json); the world goes to GENIXER_DATA (RUNS_DIR/data)
+#   writes RUNS_DIR/{clip,judge} (+ .log, heldout_clip.json, {val,heldout}_judge.json); the world goes to GENIXER_DATA
+#   (RUNS_DIR/data)
 #   SMOKE=1: a 60-image world and 3 CPU steps per model (checks the recipe end to end)
 set -euo pipefail
 runs=${1:?usage: $0 RUNS_DIR [clip|judge|all] [overrides ...]}; which=${2:-all}; shift $(($# < 2 ? $# : 2))
@@ -30,6 +31,9 @@ fi
 if [[ $which != clip ]]; then
   $py train.py experiment=mini_world_judge trainer.max_time=00:00:04:00 hydra.run.dir="$runs/judge" "${overrides[@]}" > "$runs/judge.log" 2>&1
   tail -n 1 "$runs/judge.log"
-  $py -m genixer.miniworld.models.heldout judge "$runs/judge/checkpoint" checkpoints/genixer_l_mini_all \
-    --world "$world" --out "$runs/heldout_judge.json" "${eval_args[@]}"
+  # beside the shipped judge and the generator it starts from: on val (to choose), then on held-out (to report)
+  for split in val heldout; do
+    $py -m genixer.miniworld.models.heldout judge "$runs/judge/checkpoint" checkpoints/judge_mini checkpoints/genixer_l_mini_all \
+      --world "$world" --split $split --out "$runs/${split}_judge.json" "${eval_args[@]}"
+  done
 fi

@@ -32,7 +32,7 @@ from genixer.miniworld.scene import SceneObject
 from genixer.miniworld import Oracle, build_world
 from genixer.miniworld.grammar import box_iou
 from genixer.data.sources.files import read_json
-from genixer.miniworld.models.verification import YES, TwinSampler
+from genixer.miniworld.models.verification import BACKGROUND, YES, TwinSampler
 from genixer.miniworld.models import heldout as filter_models
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
@@ -78,13 +78,18 @@ def test_verification_records_are_balanced_and_true_to_ground_truth(verification
     records = verification.records
     labels, kinds = Counter(r["label"] for r in records), Counter(r["kind"] for r in records)
     assert labels[YES] == labels["No"] > 300
-    assert {"short", "long", "mc", "description"} <= set(kinds)
+    assert {"short", "long", "mc", "description", "background"} <= set(kinds)
     assert set(Counter(r["source"] for r in records)) == set(verification.sources)
-    oracle = Oracle.from_instances(small_world / "annotations/instances_train.json")
+    seed = read_json(small_world / "world.json")["seed"]  # the oracle alone must see a background twin wrong
+    oracle = Oracle.from_instances(small_world / "annotations/instances_train.json", seed)
     assert all(truth_of(oracle, r) == (r["label"] == YES) for r in records)
     for true, wrong in zip(records[::2], records[1::2]):  # twins: same image and question, another answer
         assert (true["image"], true["question"], true["label"]) == (wrong["image"], wrong["question"], YES)
         assert wrong["answer"] != true["answer"] and wrong["label"] == "No"
+    for true, wrong in zip(records[::2], records[1::2]):  # a background twin differs in its background words only
+        if wrong["kind"] == "background":
+            assert BACKGROUND.sub("", true["answer"].lower()) == BACKGROUND.sub("", wrong["answer"].lower())
+            assert oracle.check_qa(oracle.image_id(true["image"]), true["question"], true["answer"]).correct
 
 
 def test_twin_batches():
@@ -257,7 +262,7 @@ def test_train_py_and_heldout_checks(tmp_path, small_world):
     labels = Counter(r["label"] for r in records)
     assert metrics["failed"] == 0 and metrics["pairs"] == len(records) > 50 and labels[YES] == labels["No"]
     kinds = Counter(r["kind"] for r in records)
-    assert {k: metrics[f"n_{k}"] for k in kinds} == kinds and {"short", "mc"} <= set(kinds)
+    assert {k: metrics[f"n_{k}"] for k in kinds} == kinds and {"short", "mc", "description", "background"} <= set(kinds)
     right = {k: metrics[f"acc_{k}"] * n for k, n in kinds.items()}  # correct pairs per kind: whole numbers
     assert all(v == pytest.approx(round(v)) for v in right.values())
     assert metrics["acc_all"] == pytest.approx(sum(right.values()) / len(records))

@@ -32,7 +32,7 @@ from .grammar import (
 from .grounding import GroundedChecks, chain_contradiction
 from .language import POSITIONS, RELATIONS, relation_holds, resolve
 from .naming import ID_OFFSETS
-from .scene import SceneObject, sample_scene
+from .scene import Scene, SceneObject, sample_scene
 from .verdicts import QAVerdict, RECVerdict
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class Oracle(FamilyChecks, GroundedChecks):
     def __init__(self, images: dict[int, _Image], seed: int | None = None):
         self._images = images
         self.seed = seed  # the world's seed: what the instances file does not record (a background) is redrawn
-        self._backgrounds: dict[int, str] = {}
+        self._scenes: dict[int, Scene] = {}
         self._by_name: dict[str, int] = {}
         for image_id, im in images.items():
             self._by_name[im.file_name] = image_id
@@ -108,18 +108,21 @@ class Oracle(FamilyChecks, GroundedChecks):
         raise KeyError(f"image {path_or_file_name!r} is not in this oracle's instances file ({len(self)} images)")
 
     def background(self, image_id: int) -> str | None:
-        """The image's background phrase ('textured light grey'), its scene redrawn from the world's seed (checked
-        against the instances file's objects); None without a seed."""
+        """The image's background phrase ('textured light grey'); None without a seed."""
+        return None if self.seed is None else self.scene(image_id).background.phrase
+
+    def scene(self, image_id: int) -> Scene:
+        """The image's scene redrawn from the world's seed (checked against the instances file's objects)."""
         if self.seed is None:
-            return None
-        if image_id not in self._backgrounds:
+            raise ValueError("this oracle has no world seed to redraw scenes with")
+        if image_id not in self._scenes:
             im = self._image(image_id)
             split = PurePosixPath(im.file_name).parts[0]
             scene = sample_scene(self.seed, split, image_id - 1 - ID_OFFSETS[split])
             if sorted(o.box for o in scene.objects) != sorted(tuple(round(v) for v in o.box) for o in im.objects):
                 raise ValueError(f"seed {self.seed} does not draw image {im.file_name} of this instances file")
-            self._backgrounds[image_id] = scene.background.phrase
-        return self._backgrounds[image_id]
+            self._scenes[image_id] = scene
+        return self._scenes[image_id]
 
     def pixels(self, image_id: int, box: Sequence[float]) -> tuple[float, float, float, float]:
         """A normalized xyxy box in the original image's pixels."""

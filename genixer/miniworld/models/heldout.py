@@ -9,10 +9,13 @@ held-out split (which the demo's tables are scored on).
 
 ``judge``: accuracy and AUC of P(Yes) on balanced true / corrupted QA pairs of the held-out
 images (``genixer.miniworld.models.verification``), per checkpoint (e.g. the fine-tuned judge and the
-generator it started from), at the fixed rule P(Yes) >= 0.5 (not tuned on any data).
+generator it started from), at the fixed rule P(Yes) >= 0.5 (not tuned on any data); ``--split val`` scores
+the val images instead (to choose between judges without looking at the held-out ones). Kinds: short and long
+answers, multiple choice, and one description per image with a twin naming another object ("description") or
+another background ("background").
 
     python -m genixer.miniworld.models.heldout clip CHECKPOINT --world ROOT [--out FILE]
-    python -m genixer.miniworld.models.heldout judge CHECKPOINT [CHECKPOINT ...] --world ROOT [--out FILE]
+    python -m genixer.miniworld.models.heldout judge CHECKPOINT [CHECKPOINT ...] --world ROOT [--split val] [--out FILE]
 """
 from __future__ import annotations
 
@@ -37,7 +40,6 @@ from genixer.filtering.judge import LlavaJudge
 from genixer.filtering.scorer import ItemCollator, ItemDataset, Scorer
 from genixer.filtering.module import FilterModule
 
-HELDOUT = "annotations/instances_heldout.json"
 
 
 def score_items(scorer: Scorer, items: list[dict], image_root: str | Path, batch_size: int = 64,
@@ -175,10 +177,10 @@ def clip_check(checkpoint: str, world: Path, seed: int = 0, min_side: float = 12
     return out
 
 
-def judge_records(world: Path, seed: int = 0) -> list[dict]:
-    instances = world / HELDOUT
-    annotations = heldout_annotations(str(instances), str(world / "images"), seed)
-    records = verification_records(annotations, Oracle.from_instances(instances), seed)
+def judge_records(world: Path, seed: int = 0, split: str = "heldout") -> list[dict]:
+    instances, world_seed = world / f"annotations/instances_{split}.json", json.loads((world / "world.json").read_text())["seed"]
+    annotations = heldout_annotations(str(instances), str(world / "images"), seed, world_seed)
+    records = verification_records(annotations, Oracle.from_instances(instances, world_seed), seed)
     return [{**r, "id": str(k), "row_id": str(k)} for k, r in enumerate(records)]
 
 
@@ -205,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("checkpoints", nargs="+", help="checkpoint dirs (run dirs work for the judge)")
     parser.add_argument("--world", required=True, type=Path, help="mini world root (with its val and held-out splits)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("heldout", "val"), default="heldout",
+                        help="the judge's images: val to choose between judges, heldout to report")
     parser.add_argument("--min-side", type=int, default=12, help="the CLIP filter's minimum crop side (px)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=0)
@@ -217,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if args.model == "clip":
             results[checkpoint] = clip_check(checkpoint, args.world, args.seed, args.min_side, **run)
         else:
-            records = judge_records(args.world, args.seed)
+            records = judge_records(args.world, args.seed, args.split)
             results[checkpoint] = judge_metrics(records, score_items(LlavaJudge(checkpoint), records, args.world / "images", **run))
         print(f"{args.model} held-out check of {checkpoint}:")
         print(json.dumps(results[checkpoint], indent=1))

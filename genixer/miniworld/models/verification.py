@@ -6,12 +6,14 @@ dialogue turns, image descriptions), written as the judge reads a generated samp
 answer in the same form: another answer of the same kind that questions of the data have (a
 colour for a colour question, a count for a count question, the other of yes / no), as a word
 or as the sentence a long answer would be; another option of a multiple-choice question; a
-description with one object's colour or shape changed. The mini-world oracle must call the true
+description with one object's colour or shape changed, or (when the oracle knows the world's seed) its
+background phrase. The mini-world oracle must call the true
 pair right and the twin wrong, else both are dropped: the
 labels are balanced and every one is verified. Records come in twins: true pair, then its twin.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,9 +28,10 @@ from genixer.backbones.codec import Codec
 from genixer.data.images import load_rgb
 from genixer.data.instructions import TrainCollator
 from genixer.miniworld import COLORS, SHAPES, Oracle, Scene, normalize_answer
+from genixer.miniworld.captions import BACKGROUNDS
 from genixer.miniworld.families_text import aokvqa_question
 from genixer.miniworld.grammar import ANSWER_KIND
-from genixer.miniworld.language import make_questions
+from genixer.miniworld.language import DESCRIBE_PROMPTS, captions, make_questions
 from genixer.miniworld.longform import long_answer
 from genixer.data.sources.coco import load_coco
 from genixer.filtering.judge import FUYU_PROMPT, judge_text
@@ -37,6 +40,7 @@ from genixer.tasks.mc_vqa import LETTERS, format_mc_question
 YES, NO = "Yes", "No"
 # "a small red circle": an object named in a description (captions list every object).
 MENTION = re.compile(rf"\b(?:(small|large) )?({'|'.join(COLORS)}) ({'|'.join(SHAPES)})\b")
+BACKGROUND = re.compile(rf"\b(?P<bg>{'|'.join(BACKGROUNDS)}) background\b")  # a caption's background phrase
 
 
 def qa_pairs(record: Mapping) -> list[tuple[str, str]]:
@@ -76,7 +80,7 @@ class Corruptor:
         """(wrong answer, kind): a short or long answer of the same kind, or a changed description."""
         verdict = self.oracle.check_qa(image_id, question, answer)
         if verdict.correct and verdict.qtype == "caption":
-            return self.description(image_id, question, answer, rng), "description"
+            return self.description(image_id, question, answer, rng)
         if not verdict.correct:
             return None
         short = normalize_answer(answer) == verdict.truth
@@ -98,15 +102,24 @@ class Corruptor:
         false = [k for k in range(len(choices)) if self.oracle.check_mc(image_id, question, choices, k).status == "incorrect"]
         return int(false[rng.integers(len(false))]) if false else None
 
-    def description(self, image_id: int, question: str, text: str, rng: np.random.Generator) -> str:
-        """One mentioned object gets another colour or shape (so the named objects no longer match)."""
+    def description(self, image_id: int, question: str, text: str, rng: np.random.Generator) -> tuple[str, str]:
+        """(wrong description, kind): when the caption names the image's background and the oracle knows it (the
+        world's seed), a third of the twins name another background ("background"); the others give one mentioned
+        object another colour or shape ("description"), so the named objects no longer match."""
+        named = BACKGROUND.search(text.lower())
+        if named and named["bg"] == self.oracle.background(image_id) and rng.random() < 1 / 3:
+            others = [b for b in BACKGROUNDS if b != named["bg"]]
+            start, end = named.span("bg")
+            wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
+            assert self.oracle.check_qa(image_id, question, wrong).status == "incorrect"
+            return wrong, "background"
         m = mentions(text)[rng.integers(len(mentions(text)))]
         group, vocab = (2, COLORS) if rng.random() < 0.5 else (3, SHAPES)
         others = [v for v in vocab if v != m[group]]
         start, end = m.span(group)
         wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
         assert self.oracle.check_qa(image_id, question, wrong).status == "incorrect"
-        return wrong
+        return wrong, "description"
 
 
 def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]]:
@@ -134,11 +147,12 @@ def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, se
     return out
 
 
-def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tuple[str, dict]]:
+def heldout_annotations(instances: str, image_root: str, seed: int, world_seed: int | None = None) -> list[tuple[str, dict]]:
     """Fresh annotations for images that have none (the held-out split), with the world's own language:
-    its questions with short and sentence answers, and one multiple-choice question per image."""
+    its questions with short and sentence answers, one multiple-choice question per image and, given the
+    world's seed (which draws the backgrounds), one description per image."""
     coco = load_coco(instances)
-    oracle, out = Oracle.from_coco(coco), []
+    oracle, out = Oracle.from_coco(coco, world_seed), []
     for image in coco.imgs.values():
         objects = oracle.objects(image["id"])
         scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)  # questions need no background
@@ -151,6 +165,10 @@ def heldout_annotations(instances: str, image_root: str, seed: int) -> list[tupl
         if mc is not None:
             out.append(("mc", {**base, "question": mc["question"], "choices": mc["choices"],
                                "answer_index": mc["correct_choice_idx"]}))
+        if world_seed is not None:  # its own draws: the records above stay those of earlier checks
+            rng = np.random.default_rng([seed, image["id"], 1])
+            prompt = DESCRIBE_PROMPTS[rng.integers(len(DESCRIBE_PROMPTS))]
+            out.append(("description", {**base, "question": prompt, "answer": captions(oracle.scene(image["id"]), rng, 1)[0]}))
     return out
 
 
@@ -193,14 +211,16 @@ class VerificationDataModule(L.LightningDataModule):
 
     ``prompt`` is the judge's (one ``{}``); texts render with ``judge_text``, so training and
     scoring see the same words. ``twins``: batches hold both records of each pair (``TwinSampler``;
-    an even ``batch_size``).
+    an even ``batch_size``). ``world_file`` (the world's ``world.json``): its seed lets the oracle redraw each
+    image's background, so descriptions also get twins with another background.
     """
 
     def __init__(self, sources: Mapping | Sequence, instances: str, codec: Codec, batch_size: int,
-                 num_workers: int = 0, seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True) -> None:
+                 num_workers: int = 0, seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True,
+                 world_file: str | None = None) -> None:
         super().__init__()
         self.sources = dict(sources) if isinstance(sources, Mapping) else {f"source{k}": s for k, s in enumerate(sources)}
-        self.instances, self.codec, self.prompt = instances, codec, prompt
+        self.instances, self.codec, self.prompt, self.world_file = instances, codec, prompt, world_file
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if twins and batch_size % 2:
             raise ValueError(f"twin batches need an even batch_size, got {batch_size}")
@@ -211,7 +231,8 @@ class VerificationDataModule(L.LightningDataModule):
     def records(self) -> list[dict]:
         if self._records is None:
             annotations = [(name, r) for name, source in self.sources.items() for r in source.load()]
-            self._records = verification_records(annotations, Oracle.from_instances(self.instances), self.seed)
+            world_seed = json.loads(Path(self.world_file).read_text())["seed"] if self.world_file else None
+            self._records = verification_records(annotations, Oracle.from_instances(self.instances, world_seed), self.seed)
         return self._records
 
     def train_dataloader(self) -> DataLoader:
