@@ -4,7 +4,6 @@
 #   s_rec2      : the shipped mixture itself (conf/data/mixture/mini_world_genixer_s.yaml)
 #   s_qca3      : the shipped mixture (conf/data/mixture/mini_world_genixer_s.yaml) with Q->C^Box A 3x
 #   s_qca3_seed1: s_qca3 from another seed (weights and data order); s_qca3_reg2: s_qca3 with RefCOCO REG 2x
-#   s_qca3_seed1_lr5: s_qca3_seed1 at half the learning rate (the wide LM's REC is bimodal across seeds at 1e-3)
 #   s_qca3_vis, s_qca3_vis_seed1: s_qca3 with the vision tower learning too (perception errors dominate the wrong
 #                 Q->C^Box A rows: missed, doubled or miscoloured objects), from two seeds
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
@@ -32,7 +31,6 @@ declare -A mix=(
   [s_qca3]="++data.mixture.components.qca_box.repeat=3"
   [s_qca3_seed1]="++data.mixture.components.qca_box.repeat=3 seed=1"
   [s_qca3_reg2]="++data.mixture.components.qca_box.repeat=3 ++data.mixture.components.reg.repeat=2"
-  [s_qca3_seed1_lr5]="++data.mixture.components.qca_box.repeat=3 seed=1 module.optimizer.lr=5.0e-4"
   [s_qca3_vis]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language]"
   [s_qca3_vis_seed1]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language] seed=1"
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
