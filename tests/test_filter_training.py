@@ -32,7 +32,7 @@ from genixer.miniworld.scene import SceneObject
 from genixer.miniworld import Oracle, build_world
 from genixer.miniworld.grammar import box_iou
 from genixer.data.sources.files import read_json
-from genixer.miniworld.models.verification import BACKGROUND, YES, TwinSampler
+from genixer.miniworld.models.verification import BACKGROUND, YES, TwinSampler, verification_records
 from genixer.miniworld.models import heldout as filter_models
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
@@ -56,7 +56,8 @@ def assembled(cfg):
 
 @pytest.fixture(scope="module")
 def verification(small_world, tmp_path_factory):
-    return assembled(compose_config("train", overrides(tmp_path_factory.mktemp("v"), small_world, "mini_world_judge")))[0]
+    config = overrides(tmp_path_factory.mktemp("v"), small_world, "mini_world_judge") + ["data.background_twins=0.5"]
+    return assembled(compose_config("train", config))[0]
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,17 @@ def test_verification_records_are_balanced_and_true_to_ground_truth(verification
         if wrong["kind"] == "background":
             assert BACKGROUND.sub("", true["answer"].lower()) == BACKGROUND.sub("", wrong["answer"].lower())
             assert oracle.check_qa(oracle.image_id(true["image"]), true["question"], true["answer"]).correct
+
+
+def test_shipped_judge_data_has_no_background_twins(verification, small_world):
+    """background_twins=0 (the default, the shipped judge's data) draws exactly what an oracle without the world's
+    seed draws: the seed alone changes nothing."""
+    assert compose_config("train", overrides(small_world, small_world, "mini_world_judge")).data.background_twins == 0
+    annotations = [(name, r) for name, source in verification.sources.items() for r in source.load()]
+    instances, seed = small_world / "annotations/instances_train.json", read_json(small_world / "world.json")["seed"]
+    plain = verification_records(annotations, Oracle.from_instances(instances), 0)
+    assert verification_records(annotations, Oracle.from_instances(instances, seed), 0) == plain
+    assert "background" not in {r["kind"] for r in plain}
 
 
 def test_twin_batches():
@@ -223,7 +235,7 @@ def test_clip_training_steps_and_export_round_trip(clip_setup, tmp_path):
 
 
 # train.py + held-out checks ----------------------------------------------------------------------
-def test_train_py_and_heldout_checks(tmp_path, small_world):
+def test_train_py_and_heldout_checks(tmp_path, small_world, monkeypatch):
     clip = train.run(compose_config("train", overrides(tmp_path / "clip", small_world, "mini_world_clip")))
     assert clip["steps"] == 3 and clip["train/loss"] > 0
     checkpoint = tmp_path / "clip/checkpoint"
@@ -256,7 +268,8 @@ def test_train_py_and_heldout_checks(tmp_path, small_world):
 
     judge = train.run(compose_config("train", overrides(tmp_path / "judge", small_world, "mini_world_judge")))
     assert judge["steps"] == 3 and judge["train/loss"] > 0
-    results = filter_models.main(["judge", str(tmp_path / "judge"), "--world", str(small_world)])
+    monkeypatch.chdir(small_world.parent)  # a relative world root works too (records name images under it)
+    results = filter_models.main(["judge", str(tmp_path / "judge"), "--world", small_world.name])
     metrics = results[str(tmp_path / "judge")]
     records = filter_models.judge_records(small_world)
     labels = Counter(r["label"] for r in records)

@@ -177,10 +177,13 @@ def clip_check(checkpoint: str, world: Path, seed: int = 0, min_side: float = 12
     return out
 
 
+BACKGROUND_TWINS = 1 / 3  # of the description twins, those naming another background instead of another object
+
+
 def judge_records(world: Path, seed: int = 0, split: str = "heldout") -> list[dict]:
     instances, world_seed = world / f"annotations/instances_{split}.json", json.loads((world / "world.json").read_text())["seed"]
     annotations = heldout_annotations(str(instances), str(world / "images"), seed, world_seed)
-    records = verification_records(annotations, Oracle.from_instances(instances, world_seed), seed)
+    records = verification_records(annotations, Oracle.from_instances(instances, world_seed), seed, BACKGROUND_TWINS)
     return [{**r, "id": str(k), "row_id": str(k)} for k, r in enumerate(records)]
 
 
@@ -215,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, help="write the metrics as JSON")
     args = parser.parse_args(argv)
+    args.world = args.world.resolve()  # records name images by path under it; a relative root would be joined twice
     run = {"batch_size": args.batch_size, "num_workers": args.num_workers, "device": args.device}
     results = {}
     for checkpoint in args.checkpoints:

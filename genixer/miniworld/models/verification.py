@@ -6,8 +6,8 @@ dialogue turns, image descriptions), written as the judge reads a generated samp
 answer in the same form: another answer of the same kind that questions of the data have (a
 colour for a colour question, a count for a count question, the other of yes / no), as a word
 or as the sentence a long answer would be; another option of a multiple-choice question; a
-description with one object's colour or shape changed, or (when the oracle knows the world's seed) its
-background phrase. The mini-world oracle must call the true
+description with one object's colour or shape changed, or (a chosen share, when the oracle knows the world's
+seed) its background phrase. The mini-world oracle must call the true
 pair right and the twin wrong, else both are dropped: the
 labels are balanced and every one is verified. Records come in twins: true pair, then its twin.
 """
@@ -60,8 +60,9 @@ def mentions(text: str) -> list[re.Match]:
 class Corruptor:
     """Writes a wrong twin for a true pair and confirms both with the oracle; None when it cannot."""
 
-    def __init__(self, oracle: Oracle, pools: Mapping[str, Sequence[str]], tries: int = 20) -> None:
-        self.oracle, self.pools, self.tries = oracle, pools, tries
+    def __init__(self, oracle: Oracle, pools: Mapping[str, Sequence[str]], tries: int = 20,
+                 background_twins: float = 0.0) -> None:
+        self.oracle, self.pools, self.tries, self.background_twins = oracle, pools, tries, background_twins
 
     def pairs(self, image_id: int, record: dict, rng: np.random.Generator) -> Iterator[tuple[str, str, str, str]]:
         """(question, true answer, wrong answer, kind) for each checkable pair of a record."""
@@ -103,11 +104,11 @@ class Corruptor:
         return int(false[rng.integers(len(false))]) if false else None
 
     def description(self, image_id: int, question: str, text: str, rng: np.random.Generator) -> tuple[str, str]:
-        """(wrong description, kind): when the caption names the image's background and the oracle knows it (the
-        world's seed), a third of the twins name another background ("background"); the others give one mentioned
-        object another colour or shape ("description"), so the named objects no longer match."""
-        named = BACKGROUND.search(text.lower())
-        if named and named["bg"] == self.oracle.background(image_id) and rng.random() < 1 / 3:
+        """(wrong description, kind): one mentioned object gets another colour or shape ("description"), so the
+        named objects no longer match; or, for a share ``background_twins`` of the captions that name the image's
+        background (known to an oracle with the world's seed), another background ("background")."""
+        named = BACKGROUND.search(text.lower()) if self.background_twins else None
+        if named and named["bg"] == self.oracle.background(image_id) and rng.random() < self.background_twins:
             others = [b for b in BACKGROUNDS if b != named["bg"]]
             start, end = named.span("bg")
             wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
@@ -134,9 +135,10 @@ def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]
     return {kind: sorted(words) for kind, words in pools.items()}
 
 
-def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, seed: int) -> list[dict]:
+def verification_records(records: Sequence[tuple[str, dict]], oracle: Oracle, seed: int,
+                         background_twins: float = 0.0) -> list[dict]:
     """Balanced Yes / No records from (source name, annotation record) pairs; draws depend on (seed, index)."""
-    corruptor = Corruptor(oracle, answer_pools((r for _, r in records), oracle))
+    corruptor = Corruptor(oracle, answer_pools((r for _, r in records), oracle), background_twins=background_twins)
     out = []
     for i, (source, record) in enumerate(records):
         rng = np.random.default_rng([seed, i])
@@ -211,16 +213,17 @@ class VerificationDataModule(L.LightningDataModule):
 
     ``prompt`` is the judge's (one ``{}``); texts render with ``judge_text``, so training and
     scoring see the same words. ``twins``: batches hold both records of each pair (``TwinSampler``;
-    an even ``batch_size``). ``world_file`` (the world's ``world.json``): its seed lets the oracle redraw each
-    image's background, so descriptions also get twins with another background.
+    an even ``batch_size``). ``background_twins``: the share of description twins that name another background
+    (the oracle redraws backgrounds from ``world_file``'s seed, the world's ``world.json``).
     """
 
     def __init__(self, sources: Mapping | Sequence, instances: str, codec: Codec, batch_size: int,
                  num_workers: int = 0, seed: int = 0, prompt: str = FUYU_PROMPT, twins: bool = True,
-                 world_file: str | None = None) -> None:
+                 world_file: str | None = None, background_twins: float = 0.0) -> None:
         super().__init__()
         self.sources = dict(sources) if isinstance(sources, Mapping) else {f"source{k}": s for k, s in enumerate(sources)}
-        self.instances, self.codec, self.prompt, self.world_file = instances, codec, prompt, world_file
+        self.instances, self.codec, self.prompt = instances, codec, prompt
+        self.world_file, self.background_twins = world_file, background_twins
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if twins and batch_size % 2:
             raise ValueError(f"twin batches need an even batch_size, got {batch_size}")
@@ -232,7 +235,8 @@ class VerificationDataModule(L.LightningDataModule):
         if self._records is None:
             annotations = [(name, r) for name, source in self.sources.items() for r in source.load()]
             world_seed = json.loads(Path(self.world_file).read_text())["seed"] if self.world_file else None
-            self._records = verification_records(annotations, Oracle.from_instances(self.instances, world_seed), self.seed)
+            oracle = Oracle.from_instances(self.instances, world_seed)
+            self._records = verification_records(annotations, oracle, self.seed, self.background_twins)
         return self._records
 
     def train_dataloader(self) -> DataLoader:
