@@ -32,7 +32,7 @@ from genixer.miniworld.scene import SceneObject
 from genixer.miniworld import Oracle, build_world
 from genixer.miniworld.grammar import box_iou
 from genixer.data.sources.files import read_json
-from genixer.miniworld.models.verification import BACKGROUND, YES, TwinSampler, verification_records
+from genixer.miniworld.models.verification import BACKGROUND, YES, TwinSampler, heldout_annotations, verification_records
 from genixer.miniworld.models import heldout as filter_models
 from genixer.filtering.clip import ClipCropScorer
 from genixer.filtering.judge import LlavaJudge
@@ -282,6 +282,16 @@ def test_train_py_and_heldout_checks(tmp_path, small_world, monkeypatch):
     # labels are balanced, so acc_all is the balanced accuracy of the ROC point "p_yes >= 0.5"
     assert_roc_consistent(metrics["auc"], metrics["acc_all"], best=False)
     assert 0 < metrics["yes_no_mass"] <= 1
+
+
+def test_heldout_descriptions_leave_the_other_records_as_they_were(small_world):
+    """The held-out check's descriptions come last with their own draws: the other records and their twins are what the
+    check without descriptions (no world seed) writes, so figures on the older kinds stay comparable."""
+    instances = small_world / "annotations/instances_heldout.json"
+    plain = verification_records(heldout_annotations(str(instances), str(small_world / "images"), 0),
+                                 Oracle.from_instances(instances), 0)
+    records = [{k: v for k, v in r.items() if k not in ("id", "row_id")} for r in filter_models.judge_records(small_world)]
+    assert records[:len(plain)] == plain and {r["kind"] for r in records[len(plain):]} == {"description", "background"}
 
 
 def assert_roc_consistent(auc: float, balanced_acc: float, best: bool = True) -> None:

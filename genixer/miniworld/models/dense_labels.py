@@ -1,10 +1,14 @@
 """Per-patch labels from COCO instances, for pretraining a vision tower on the mini world.
 
 Each patch of the padded, resized model input gets the colour / shape / size of the object
-under its centre (0 = background) and that object's box in the square input frame.
+under its centre (0 = background) and that object's box in the square input frame; with a
+``background`` head, each patch outside every object also gets the image's background
+("textured light grey", redrawn from the world's seed; 0 = an object is there), which the
+instances file does not record and captions name.
 """
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,19 +22,29 @@ from genixer.backbones.codec import Codec, ImageTransform
 from genixer.data.images import load_rgb
 from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import AnnotationError, field
+from genixer.miniworld.captions import BACKGROUNDS
+from genixer.miniworld.oracle import Oracle
 from genixer.miniworld.scene import COLORS, SHAPES, SIZES
 
 
-def world_vocab() -> dict[str, list[str]]:
-    """The mini world's label names per attribute head (shapes in category-id order)."""
-    return {"color": sorted(COLORS), "shape": list(SHAPES), "size": sorted(SIZES)}
+def world_vocab(backgrounds: bool = False) -> dict[str, list[str]]:
+    """The mini world's label names per attribute head (shapes in category-id order), and the background
+    phrases when ``backgrounds``."""
+    vocab = {"color": sorted(COLORS), "shape": list(SHAPES), "size": sorted(SIZES)}
+    return {**vocab, "background": list(BACKGROUNDS)} if backgrounds else vocab
 
 
 class DenseLabels:
-    """Reads an instances JSON with ``attributes`` {color, size}; every label must be in ``vocab``."""
+    """Reads an instances JSON with ``attributes`` {color, size}; every label must be in ``vocab``. A
+    ``background`` head needs ``world_file`` (the world's ``world.json``: its seed redraws the backgrounds)."""
 
-    def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]]) -> None:
+    def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]],
+                 world_file: str | None = None) -> None:
         coco = load_coco(instances)
+        self.backgrounds = list(vocab.get("background", ()))
+        if self.backgrounds and world_file is None:
+            raise ValueError("a background head needs world_file (world.json: its seed redraws each image's background)")
+        self.oracle = Oracle.from_coco(coco, json.loads(Path(world_file).read_text())["seed"]) if self.backgrounds else None
         self.image_root = Path(image_root)
         self.images = list(coco.imgs.values())
         self.colors, self.shapes, self.sizes = (list(vocab[k]) for k in ("color", "shape", "size"))
@@ -70,6 +84,9 @@ class DenseLabelDataset(Dataset):
             cls["shape"][mask] = self.labels.shapes.index(shape) + 1
             cls["size"][mask] = self.labels.sizes.index(size) + 1
             box[mask] = torch.tensor([x1, y1, x1 + bw, y1 + bh]) / side
+        if self.labels.backgrounds:  # on patches outside every object (the last head's 0: an object is there)
+            kind = self.labels.backgrounds.index(self.labels.oracle.background(info["id"])) + 1
+            cls["background"] = torch.where(cls["shape"] > 0, 0, kind)
         image = load_rgb(self.labels.image_root / info["file_name"])
         return {"pixel_values": self.transform(image), "box": box.flatten(0, 1), **{k: v.flatten() for k, v in cls.items()}}
 
@@ -78,16 +95,17 @@ class DenseLabelDataModule(L.LightningDataModule):
     """Per-patch labels in the vision tower's input frame: the ``codec``'s image transform and patch grid."""
 
     def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]], codec: Codec,
-                 batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+                 batch_size: int, num_workers: int = 0, seed: int = 0, world_file: str | None = None) -> None:
         super().__init__()
         self.instances, self.image_root, self.vocab, self.codec = instances, image_root, vocab, codec
+        self.world_file = world_file
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self._labels = None
 
     @property
     def labels(self) -> DenseLabels:
         if self._labels is None:
-            self._labels = DenseLabels(self.instances, self.image_root, self.vocab)
+            self._labels = DenseLabels(self.instances, self.image_root, self.vocab, self.world_file)
         return self._labels
 
     def train_dataloader(self) -> DataLoader:

@@ -109,18 +109,20 @@ class Corruptor:
         background (known to an oracle with the world's seed), another background ("background")."""
         named = BACKGROUND.search(text.lower()) if self.background_twins else None
         if named and named["bg"] == self.oracle.background(image_id) and rng.random() < self.background_twins:
-            others = [b for b in BACKGROUNDS if b != named["bg"]]
-            start, end = named.span("bg")
-            wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
-            assert self.oracle.check_qa(image_id, question, wrong).status == "incorrect"
-            return wrong, "background"
-        m = mentions(text)[rng.integers(len(mentions(text)))]
-        group, vocab = (2, COLORS) if rng.random() < 0.5 else (3, SHAPES)
-        others = [v for v in vocab if v != m[group]]
-        start, end = m.span(group)
-        wrong = text[:start] + others[rng.integers(len(others))] + text[end:]
+            wrong, kind = swap(text, named, "bg", BACKGROUNDS, rng), "background"
+        else:
+            m = mentions(text)[rng.integers(len(mentions(text)))]
+            group, vocab = (2, COLORS) if rng.random() < 0.5 else (3, SHAPES)
+            wrong, kind = swap(text, m, group, vocab, rng), "description"
         assert self.oracle.check_qa(image_id, question, wrong).status == "incorrect"
-        return wrong, "description"
+        return wrong, kind
+
+
+def swap(text: str, m: re.Match, group: int | str, vocab: Sequence[str], rng: np.random.Generator) -> str:
+    """``text`` with match group ``group`` replaced by another word of ``vocab``, drawn at random."""
+    others = [v for v in vocab if v != m[group]]
+    start, end = m.span(group)
+    return text[:start] + others[rng.integers(len(others))] + text[end:]
 
 
 def answer_pools(records: Iterable[dict], oracle: Oracle) -> dict[str, list[str]]:
@@ -154,7 +156,7 @@ def heldout_annotations(instances: str, image_root: str, seed: int, world_seed: 
     its questions with short and sentence answers, one multiple-choice question per image and, given the
     world's seed (which draws the backgrounds), one description per image."""
     coco = load_coco(instances)
-    oracle, out = Oracle.from_coco(coco, world_seed), []
+    oracle, out, described = Oracle.from_coco(coco, world_seed), [], []
     for image in coco.imgs.values():
         objects = oracle.objects(image["id"])
         scene = Scene("heldout", image["id"], image["width"], image["height"], None, objects)  # questions need no background
@@ -167,11 +169,12 @@ def heldout_annotations(instances: str, image_root: str, seed: int, world_seed: 
         if mc is not None:
             out.append(("mc", {**base, "question": mc["question"], "choices": mc["choices"],
                                "answer_index": mc["correct_choice_idx"]}))
-        if world_seed is not None:  # its own draws: the records above stay those of earlier checks
+        if world_seed is not None:
             rng = np.random.default_rng([seed, image["id"], 1])
             prompt = DESCRIBE_PROMPTS[rng.integers(len(DESCRIBE_PROMPTS))]
-            out.append(("description", {**base, "question": prompt, "answer": captions(oracle.scene(image["id"]), rng, 1)[0]}))
-    return out
+            caption = captions(oracle.scene(image["id"]), rng, 1)[0]
+            described.append(("description", {**base, "question": prompt, "answer": caption}))
+    return out + described  # last, with their own draws: the other records (and their twins) stay as without them
 
 
 class VerificationDataset(Dataset):
