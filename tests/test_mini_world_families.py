@@ -16,7 +16,8 @@ from genixer.miniworld import (
     ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, Baselines, Oracle, build_world, groups_from_seq,
     majority_answers,
 )
-from genixer.miniworld.captions import BACKGROUNDS, is_describe_prompt
+from genixer.miniworld.captions import is_describe_prompt
+from genixer.miniworld.scene import BACKGROUNDS
 
 N_TRAIN = 40
 PH_RE = re.compile(r"<ph_st>(.*?)<ph_ed>")

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 
 from .grammar import normalize_question
 from .language import DESCRIBE_PROMPTS
-from .scene import COLORS, SHAPES, SIZES, SceneObject
+from .scene import BACKGROUNDS, COLORS, SHAPES, SIZES, SceneObject
 from .verdicts import QAVerdict
 
-BACKGROUNDS = ("light grey", "dark grey", "grey gradient", "textured light grey", "textured dark grey")
 _BG = "(?P<bg>[a-z ]+?)"
 _LIST = "(?P<list>.+?)"
 TEMPLATES = tuple(re.compile(p) for p in (        # CAPTION_TEMPLATES, lower-cased, final period optional

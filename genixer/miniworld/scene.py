@@ -67,6 +67,11 @@ class SceneObject:
         return f"{self.size} {self.color} {self.shape}"
 
 
+# A background's caption words by kind ('on a light grey background'); the tone is light or dark.
+PHRASES = {"solid": "{tone} grey", "gradient": "grey gradient", "noise": "textured {tone} grey"}
+BACKGROUNDS = tuple(dict.fromkeys(p.format(tone=t) for p in PHRASES.values() for t in ("light", "dark")))
+
+
 @dataclass(frozen=True)
 class Background:
     kind: str  # "solid" | "gradient" | "noise"
@@ -77,8 +82,7 @@ class Background:
     @property
     def phrase(self) -> str:
         """Caption words, e.g. 'light grey' in 'on a light grey background'."""
-        tone = "light" if self.levels[0] >= 128 else "dark"
-        return {"solid": f"{tone} grey", "gradient": "grey gradient", "noise": f"textured {tone} grey"}[self.kind]
+        return PHRASES[self.kind].format(tone="light" if self.levels[0] >= 128 else "dark")
 
 
 @dataclass(frozen=True)

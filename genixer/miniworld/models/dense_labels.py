@@ -22,9 +22,8 @@ from genixer.backbones.codec import Codec, ImageTransform
 from genixer.data.images import load_rgb
 from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import AnnotationError, field
-from genixer.miniworld.captions import BACKGROUNDS
 from genixer.miniworld.oracle import Oracle
-from genixer.miniworld.scene import COLORS, SHAPES, SIZES
+from genixer.miniworld.scene import BACKGROUNDS, COLORS, SHAPES, SIZES
 
 
 def world_vocab(backgrounds: bool = False) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ from genixer.backbones.codec import Codec
 from genixer.data.images import load_rgb
 from genixer.data.instructions import TrainCollator
 from genixer.miniworld import COLORS, SHAPES, Oracle, Scene, normalize_answer
-from genixer.miniworld.captions import BACKGROUNDS
+from genixer.miniworld.scene import BACKGROUNDS
 from genixer.miniworld.families_text import aokvqa_question
 from genixer.miniworld.grammar import ANSWER_KIND
 from genixer.miniworld.language import DESCRIBE_PROMPTS, captions, make_questions
