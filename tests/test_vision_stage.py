@@ -1,15 +1,20 @@
-"""Stage 1's dense labels: per-patch object attributes, and the optional background head."""
+"""Stage 1's dense labels (per-patch object attributes, the optional background head) and the background probe."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config, world_overrides
 from genixer.miniworld import Oracle
+from genixer.miniworld.models import background_probe
+from genixer.miniworld.models.background_probe import ridge_predict
 from genixer.miniworld.models.dense_labels import DenseLabels, world_vocab
+from genixer.miniworld.scene import BACKGROUNDS
 from genixer.pipelines import train
 
 
@@ -47,3 +52,22 @@ def test_vision_stage_trains_and_exports_the_background_head(small_world, tmp_pa
     assert metrics["steps"] == 3 and metrics["train/loss"] > 0
     vocab = json.loads((tmp_path / "checkpoint/vocab.json").read_text())
     assert vocab["background"] == world_vocab(True)["background"] and vocab["shape"] == world_vocab()["shape"]
+
+
+# the background probe ----------------------------------------------------------------------------
+def test_ridge_probe_reads_what_the_features_hold_and_nothing_else():
+    rng = np.random.default_rng(0)
+    y_fit, y_test = rng.integers(5, size=300), rng.integers(5, size=300)
+    signal = lambda y: np.eye(5)[y] + 0.1 * rng.normal(size=(len(y), 5))  # noqa: E731
+    assert (ridge_predict(signal(y_fit), y_fit, signal(y_test), 5) == y_test).all()
+    noise = lambda y: rng.normal(size=(len(y), 5))  # noqa: E731
+    assert (ridge_predict(noise(y_fit), y_fit, noise(y_test), 5) == y_test).mean() < 0.35  # chance is 0.2
+
+
+def test_background_probe_fits_on_val_and_scores_heldout(small_world, tiny_vision):
+    result = background_probe.main([str(tiny_vision), "--world", str(small_world)])[str(tiny_vision)]
+    seed = json.loads((small_world / "world.json").read_text())["seed"]
+    oracle = Oracle.from_instances(small_world / "annotations/instances_heldout.json", seed)
+    counts = Counter(oracle.background(i) for i in oracle.image_ids)
+    assert (result["fit_images"], result["test_images"]) == (4, 12) and result["classes"] == list(BACKGROUNDS)
+    assert result["commonest"] == max(counts.values()) / 12 and result["accuracy"] * 12 == pytest.approx(round(result["accuracy"] * 12))
