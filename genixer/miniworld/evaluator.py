@@ -8,12 +8,10 @@ as not correct. A new family needs one checker here; a new task of a known famil
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 
 from genixer.evaluation.thresholds import lowest_threshold, row_value
-from genixer.miniworld import Baselines, Oracle, majority_answers
+from genixer.miniworld import Baselines, Oracle, majority_answers, world_seed
 
 # family -> (checker, what its accuracy means)
 FAMILIES = {
@@ -32,8 +30,7 @@ class MiniWorldOracle:
     def __init__(self, instances: str, vqa_annotations: str, split: str = "heldout", world_file: str | None = None) -> None:
         self.split = split  # which images: "heldout" for reported tables, "val" for choosing settings
         # world.json's seed redraws what the instances file does not record (a caption's background)
-        seed = json.loads(Path(world_file).read_text())["seed"] if world_file else None
-        self.oracle = Oracle.from_instances(instances, seed)
+        self.oracle = Oracle.from_instances(instances, world_seed(world_file))
         self.baselines = Baselines(self.oracle, majority_answers(vqa_annotations))
 
     def evaluate_run(self, rows: list[dict]) -> dict:

@@ -97,6 +97,10 @@ class Oracle(FamilyChecks, GroundedChecks):
     def image_ids(self) -> list[int]:
         return sorted(self._images)
 
+    def file_name(self, image_id: int) -> str:
+        """The image's file name under the world's images/ ('val/mw_val_000002000001.png')."""
+        return self._image(image_id).file_name
+
     def image_id(self, path_or_file_name: str) -> int:
         """Id of an image given its file name, relative path or any path ending in it."""
         p = str(path_or_file_name).replace("\\", "/")
@@ -281,6 +285,12 @@ class Oracle(FamilyChecks, GroundedChecks):
             return RECVerdict(False, "incorrect", f"box misses the {im.objects[ref].label} (IoU {iou:.2f})",
                               ref, iou, best)
         return RECVerdict(True, "correct", "ok", ref, iou, best)
+
+
+def world_seed(world_file: str | Path | None) -> int | None:
+    """The seed a world's ``world.json`` records (it redraws what the instances file does not: backgrounds); None
+    without a file."""
+    return json.loads(Path(world_file).read_text())["seed"] if world_file else None
 
 
 def majority_answers(vqav2_annotations_path: str | Path) -> dict[str, str]:

@@ -22,7 +22,7 @@ from transformers import AutoImageProcessor, CLIPVisionModel, LlavaForConditiona
 from genixer.backbones.codec import ImageTransform
 from genixer.backbones.llava import VISION_DIR, resolve_checkpoint
 from genixer.data.images import load_rgb
-from genixer.miniworld import Oracle
+from genixer.miniworld import Oracle, world_seed
 from genixer.miniworld.scene import BACKGROUNDS
 
 
@@ -38,10 +38,10 @@ def load_tower(path: str | Path) -> tuple[CLIPVisionModel, ImageTransform]:
 @torch.no_grad()
 def features(tower: CLIPVisionModel, transform: ImageTransform, world: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(mean and spread of each image's penultimate patch features, its background's index in BACKGROUNDS)."""
-    oracle = Oracle.from_instances(world / f"annotations/instances_{split}.json", json.loads((world / "world.json").read_text())["seed"])
+    oracle = Oracle.from_instances(world / f"annotations/instances_{split}.json", world_seed(world / "world.json"))
     x, y = [], []
     for image_id in oracle.image_ids:
-        pixels = transform(load_rgb(world / "images" / oracle._image(image_id).file_name))[None]
+        pixels = transform(load_rgb(world / "images" / oracle.file_name(image_id)))[None]
         patches = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][0, 1:]
         x.append(torch.cat([patches.mean(0), patches.std(0)]).numpy())
         y.append(BACKGROUNDS.index(oracle.background(image_id)))

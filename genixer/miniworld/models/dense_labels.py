@@ -8,7 +8,6 @@ instances file does not record and captions name.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from genixer.backbones.codec import Codec, ImageTransform
 from genixer.data.images import load_rgb
 from genixer.data.sources.coco import load_coco
 from genixer.data.sources.files import AnnotationError, field
-from genixer.miniworld.oracle import Oracle
+from genixer.miniworld.oracle import Oracle, world_seed
 from genixer.miniworld.scene import BACKGROUNDS, COLORS, SHAPES, SIZES
 
 
@@ -43,7 +42,7 @@ class DenseLabels:
         self.backgrounds = list(vocab.get("background", ()))
         if self.backgrounds and world_file is None:
             raise ValueError("a background head needs world_file (world.json: its seed redraws each image's background)")
-        self.oracle = Oracle.from_coco(coco, json.loads(Path(world_file).read_text())["seed"]) if self.backgrounds else None
+        self.oracle = Oracle.from_coco(coco, world_seed(world_file)) if self.backgrounds else None
         self.image_root = Path(image_root)
         self.images = list(coco.imgs.values())
         self.colors, self.shapes, self.sizes = (list(vocab[k]) for k in ("color", "shape", "size"))

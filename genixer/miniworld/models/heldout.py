@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
 from genixer.miniworld.models.clip_pairs import off_box
-from genixer.miniworld import Oracle
+from genixer.miniworld import Oracle, world_seed
 from genixer.miniworld.language import describe
 from genixer.data.sources.coco import load_coco
 from genixer.miniworld.models.verification import YES, heldout_annotations, verification_records
@@ -181,9 +181,9 @@ BACKGROUND_TWINS = 1 / 3  # of the description twins, those naming another backg
 
 
 def judge_records(world: Path, seed: int = 0, split: str = "heldout") -> list[dict]:
-    instances, world_seed = world / f"annotations/instances_{split}.json", json.loads((world / "world.json").read_text())["seed"]
-    annotations = heldout_annotations(str(instances), str(world / "images"), seed, world_seed)
-    records = verification_records(annotations, Oracle.from_instances(instances, world_seed), seed, BACKGROUND_TWINS)
+    instances, scene_seed = world / f"annotations/instances_{split}.json", world_seed(world / "world.json")
+    annotations = heldout_annotations(str(instances), str(world / "images"), seed, scene_seed)
+    records = verification_records(annotations, Oracle.from_instances(instances, scene_seed), seed, BACKGROUND_TWINS)
     return [{**r, "id": str(k), "row_id": str(k)} for k, r in enumerate(records)]
 
 

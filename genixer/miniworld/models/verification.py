@@ -13,7 +13,6 @@ labels are balanced and every one is verified. Records come in twins: true pair,
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from genixer.backbones.codec import Codec
 from genixer.data.images import load_rgb
 from genixer.data.instructions import TrainCollator
-from genixer.miniworld import COLORS, SHAPES, Oracle, Scene, normalize_answer
+from genixer.miniworld import COLORS, SHAPES, Oracle, Scene, normalize_answer, world_seed
 from genixer.miniworld.scene import BACKGROUNDS
 from genixer.miniworld.families_text import aokvqa_question
 from genixer.miniworld.grammar import ANSWER_KIND
@@ -237,8 +236,7 @@ class VerificationDataModule(L.LightningDataModule):
     def records(self) -> list[dict]:
         if self._records is None:
             annotations = [(name, r) for name, source in self.sources.items() for r in source.load()]
-            world_seed = json.loads(Path(self.world_file).read_text())["seed"] if self.world_file else None
-            oracle = Oracle.from_instances(self.instances, world_seed)
+            oracle = Oracle.from_instances(self.instances, world_seed(self.world_file))
             self._records = verification_records(annotations, oracle, self.seed, self.background_twins)
         return self._records
 
