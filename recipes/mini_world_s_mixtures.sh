@@ -3,7 +3,8 @@
 # generating one greedy sample per val image for every grounding family (chosen on val, never on held-out):
 #   s_rec2      : the shipped mixture itself (conf/data/mixture/mini_world_genixer_s.yaml)
 #   s_qca3      : the shipped mixture (conf/data/mixture/mini_world_genixer_s.yaml) with Q->C^Box A 3x
-#   s_qca3_seed1: s_qca3 from another seed (weights and data order); s_qca3_reg2: s_qca3 with RefCOCO REG 2x
+#   s_qca3_seed1..3: s_qca3 from other seeds (weights and data order); s_qca3_reg2: s_qca3 with RefCOCO REG 2x
+#   s_qca6, s_qca6_seed1: Q->C^Box A 6x (its relation questions' yes / no is learnt by some runs only), two seeds
 #   s_qca3_vis, s_qca3_vis_seed1: s_qca3 with the vision tower learning too (perception errors dominate the wrong
 #                 Q->C^Box A rows: missed, doubled or miscoloured objects), from two seeds
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
@@ -30,6 +31,10 @@ declare -A mix=(
   [s_rec2]=""
   [s_qca3]="++data.mixture.components.qca_box.repeat=3"
   [s_qca3_seed1]="++data.mixture.components.qca_box.repeat=3 seed=1"
+  [s_qca3_seed2]="++data.mixture.components.qca_box.repeat=3 seed=2"
+  [s_qca3_seed3]="++data.mixture.components.qca_box.repeat=3 seed=3"
+  [s_qca6]="++data.mixture.components.qca_box.repeat=6"
+  [s_qca6_seed1]="++data.mixture.components.qca_box.repeat=6 seed=1"
   [s_qca3_reg2]="++data.mixture.components.qca_box.repeat=3 ++data.mixture.components.reg.repeat=2"
   [s_qca3_vis]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language]"
   [s_qca3_vis_seed1]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language] seed=1"

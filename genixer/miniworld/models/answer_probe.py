@@ -1,0 +1,116 @@
+"""Does a generator learn the last step of its chain of thought? Teacher-forced answer accuracy.
+
+A Q->C^Box A sample ends "... So the answer is <word>." Fed a training-format sample up to that word (image,
+instruction, the question and the whole chain), the model's greedy next token is compared with the sample's, per
+question type, beside the commonest answer of that type (a constant guess). Read it with free generation: a type
+answered right here but wrong when the model writes the chain itself fails in the chain (what it perceives); a type
+near the constant guess here has not learnt the step from the chain to the answer.
+
+The samples are the world's Q->C^Box A training file (``GPT4GEN_BoxCoT_train.jsonl``), rendered by the ``qca_box``
+task as a generator is trained on it: this measures what training fitted, not what generalises.
+
+    python -m genixer.miniworld.models.answer_probe CHECKPOINT [CHECKPOINT ...] --world ROOT [--limit N] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from transformers import LlavaForConditionalGeneration
+
+from genixer.backbones.codec import IGNORE_INDEX, Codec
+from genixer.backbones.llava import num_image_tokens, resolve_checkpoint
+from genixer.data.images import load_rgb
+from genixer.data.sources.gpt4gen import GPT4GenBoxCoT
+from genixer.miniworld.coverage import kind
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+TEMPLATES = Path(__file__).resolve().parents[2] / "tasks" / "templates"
+CUE = "answer is"   # the chain's closing "So the answer is <word>."
+MARKS = re.compile(r"<ph_(?:st|ed)>")
+
+NextToken = Callable[[torch.Tensor, torch.Tensor], int]   # (ids before the answer, pixel values) -> predicted id
+
+
+def qca_task():
+    """The ``qca_box`` task exactly as configured (its protocol suffix and instruction pool)."""
+    cfg = OmegaConf.merge({"paths": {"templates": str(TEMPLATES)}}, {"task": OmegaConf.load(CONF / "task" / "qca_box.yaml")})
+    return instantiate(cfg.task)
+
+
+def answer_position(codec: Codec, ids: torch.Tensor, labels: torch.Tensor) -> int | None:
+    """Index of the first target token after the target's last "answer is" (None when the target has none)."""
+    target = (labels != IGNORE_INDEX).nonzero().flatten().tolist()
+    for p in reversed(target[:-1]):
+        if codec.tokenizer.decode(ids[max(0, p - 8): p + 1]).rstrip().endswith(CUE):
+            return p + 1
+    return None
+
+
+def probe_items(world: str | Path, codec: Codec, limit: int | None = None) -> Iterable[dict]:
+    """Each training sample with a closing answer: its question type, encoded prefix, image and answer token."""
+    world = Path(world)
+    source = GPT4GenBoxCoT(path=world / "annotations" / "GPT4GEN_BoxCoT_train.jsonl", image_root=world / "images")
+    task = qca_task()
+    for i, ann in enumerate(source.load()[:limit]):
+        (human, gpt), *rest = task.turns(ann, f"probe:{i}")
+        ids, labels = codec.encode_train([(codec.human_message(human), gpt), *rest])
+        p = answer_position(codec, ids, labels)
+        if p is None:
+            continue
+        yield {"kind": kind("qca_box", MARKS.sub("", ann["question"])), "prefix": ids[:p], "answer": int(ids[p]),
+               "pixel_values": codec.image(load_rgb(ann["image"]))}
+
+
+def score(items: Iterable[dict], next_token: NextToken) -> dict[str, dict]:
+    """Per question type (and "all"): n, teacher-forced accuracy, and the commonest answer's share."""
+    hits, answers = defaultdict(list), defaultdict(Counter)
+    for item in items:
+        ok = next_token(item["prefix"], item["pixel_values"]) == item["answer"]
+        for k in (item["kind"], "all"):
+            hits[k].append(ok)
+            answers[k][item["answer"]] += 1
+    return {k: {"n": len(v), "accuracy": sum(v) / len(v), "commonest_answer": answers[k].most_common(1)[0][1] / len(v)}
+            for k, v in sorted(hits.items())}
+
+
+def model_next_token(model: LlavaForConditionalGeneration) -> NextToken:
+    @torch.no_grad()
+    def predict(prefix: torch.Tensor, pixel_values: torch.Tensor) -> int:
+        return int(model(input_ids=prefix[None], pixel_values=pixel_values[None].to(model.dtype)).logits[0, -1].argmax())
+    return predict
+
+
+def probe_checkpoint(path: str | Path, world: str | Path, limit: int | None = None) -> dict[str, dict]:
+    root = resolve_checkpoint(path)
+    model = LlavaForConditionalGeneration.from_pretrained(root, torch_dtype=torch.float32).eval()
+    codec = Codec.load(root, num_image_tokens=num_image_tokens(model.config))
+    return score(probe_items(world, codec, limit), model_next_token(model))
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--world", required=True, help="a mini world root (holds annotations/ and images/)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N training samples only")
+    parser.add_argument("--out", default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = {c: probe_checkpoint(c, args.world, args.limit) for c in args.checkpoints}
+    for c, kinds in result.items():
+        print(c)
+        for k, r in kinds.items():
+            print(f"  {k:10s} n={r['n']:5d}  teacher-forced {100 * r['accuracy']:5.1f}%  commonest answer {100 * r['commonest_answer']:5.1f}%")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
