@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hydra.utils import instantiate
@@ -52,3 +53,21 @@ def test_shipped_genixer_s_copies_every_answer_but_relations(small_world):
     copied = [k for k in result if k not in ("all", "relation")]
     assert len(copied) >= 4 and all(result[k]["accuracy"] >= 0.95 for k in copied)
     assert result["relation"]["accuracy"] <= result["relation"]["commonest_answer"] + 0.1
+
+
+def test_val_split_draws_every_type_on_the_val_images_with_consistent_answers(small_world, probed):
+    codec, _ = probed
+    source = answer_probe.GPT4GenBoxCoT(path=small_world / "annotations/GPT4GEN_BoxCoT_train.jsonl",
+                                        image_root=small_world / "images")
+    annotations = answer_probe.val_annotations(small_world, source)
+    assert {a["image"].split("/")[-2] for a in annotations} == {"val"}
+    assert len(annotations) <= 4 * 6 and len({a["image"] for a in annotations}) == 4
+    items = list(answer_probe.probe_items(small_world, codec, split="val"))
+    assert len(items) == len(annotations) and {"color", "count", "exist", "shape", "size"} <= {i["kind"] for i in items}
+    relations = 0
+    for ann in annotations:   # the relation the chain states decides the answer, as in the training file
+        q, a = (re.search(r"(left of|right of|above|below)", ann[k]) for k in ("question", "answer"))
+        if q and a:
+            relations += 1
+            assert ann["answer"].endswith("yes.") == (q.group(1) == a.group(1))
+    assert relations >= 1

@@ -84,7 +84,8 @@ def _split_refs(scene: Scene, question: str, refs: Sequence[str]) -> list[Part]:
     return parts + [question[pos:]]
 
 
-def _boxcot_of(scene: Scene, rng: np.random.Generator, qtype: str) -> dict[str, Any] | None:
+def boxcot_of(scene: Scene, rng: np.random.Generator, qtype: str) -> dict[str, Any] | None:
+    """A Q->C^Box A sample of one question type (None when the scene cannot ask it)."""
     qa = make_question(scene, rng, qtype)
     if qa is None:
         return None
@@ -130,7 +131,7 @@ def boxcot(scene: Scene, rng: np.random.Generator) -> dict[str, Any] | None:
     if not scene.objects:
         return None
     for k in rng.permutation(len(BOXCOT_TYPES)):
-        rec = _boxcot_of(scene, rng, BOXCOT_TYPES[int(k)])
+        rec = boxcot_of(scene, rng, BOXCOT_TYPES[int(k)])
         if rec is not None:
             return rec
     return None

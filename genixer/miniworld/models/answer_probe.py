@@ -6,10 +6,12 @@ question type, beside the commonest answer of that type (a constant guess). Read
 answered right here but wrong when the model writes the chain itself fails in the chain (what it perceives); a type
 near the constant guess here has not learnt the step from the chain to the answer.
 
-The samples are the world's Q->C^Box A training file (``GPT4GEN_BoxCoT_train.jsonl``), rendered by the ``qca_box``
-task as a generator is trained on it: this measures what training fitted, not what generalises.
+Samples, rendered by the ``qca_box`` task as a generator is trained on them: ``--split train`` (default) the world's
+training file (``GPT4GEN_BoxCoT_train.jsonl``: what training fitted); ``--split val`` one sample of each question type
+per val image, drawn by the code that wrote the training file (what generalises to images never trained on).
 
-    python -m genixer.miniworld.models.answer_probe CHECKPOINT [CHECKPOINT ...] --world ROOT [--limit N] [--out FILE]
+    python -m genixer.miniworld.models.answer_probe CHECKPOINT [CHECKPOINT ...] --world ROOT [--split val] [--limit N]
+        [--out FILE]
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -29,7 +32,9 @@ from genixer.backbones.codec import IGNORE_INDEX, Codec
 from genixer.backbones.llava import num_image_tokens, resolve_checkpoint
 from genixer.data.images import load_rgb
 from genixer.data.sources.gpt4gen import GPT4GenBoxCoT
+from genixer.miniworld import Oracle, world_seed
 from genixer.miniworld.coverage import kind
+from genixer.miniworld.families_cot import BOXCOT_TYPES, boxcot_of
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 TEMPLATES = Path(__file__).resolve().parents[2] / "tasks" / "templates"
@@ -54,12 +59,27 @@ def answer_position(codec: Codec, ids: torch.Tensor, labels: torch.Tensor) -> in
     return None
 
 
-def probe_items(world: str | Path, codec: Codec, limit: int | None = None) -> Iterable[dict]:
-    """Each training sample with a closing answer: its question type, encoded prefix, image and answer token."""
+def val_annotations(world: Path, source: GPT4GenBoxCoT) -> list[dict]:
+    """One sample of each question type per val image, the scene redrawn from the world's seed."""
+    seed = world_seed(world / "world.json")
+    oracle = Oracle.from_instances(world / "annotations" / "instances_val.json", seed)
+    annotations = []
+    for image_id in oracle.image_ids:
+        scene, rng = oracle.scene(image_id), np.random.default_rng([seed, image_id])
+        for qtype in BOXCOT_TYPES:
+            if (rec := boxcot_of(scene, rng, qtype)) is not None:
+                row = {"img_path": oracle.file_name(image_id), **rec, "width": scene.width, "height": scene.height}
+                annotations.append(source.record(row, f"val image {image_id}, {qtype}"))
+    return annotations
+
+
+def probe_items(world: str | Path, codec: Codec, limit: int | None = None, split: str = "train") -> Iterable[dict]:
+    """Each sample with a closing answer: its question type, encoded prefix, image and answer token."""
     world = Path(world)
     source = GPT4GenBoxCoT(path=world / "annotations" / "GPT4GEN_BoxCoT_train.jsonl", image_root=world / "images")
+    annotations = {"train": source.load, "val": lambda: val_annotations(world, source)}[split]()
     task = qca_task()
-    for i, ann in enumerate(source.load()[:limit]):
+    for i, ann in enumerate(annotations[:limit]):
         (human, gpt), *rest = task.turns(ann, f"probe:{i}")
         ids, labels = codec.encode_train([(codec.human_message(human), gpt), *rest])
         p = answer_position(codec, ids, labels)
@@ -88,21 +108,23 @@ def model_next_token(model: LlavaForConditionalGeneration) -> NextToken:
     return predict
 
 
-def probe_checkpoint(path: str | Path, world: str | Path, limit: int | None = None) -> dict[str, dict]:
+def probe_checkpoint(path: str | Path, world: str | Path, limit: int | None = None, split: str = "train") -> dict[str, dict]:
     root = resolve_checkpoint(path)
     model = LlavaForConditionalGeneration.from_pretrained(root, torch_dtype=torch.float32).eval()
     codec = Codec.load(root, num_image_tokens=num_image_tokens(model.config))
-    return score(probe_items(world, codec, limit), model_next_token(model))
+    return score(probe_items(world, codec, limit, split), model_next_token(model))
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--world", required=True, help="a mini world root (holds annotations/ and images/)")
-    parser.add_argument("--limit", type=int, default=None, help="the first N training samples only")
+    parser.add_argument("--split", choices=("train", "val"), default="train",
+                        help="train: the training file's samples; val: new samples of the val images")
+    parser.add_argument("--limit", type=int, default=None, help="the first N samples only")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = {c: probe_checkpoint(c, args.world, args.limit) for c in args.checkpoints}
+    result = {c: probe_checkpoint(c, args.world, args.limit, args.split) for c in args.checkpoints}
     for c, kinds in result.items():
         print(c)
         for k, r in kinds.items():
