@@ -7,6 +7,11 @@
 #   s_qca6, s_qca6_seed1: Q->C^Box A 6x (its relation questions' yes / no is learnt by some runs only), two seeds
 #   s_qca3_vis, s_qca3_vis_seed1: s_qca3 with the vision tower learning too (perception errors dominate the wrong
 #                 Q->C^Box A rows: missed, doubled or miscoloured objects), from two seeds
+#   s_rec2_punct, s_qca3_punct, s_qca3_punct_seed1: s_rec2 / s_qca3 with punctuation split off by the tokenizer
+#                 (exist chains name the wrong shape: "squares?" and "squares." were unrelated tokens)
+#   s_cot6, s_cot6_seed1, s_cot6x2: the shipped mixture on a world with up to 6 Q->C^Box A samples per image (one
+#                 per question type: ~5.8x the distinct samples, QCA_PER_IMAGE=6), Q->C^Box A 1x (2x for s_cot6x2*);
+#                 repeating the one-per-image samples memorised them (RECIPE.md, session 31)
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
 #   s_rec3_qca3_novg : the same without the Visual Genome REG regions
 # Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
@@ -18,12 +23,14 @@
 #   VARIANTS: which of the variants below run (space-separated names; all of them when unset), e.g.
 #   VARIANTS=s_rec3_qca3_novg trains that one alone on the GPU for its whole schedule
 #   EXTRA: overrides for every variant (e.g. a wider LM); SKIP_VAL=1: no val generation, checkpoints only
+#   QCA_PER_IMAGE: Q->C^Box A samples per training image in the training world (default 1, as released)
 # On the GPU machine (Python 3.12) the image lacks hydra, omegaconf, antlr4 and pycocotools: install the wheel bundle
 # first, with pycocotools for cp312 (pip download --only-binary=:all: --python-version 3.12 --implementation cp
 # --platform manylinux2014_x86_64 -d .whl pycocotools; the cp311 wheel does not install there).
 set -u
 vision=${1:?usage: $0 VISION_RUN RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-6000}
 num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (smaller: a smoke run)
+qca_per_image=${QCA_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
 pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
@@ -38,16 +45,29 @@ declare -A mix=(
   [s_qca3_reg2]="++data.mixture.components.qca_box.repeat=3 ++data.mixture.components.reg.repeat=2"
   [s_qca3_vis]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language]"
   [s_qca3_vis_seed1]="++data.mixture.components.qca_box.repeat=3 module.trainable=[vision,projector,language] seed=1"
+  [s_rec2_punct]="backbone.split_punctuation=true"
+  [s_qca3_punct]="++data.mixture.components.qca_box.repeat=3 backbone.split_punctuation=true"
+  [s_qca3_punct_seed1]="++data.mixture.components.qca_box.repeat=3 backbone.split_punctuation=true seed=1"
+  [s_cot6]=""
+  [s_cot6_seed1]="seed=1"
+  [s_cot6x2]="++data.mixture.components.qca_box.repeat=2"
+  [s_cot6x2_seed1]="++data.mixture.components.qca_box.repeat=2 seed=1"
+  [s_cot6x2_seed2]="++data.mixture.components.qca_box.repeat=2 seed=2"
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )
 variants=(${VARIANTS:-${!mix[@]}})
-for v in "${variants[@]}"; do [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }; done
+for v in "${variants[@]}"; do
+  [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }
+  [[ $v != s_cot6* || $qca_per_image == 6 ]] || { echo "$v trains on QCA_PER_IMAGE=6's world"; exit 2; }
+done
 common=(experiment=mini_world_s_generator backbone.vision_init="$vision" trainer.max_steps="$steps" world.num_train="$num_train"
-        trainer.max_time=${MAX_TIME:-00:00:06:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
+        trainer.max_time=${MAX_TIME:-00:00:06:00} data.image_table=true data.num_workers=4
+        world.boxcot_per_image="$qca_per_image" ${EXTRA:-})
 # Both worlds built once up front (the runs would otherwise build them concurrently): the training world of
 # mini_world_generator, and the demo world whose val images are graded.
 $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_train" --num-heldout 300 --num-val 300 --workers 16 \
+  --boxcot-per-image "$qca_per_image" \
   > "$runs/world.log" 2>&1 && $py -m genixer.miniworld --root "$runs/val_world/demo/world" --num-train 1000 \
   --num-heldout 300 --num-val 300 --workers 16 >> "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
 echo "worlds built at $(( $(date +%s) - t0 )) s"

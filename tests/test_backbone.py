@@ -169,3 +169,27 @@ def test_digit_initial_reply_supervises_the_space_the_model_writes_first():
         assert torch.equal(ids[: len(prompt)], prompt)   # the prompt is the training text's prefix
         assert (labels[: len(prompt)] == IGNORE_INDEX).all() and (labels[len(prompt):] != IGNORE_INDEX).all()
         assert codec.tokenizer.decode(ids[len(prompt):]).strip() == f"{reply}</s>"
+
+
+def test_split_punctuation_gives_a_word_one_token_whatever_follows_it(tmp_path):
+    """"squares?" (question) and "squares." (chain of thought) must share "▁squares" for a tiny model to copy it;
+    the prompt stays the training text's prefix and the targets still decode exactly, after a save and reload."""
+    corpus = [*TARGETS, "Are there any red squares? I can see a red square[0.1,0.2,0.3,0.4], but no blue squares.",
+              "How many squares are there? Two squares.", "Examine the image. This is a PointQA task."] * 20
+    words = {}
+    for split in (False, True):
+        backbone = TinyLlava(Conversation("vicuna_v1.1", SYSTEM), projector="linear", image_layout=SHIKRA_LAYOUT,
+                             split_punctuation=split, **TINY)
+        codec = backbone.codec(corpus)
+        words[split] = [codec.tokenizer.tokenize(f"Any {w}")[-2:] for w in ("squares?", "squares.", "square[")]
+        for target in (*TARGETS, corpus[2]):
+            ids, labels = codec.encode_train([(codec.human_message("Examine the image."), target)])
+            assert codec.tokenizer.decode(labels[labels != IGNORE_INDEX]) == target + "</s>"
+            prompt = codec.encode_prompt("Examine the image.")
+            assert torch.equal(ids[: len(prompt)], prompt)
+    assert words[True] == [["▁squares", "?"], ["▁squares", "."], ["▁square", "["]]
+    assert len({w[-1] for w in words[False]}) == 3 and "▁squares" not in {w[-1] for w in words[False]}
+    model = backbone.build(codec)
+    backbone.save(model, codec, tmp_path)
+    reloaded = PretrainedLlava(str(tmp_path)).codec()
+    assert reloaded.tokenizer.tokenize(corpus[2]) == codec.tokenizer.tokenize(corpus[2])

@@ -271,6 +271,32 @@ def test_oracle_on_grounded_families(world, oracle, key):
     assert base < 0.2 * len(data)
 
 
+def test_several_boxcot_samples_per_image(world, oracle, tmp_path):
+    """boxcot_per_image=3: up to three samples of distinct types per image, all verified right by the oracle; the
+    first is the one-per-image world's sample (the released file is a subset), and ensure_world rebuilds for it."""
+    from genixer.miniworld.ensure import ensure_world
+    from genixer.miniworld.grammar import parse_question
+
+    root = ensure_world(str(tmp_path / "w"), seed=3, num_train=N_TRAIN, num_heldout=4, boxcot_per_image=3)
+    info = load(root / "world.json")
+    data = rows(root / "annotations" / ANNOTATION_FILES["boxcot_train"])
+    assert info["boxcot_per_image"] == 3 and info["counts"]["boxcot"] == len(data) > 2.5 * N_TRAIN
+    by_image: dict[str, list] = {}
+    for r in data:
+        by_image.setdefault(r["img_path"], []).append(r)
+        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
+        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
+        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+    for samples in by_image.values():
+        kinds = [parse_question(PH_RE.sub(r"\1", s["question"]))[0] for s in samples]
+        assert len(samples) <= 3 and len(set(kinds)) == len(kinds), kinds
+    assert [by_image[r["img_path"]][0] for r in rows(world["boxcot_train"])] == rows(world["boxcot_train"])
+    assert ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4, boxcot_per_image=3) == root
+    ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4)  # another count: rebuilt as released
+    assert rows(root / "annotations" / ANNOTATION_FILES["boxcot_train"]) == rows(world["boxcot_train"])
+    assert "boxcot_per_image" not in load(root / "world.json")
+
+
 # ---- hand-made samples: right ones pass, wrong ones fail with a reason ---------------------------
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory) -> Oracle:

@@ -141,6 +141,7 @@ class TinyLlava:
         projector: str = "mlp2x_gelu",
         image_layout: dict | None = None,
         pad_color: tuple[int, int, int] | None = None,
+        split_punctuation: bool = False,
     ) -> None:
         if projector not in ("mlp2x_gelu", LINEAR):
             raise ValueError(f"projector must be 'mlp2x_gelu' (LLaVA-1.5) or 'linear' (Shikra), got {projector!r}")
@@ -154,6 +155,7 @@ class TinyLlava:
         self.projector = projector
         self.image_layout = dict(image_layout or {})  # Codec image_token / image_prefix / ...
         self.pad_color = tuple(pad_color) if pad_color else None
+        self.split_punctuation = split_punctuation
 
     def vision_config(self) -> CLIPVisionConfig:
         return CLIPVisionConfig(image_size=self.image_size, **self.vision)
@@ -168,7 +170,8 @@ class TinyLlava:
         texts = [self.conversation.system, " ".join(self.conversation.roles), *corpus]
         layout = self.image_layout
         frame = [t for t in (layout.get("image_prefix"), layout.get("image_suffix")) if t]
-        tokenizer = train_tokenizer(texts, self.vocab_size, layout.get("image_token", "<image>"), frame)
+        tokenizer = train_tokenizer(texts, self.vocab_size, layout.get("image_token", "<image>"), frame,
+                                    split_punctuation=self.split_punctuation)
         n = (self.image_size // self.vision["patch_size"]) ** 2
         return Codec(tokenizer, self.image_transform(), self.conversation, n, max_length=self.max_length, **layout)
 

@@ -126,15 +126,19 @@ def boxcot_of(scene: Scene, rng: np.random.Generator, qtype: str) -> dict[str, A
     return g.record(q_parts, [(cap(ref), idx), f" is {value}.{end}"])
 
 
-def boxcot(scene: Scene, rng: np.random.Generator) -> dict[str, Any] | None:
-    """One question with a grounded chain of thought ending 'So the answer is X.'."""
+def boxcot(scene: Scene, rng: np.random.Generator, per_image: int = 1) -> list[dict[str, Any]]:
+    """Up to ``per_image`` questions of distinct types, each with a grounded chain of thought ending 'So the
+    answer is X.' (types in a random order; one per image is the world's default, and draws as it always did)."""
     if not scene.objects:
-        return None
+        return []
+    samples = []
     for k in rng.permutation(len(BOXCOT_TYPES)):
         rec = boxcot_of(scene, rng, BOXCOT_TYPES[int(k)])
         if rec is not None:
-            return rec
-    return None
+            samples.append(rec)
+            if len(samples) == per_image:
+                break
+    return samples
 
 
 def _relation_pairs(scene: Scene) -> list[tuple[int, int, tuple[str, str]]]:
