@@ -1,6 +1,9 @@
 """Conversation rendering, label masking, image padding and the tiny LLaVA backbone."""
 from __future__ import annotations
 
+import warnings
+
+import pytest
 import torch
 from PIL import Image
 from transformers import LlavaProcessor
@@ -193,3 +196,16 @@ def test_split_punctuation_gives_a_word_one_token_whatever_follows_it(tmp_path):
     backbone.save(model, codec, tmp_path)
     reloaded = PretrainedLlava(str(tmp_path)).codec()
     assert reloaded.tokenizer.tokenize(corpus[2]) == codec.tokenizer.tokenize(corpus[2])
+
+
+def test_a_training_sample_cut_at_max_length_warns():
+    backbone, codec = tiny_codec()
+    turns = [(codec.human_message("Look."), TARGETS[1])]
+    full, _ = codec.encode_train(turns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codec.encode_train(turns)   # fits: no warning
+    codec.max_length = len(full) - 1
+    with pytest.warns(UserWarning, match="max_length"):
+        ids, labels = codec.encode_train(turns)
+    assert len(ids) == len(labels) == len(full) - 1

@@ -7,6 +7,7 @@ docs/original.md §3: only assistant replies and the ``</s>`` closing each one a
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,9 @@ class Codec:
             for tok, (start, end) in zip(enc["input_ids"], enc["offset_mapping"])
         ]
         ids, labels = self._expand_image(enc["input_ids"], labels)
+        if len(ids) > self.max_length:  # once per process and max_length (Python's default warning filter)
+            warnings.warn(f"training samples longer than max_length={self.max_length} tokens are cut there, and their "
+                          "ends are not trained on: raise backbone.max_length", stacklevel=2)
         return torch.tensor(ids[: self.max_length]), torch.tensor(labels[: self.max_length])
 
     def encode_prompt(self, instruction: str, history: list[tuple[str, str]] = ()) -> torch.Tensor:
