@@ -35,13 +35,13 @@ def test_each_item_stops_at_the_closing_answer_word(small_world, probed):
 def test_score_against_oracle_constant_and_wrong_predictors(probed):
     _, items = probed
     truth = {tuple(i["prefix"].tolist()): i["answer"] for i in items}
-    right = answer_probe.score(items, lambda prefix, _: truth[tuple(prefix.tolist())])
+    right = answer_probe.score(items, lambda prefixes, _: [truth[tuple(p.tolist())] for p in prefixes])
     assert all(r["accuracy"] == 1.0 for r in right.values()) and right["all"]["n"] == len(items)
-    wrong = answer_probe.score(items, lambda prefix, _: truth[tuple(prefix.tolist())] + 1)
+    wrong = answer_probe.score(items, lambda prefixes, _: [truth[tuple(p.tolist())] + 1 for p in prefixes])
     assert all(r["accuracy"] == 0.0 for r in wrong.values())
     relation = [i for i in items if i["kind"] == "relation"]
     commonest = max({i["answer"] for i in relation}, key=[i["answer"] for i in relation].count)
-    constant = answer_probe.score(relation, lambda *_: commonest)["relation"]
+    constant = answer_probe.score(relation, lambda prefixes, _: [commonest] * len(prefixes))["relation"]
     assert constant["accuracy"] == constant["commonest_answer"] > 0.0
 
 
@@ -71,3 +71,24 @@ def test_val_split_draws_every_type_on_the_val_images_with_consistent_answers(sm
             relations += 1
             assert ann["answer"].endswith("yes.") == (q.group(1) == a.group(1))
     assert relations >= 1
+
+
+def test_batched_predictions_equal_one_at_a_time(small_world):
+    """Right padding: each row's prediction is the one it gets alone (the shipped model, mixed prefix lengths)."""
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from genixer.backbones.codec import Codec
+    from genixer.backbones.llava import num_image_tokens
+
+    root = ROOT / "checkpoints/genixer_s_mini"
+    model = LlavaForConditionalGeneration.from_pretrained(root, torch_dtype=torch.float32).eval()
+    codec = Codec.load(root, num_image_tokens=num_image_tokens(model.config))
+    items = list(answer_probe.probe_items(small_world, codec, limit=10))
+    assert len({len(i["prefix"]) for i in items}) > 3
+    predict = answer_probe.model_next_tokens(model, codec.tokenizer.pad_token_id)
+    prefixes, pixels = [i["prefix"] for i in items], torch.stack([i["pixel_values"] for i in items])
+    alone = [predict([p], x[None])[0] for p, x in zip(prefixes, pixels)]
+    assert predict(prefixes, pixels) == alone
+    logits = model(input_ids=prefixes[0][None], pixel_values=pixels[:1]).logits[0, -1]
+    assert alone[0] == int(logits.argmax())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -41,7 +42,8 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "tasks" / "templates"
 CUE = "answer is"   # the chain's closing "So the answer is <word>."
 MARKS = re.compile(r"<ph_(?:st|ed)>")
 
-NextToken = Callable[[torch.Tensor, torch.Tensor], int]   # (ids before the answer, pixel values) -> predicted id
+NextTokens = Callable[[list[torch.Tensor], torch.Tensor], list[int]]   # (ids before each answer, pixels) -> predicted ids
+BATCH = 32
 
 
 def qca_task():
@@ -89,22 +91,30 @@ def probe_items(world: str | Path, codec: Codec, limit: int | None = None, split
                "pixel_values": codec.image(load_rgb(ann["image"]))}
 
 
-def score(items: Iterable[dict], next_token: NextToken) -> dict[str, dict]:
+def score(items: Iterable[dict], next_tokens: NextTokens, batch_size: int = BATCH) -> dict[str, dict]:
     """Per question type (and "all"): n, teacher-forced accuracy, and the commonest answer's share."""
     hits, answers = defaultdict(list), defaultdict(Counter)
-    for item in items:
-        ok = next_token(item["prefix"], item["pixel_values"]) == item["answer"]
-        for k in (item["kind"], "all"):
-            hits[k].append(ok)
-            answers[k][item["answer"]] += 1
+    items = iter(items)
+    while batch := list(itertools.islice(items, batch_size)):
+        predicted = next_tokens([i["prefix"] for i in batch], torch.stack([i["pixel_values"] for i in batch]))
+        for item, token in zip(batch, predicted, strict=True):
+            for k in (item["kind"], "all"):
+                hits[k].append(token == item["answer"])
+                answers[k][item["answer"]] += 1
     return {k: {"n": len(v), "accuracy": sum(v) / len(v), "commonest_answer": answers[k].most_common(1)[0][1] / len(v)}
             for k, v in sorted(hits.items())}
 
 
-def model_next_token(model: LlavaForConditionalGeneration) -> NextToken:
+def model_next_tokens(model: LlavaForConditionalGeneration, pad_id: int) -> NextTokens:
+    """Greedy next token after each prefix, a batch at a time: right-padded, so no real token sees a pad and each
+    row's last real position gives its prediction (the same as one at a time)."""
     @torch.no_grad()
-    def predict(prefix: torch.Tensor, pixel_values: torch.Tensor) -> int:
-        return int(model(input_ids=prefix[None], pixel_values=pixel_values[None].to(model.dtype)).logits[0, -1].argmax())
+    def predict(prefixes: list[torch.Tensor], pixel_values: torch.Tensor) -> list[int]:
+        ids = torch.nn.utils.rnn.pad_sequence(prefixes, batch_first=True, padding_value=pad_id)
+        lengths = torch.tensor([len(p) for p in prefixes])
+        mask = torch.arange(ids.shape[1])[None] < lengths[:, None]
+        logits = model(input_ids=ids, attention_mask=mask.long(), pixel_values=pixel_values.to(model.dtype)).logits
+        return logits[torch.arange(len(prefixes)), lengths - 1].argmax(-1).tolist()
     return predict
 
 
@@ -112,7 +122,7 @@ def probe_checkpoint(path: str | Path, world: str | Path, limit: int | None = No
     root = resolve_checkpoint(path)
     model = LlavaForConditionalGeneration.from_pretrained(root, torch_dtype=torch.float32).eval()
     codec = Codec.load(root, num_image_tokens=num_image_tokens(model.config))
-    return score(probe_items(world, codec, limit, split), model_next_token(model))
+    return score(probe_items(world, codec, limit, split), model_next_tokens(model, codec.tokenizer.pad_token_id))
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
