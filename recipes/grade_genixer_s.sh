@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Grade a Genixer_S candidate on the demo world's 300 val images (never on held-out), on the CPU in fp32, as the
+# RECIPE's candidate tables are graded (checkpoints/genixer_s_mini/RECIPE.md):
+#   greedy/  REG, PointQA, Q->C^Box A, RD greedy, and REC with 5 beams (the demo's decoding)
+#   open6/   PointQA, Q->C^Box A, RD with the opening sampled (6 tokens at temperature 1.0, the rest greedy): coverage
+#   then the strict oracle with coverage against the Genixer_S mixture (<out>/greedy.txt, <out>/open6.txt) and the
+#   teacher-forced answer probe on val samples (<out>/probe.json: does it know the relation rule?).
+# Usage: bash recipes/grade_genixer_s.sh CANDIDATE OUT   (CANDIDATE: a run or checkpoint dir; about 10 minutes)
+# The demo world (runs/demo/world) is built first when missing, as `make demo` builds it.
+set -eu
+candidate=${1:?usage: $0 CANDIDATE OUT}; out=${2:?usage: $0 CANDIDATE OUT}
+py=${PYTHON:-.venv/bin/python}; name=$(basename "$candidate"); name=${name%/}
+[ "$name" = checkpoint ] && name=$(basename "$(dirname "$candidate")")   # a run's checkpoint dir: the run's name
+val='queries=${paths.mini_world}/images/val.jsonl'; mkdir -p "$out"; log=$out/grade.log
+gen() { $py generate.py "$@" experiment=mini_world_demo "$val" generator="$candidate" >> "$log" 2>&1; }
+gen -m task=reg,pointqa,qca_box,rd hydra.sweep.dir="$out/greedy" hydra.sweep.subdir='${task.name}'
+gen task=rec generation.num_beams=5 generation.max_new_tokens=64 hydra.run.dir="$out/greedy/rec"
+gen -m task=pointqa,qca_box,rd generation.do_sample=true generation.temperature=1.0 generation.sample_tokens=6 \
+  hydra.sweep.dir="$out/open6" hydra.sweep.subdir='${task.name}'
+for decoding in greedy open6; do
+  $py evaluate.py experiment=mini_world_demo runs="[$out/$decoding]" oracle.split=val "~coverage.prefer" \
+    "+coverage.prefer={$name: genixer_s}" hydra.run.dir="$out/eval_$decoding" >> "$log" 2>&1
+  cp "$out/eval_$decoding/table.txt" "$out/$decoding.txt"
+done
+$py -m genixer.miniworld.models.answer_probe "$candidate" --world runs/demo/world --split val --out "$out/probe.json" \
+  >> "$log" 2>&1
+cat "$out/greedy.txt" "$out/open6.txt"
