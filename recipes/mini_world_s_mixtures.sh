@@ -18,7 +18,8 @@
 # Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
 # training file has one sample per image (RECIPE.md of checkpoints/genixer_s_mini).
 # Usage: bash recipes/mini_world_s_mixtures.sh VISION_RUN RUNS_DIR OUT_DIR [STEPS]
-#   VISION_RUN: a stage-1 run dir (holds vision_tower/); OUT_DIR gets <variant>.tgz.part* (the checkpoint; cat the parts | tar -xz),
+#   VISION_RUN: a stage-1 run dir (holds vision_tower/); OUT_DIR gets <variant>.tgz.part* (the checkpoint, manifest and
+#   resolved config; cat the parts | tar -xz),
 #   <variant>_val.tgz (its val samples), logs.tgz; parts of 15 MB, as a device call returns no file over ~20 MB
 #   (val generation in fp32 on the GPU, greedy, as the demo decodes Genixer_S)
 #   VARIANTS: which of the variants below run (space-separated names; all of them when unset), e.g.
@@ -82,14 +83,14 @@ done
 wait
 echo "generators done at $(( $(date +%s) - t0 )) s"
 if [ -n "${SKIP_VAL:-}" ]; then  # the checkpoints alone (graded elsewhere, e.g. on the CPU as the demo decodes)
-  for v in "${variants[@]}"; do [ -f "$runs/$v/manifest.json" ] && pack "$v" "$v/checkpoint" "$v/manifest.json"; done
+  for v in "${variants[@]}"; do [ -f "$runs/$v/manifest.json" ] && pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"; done
   tar -C "$runs" -czf "$out/logs.tgz" $(cd "$runs" && ls *.log); exit 0
 fi
 for v in "${variants[@]}"; do
   tail -n 2 "$runs/$v.log"
   [ -f "$runs/$v/manifest.json" ] || { tail -n 30 "$runs/$v.log"; continue; }
   # the checkpoint goes out first (the val samples are appended below), so a call cut short still returns it
-  pack "$v" "$v/checkpoint" "$v/manifest.json"
+  pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"
   $py generate.py -m experiment=mini_world_demo generator="$runs/$v" task=rec,reg,pointqa,qca_box,rd \
     queries='${paths.mini_world}/images/val.jsonl' paths.runs="$runs/val_world" ${GEN_EXTRA:-trainer=gpu trainer.precision=32-true} \
     hydra.sweep.dir="$runs/val/$v" hydra.sweep.subdir='${task.name}' > "$runs/val_$v.log" 2>&1 &
