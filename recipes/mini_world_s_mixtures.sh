@@ -12,7 +12,9 @@
 #   s_cot6, s_cot6_seed1, s_cot6x2: the shipped mixture on a world with up to 6 Q->C^Box A samples per image (one
 #                 per question type: ~5.8x the distinct samples, QCA_PER_IMAGE=6), Q->C^Box A 1x (2x for s_cot6x2*);
 #                 repeating the one-per-image samples memorised them (RECIPE.md, session 31); s_cot6x2_rp*: REG and
-#                 PointQA Local 2x as well (s_cot6x2 lost both; a fine-tune with them up recovered part, session 32)
+#                 PointQA Local 2x as well (s_cot6x2 lost both; a fine-tune with them up recovered part, session 32);
+#                 s_cot6x2_rp_novg*: and no Visual Genome REG phrases (17% of them are ambiguous under the strict REG
+#                 check, and s_cot6x2's wrong REG rows are mostly ambiguous)
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
 #   s_rec3_qca3_novg : the same without the Visual Genome REG regions
 # Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
@@ -58,6 +60,8 @@ declare -A mix=(
   [s_cot6x2_rp]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
   [s_cot6x2_rp_seed1]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 seed=1"
   [s_cot6x2_rp_seed2]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 seed=2"
+  [s_cot6x2_rp_novg]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 ~data.mixture.components.reg_vg"
+  [s_cot6x2_rp_novg_seed1]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 ~data.mixture.components.reg_vg seed=1"
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )
