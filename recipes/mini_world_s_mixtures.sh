@@ -14,7 +14,8 @@
 #                 repeating the one-per-image samples memorised them (RECIPE.md, session 31); s_cot6x2_rp*: REG and
 #                 PointQA Local 2x as well (s_cot6x2 lost both; a fine-tune with them up recovered part, session 32);
 #                 s_cot6x2_rp_novg*: and no Visual Genome REG phrases (17% of them are ambiguous under the strict REG
-#                 check, and s_cot6x2's wrong REG rows are mostly ambiguous)
+#                 check, and s_cot6x2's wrong REG rows are mostly ambiguous; a short CPU fine-tune without them did not
+#                 write fewer ambiguous ones, RECIPE.md)
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
 #   s_rec3_qca3_novg : the same without the Visual Genome REG regions
 # Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
