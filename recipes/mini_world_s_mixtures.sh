@@ -10,7 +10,7 @@
 #   s_rec2_punct, s_qca3_punct, s_qca3_punct_seed1: s_rec2 / s_qca3 with punctuation split off by the tokenizer
 #                 (exist chains name the wrong shape: "squares?" and "squares." were unrelated tokens)
 #   s_cot6, s_cot6_seed1, s_cot6x2: the shipped mixture on a world with up to 6 Q->C^Box A samples per image (one
-#                 per question type: ~5.8x the distinct samples, QCA_PER_IMAGE=6), Q->C^Box A 1x (2x for s_cot6x2*);
+#                 per question type: ~5.7x the distinct samples, QCA_PER_IMAGE=6), Q->C^Box A 1x (2x for s_cot6x2*);
 #                 repeating the one-per-image samples memorised them (RECIPE.md, session 31); s_cot6x2_rp*: REG and
 #                 PointQA Local 2x as well (s_cot6x2 lost both; a fine-tune with them up recovered part, session 32);
 #                 s_cot6x2_rp_novg*: and no Visual Genome REG phrases (17% of them are ambiguous under the strict REG
@@ -39,6 +39,7 @@ qca_per_image=${QCA_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
 pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
+qca2="++data.mixture.components.qca_box.repeat=2"; rp="$qca2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
 declare -A mix=(
   [s_rec2]=""
   [s_qca3]="++data.mixture.components.qca_box.repeat=3"
@@ -55,14 +56,14 @@ declare -A mix=(
   [s_qca3_punct_seed1]="++data.mixture.components.qca_box.repeat=3 backbone.split_punctuation=true seed=1"
   [s_cot6]=""
   [s_cot6_seed1]="seed=1"
-  [s_cot6x2]="++data.mixture.components.qca_box.repeat=2"
-  [s_cot6x2_seed1]="++data.mixture.components.qca_box.repeat=2 seed=1"
-  [s_cot6x2_seed2]="++data.mixture.components.qca_box.repeat=2 seed=2"
-  [s_cot6x2_rp]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
-  [s_cot6x2_rp_seed1]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 seed=1"
-  [s_cot6x2_rp_seed2]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 seed=2"
-  [s_cot6x2_rp_novg]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 ~data.mixture.components.reg_vg"
-  [s_cot6x2_rp_novg_seed1]="++data.mixture.components.qca_box.repeat=2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2 ~data.mixture.components.reg_vg seed=1"
+  [s_cot6x2]="$qca2"
+  [s_cot6x2_seed1]="$qca2 seed=1"
+  [s_cot6x2_seed2]="$qca2 seed=2"
+  [s_cot6x2_rp]="$rp"
+  [s_cot6x2_rp_seed1]="$rp seed=1"
+  [s_cot6x2_rp_seed2]="$rp seed=2"
+  [s_cot6x2_rp_novg]="$rp ~data.mixture.components.reg_vg"
+  [s_cot6x2_rp_novg_seed1]="$rp ~data.mixture.components.reg_vg seed=1"
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )

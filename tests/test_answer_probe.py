@@ -5,9 +5,13 @@ import json
 import re
 
 import pytest
+import torch
 from hydra.utils import instantiate
+from transformers import LlavaForConditionalGeneration
 
 from conftest import ROOT, compose_config, world_overrides
+from genixer.backbones.codec import Codec
+from genixer.backbones.llava import num_image_tokens
 from genixer.miniworld.models import answer_probe
 from genixer.pipelines import train
 
@@ -75,12 +79,6 @@ def test_val_split_draws_every_type_on_the_val_images_with_consistent_answers(sm
 
 def test_batched_predictions_equal_one_at_a_time(small_world):
     """Right padding: each row's prediction is the one it gets alone (the shipped model, mixed prefix lengths)."""
-    import torch
-    from transformers import LlavaForConditionalGeneration
-
-    from genixer.backbones.codec import Codec
-    from genixer.backbones.llava import num_image_tokens
-
     root = ROOT / "checkpoints/genixer_s_mini"
     model = LlavaForConditionalGeneration.from_pretrained(root, torch_dtype=torch.float32).eval()
     codec = Codec.load(root, num_image_tokens=num_image_tokens(model.config))

@@ -16,8 +16,8 @@ per val image, drawn by the code that wrote the training file (what generalises 
 from __future__ import annotations
 
 import argparse
-import json
 import itertools
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -32,6 +32,7 @@ from transformers import LlavaForConditionalGeneration
 from genixer.backbones.codec import IGNORE_INDEX, Codec
 from genixer.backbones.llava import num_image_tokens, resolve_checkpoint
 from genixer.data.images import load_rgb
+from genixer.data.instructions import pad_right
 from genixer.data.sources.gpt4gen import GPT4GenBoxCoT
 from genixer.miniworld import Oracle, world_seed
 from genixer.miniworld.coverage import kind
@@ -110,7 +111,7 @@ def model_next_tokens(model: LlavaForConditionalGeneration, pad_id: int) -> Next
     row's last real position gives its prediction (the same as one at a time)."""
     @torch.no_grad()
     def predict(prefixes: list[torch.Tensor], pixel_values: torch.Tensor) -> list[int]:
-        ids = torch.nn.utils.rnn.pad_sequence(prefixes, batch_first=True, padding_value=pad_id)
+        ids = pad_right(prefixes, pad_id)
         lengths = torch.tensor([len(p) for p in prefixes])
         mask = torch.arange(ids.shape[1])[None] < lengths[:, None]
         logits = model(input_ids=ids, attention_mask=mask.long(), pixel_values=pixel_values.to(model.dtype)).logits
