@@ -169,3 +169,37 @@ def test_the_scheduling_benchmark_counts_what_the_engine_did():
         assert out["finished"] == 20 and out["lengths"] == [6]
         assert out["busy_rows_per_step"] <= slots and out["decode_steps"] >= 20 * 5 / slots
     assert more["decode_steps"] < few["decode_steps"]
+
+
+REC = ("Using only what is shown in the image, write a question and its answer. This is a Referring Expression "
+       "Comprehension (REC) task. The question will give an expression of a specific region of the image. Please "
+       "provide the coordinates in the answer.")
+
+
+def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
+    """Sampled words, greedy boxes (Genixer_S writing REC samples): the engine, the static loop and HF generate
+    agree, and each box equals the greedy continuation of the sampled words before it."""
+    from genixer.backbones.llava import PretrainedLlava
+    from genixer.generation.queries import PromptCollator
+    from genixer.generation.sampling import box_marks
+
+    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_s_mini"), dtype="float32")
+    codec = backbone.codec()
+    items = [{"meta": {"seed": 5 * k}, "input_ids": codec.encode_prompt(REC),
+              "pixel_values": codec.image(Image.effect_noise((90 + 10 * k, 80), 60).convert("RGB"))} for k in range(4)]
+    s_mini = backbone, codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items)
+    settings = {"do_sample": True, "temperature": 1.5, "top_k": 20, "noise": "counter"}
+    boxed = decode(s_mini, "dynamic", 48, greedy_boxes=True, **settings)
+    assert decode(s_mini, "static", 48, greedy_boxes=True, **settings) == boxed
+    assert decode(s_mini, "engine", 48, slots=2, greedy_boxes=True, **settings) == boxed
+    assert decode(s_mini, "dynamic", 48, **settings) != boxed   # boxes sampled otherwise
+    marks, model = box_marks(codec.tokenizer), s_mini[2]
+    for item, ids in zip(items, boxed):
+        opened = next(i for i, t in enumerate(ids) if marks[t] == 1) + 1   # every row writes a box
+        closed = next(i for i in range(opened, len(ids)) if marks[ids[i]] == 2) + 1
+        prefix = torch.cat([item["input_ids"], torch.tensor(ids[:opened])])[None]
+        with torch.no_grad():
+            greedy = model.generate(input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=False,
+                                    pixel_values=item["pixel_values"][None], max_new_tokens=closed - opened,
+                                    pad_token_id=codec.tokenizer.pad_token_id)
+        assert greedy[0, prefix.shape[1]:].tolist() == ids[opened:closed]

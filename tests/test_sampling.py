@@ -89,3 +89,34 @@ def test_sample_tokens_samples_the_opening_only():
     assert Decoding.from_config({"max_new_tokens": 8, "sample_tokens": 3}).sampling == {}   # greedy: ignored
     with pytest.raises(ValueError, match="sample_tokens"):
         PerSampleSampler([1], 3, temperature=1.0, sample_tokens=0)
+
+
+def test_greedy_boxes_decodes_inside_boxes_greedily():
+    from genixer.generation.sampling import box_marks, inside_box
+    from genixer.generation.settings import Decoding
+
+    class Vocab:   # learnt vocabularies merge brackets into words
+        vocab = {"▁a": 0, "▁circle[": 1, "0": 2, ".": 3, "],": 4, "▁[": 5, "]": 6, "▁x][": 7}
+
+        def get_vocab(self):
+            return self.vocab
+
+        def __len__(self):
+            return len(self.vocab)
+
+    marks = box_marks(Vocab())
+    assert marks.tolist() == [0, 1, 0, 0, 2, 1, 2, 1]
+    rows = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 4], [5, 3, 6, 0], [0, 7, 2, 2], [0, 0, 0, 0]])
+    assert inside_box(marks, rows).tolist() == [True, False, False, True, False]
+    scores = torch.randn(len(rows), 8)
+    prompt = torch.zeros(len(rows), 3, dtype=torch.long)
+    out = PerSampleSampler(list(range(len(rows))), 3, temperature=1.0, box_marks=marks)(torch.cat([prompt, rows], 1), scores)
+    plain = PerSampleSampler(list(range(len(rows))), 3, temperature=1.0)(torch.cat([prompt, rows], 1), scores)
+    for row, boxed in enumerate([True, False, False, True, False]):
+        assert torch.equal(out[row], scores[row] if boxed else plain[row]) and not torch.equal(plain[row], scores[row])
+    assert Decoding.from_config({"max_new_tokens": 8, "do_sample": True, "temperature": 1.0,
+                                 "greedy_boxes": True}).sampling == {"temperature": 1.0, "greedy_boxes": True}
+    with pytest.raises(ValueError, match="greedy_boxes"):
+        Decoding.from_config({"max_new_tokens": 8, "do_sample": True, "temperature": 1.0, "greedy_boxes": "yes"})
+    assert Decoding.from_config({"max_new_tokens": 8, "do_sample": True, "temperature": 1.0,
+                                 "greedy_boxes": False}).sampling == {"temperature": 1.0}   # provenance as before

@@ -12,8 +12,8 @@ captured inside its graphs). Prompts attend
 causally with no mask (``engine_attention``: the flash kernel), decode steps through their per-row mask (on a GPU
 with ``decode_attention``, which reads only the columns the mask keeps).
 
-Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step); a sequence's tokens do
-not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
+Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step) (greedy inside boxes with its
+``box_marks``: a per-slot state says whether a box is open); a sequence's tokens do not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
 prefill of ``prefill_rows`` prompts, less a margin, over the bytes one slot's K/V takes; at most ``max_slots``).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from genixer.generation.compiled_layers import CompiledLayers
 from genixer.generation.engine_attention import attending_as_engine, engine_attention
 from genixer.generation.mt19937 import uses_kernel
-from genixer.generation.sampling import PerSampleSampler
+from genixer.generation.sampling import PerSampleSampler, next_box_state
 from genixer.generation.slot_cache import SlotCache
 
 
@@ -95,6 +95,9 @@ class DecodeEngine:
         self.limits = torch.full((n,), max_new_tokens, dtype=torch.long, device=self.device)
         self.out = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=self.device)
         self.columns = torch.arange(self.width, device=self.device)
+        marks = sampler.box_marks if sampler is not None else None
+        self.box_marks = None if marks is None else marks.to(self.device)
+        self.in_box = None if marks is None else torch.zeros(n, dtype=torch.bool, device=self.device)
         # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
         self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
         self.noise = torch.zeros(n, self.vocab, device=self.device, dtype=torch.float32) if self.host_noise else None
@@ -250,6 +253,8 @@ class DecodeEngine:
         self.out[index, 0] = first
         self.limits[index] = limits
         self.done[index] = (first == self.eos) | (limits <= 1)
+        if self.in_box is not None:
+            self.in_box[index] = next_box_state(self.box_marks, torch.zeros_like(first, dtype=torch.bool), first)
         for s, r in zip(slots, batch):
             self.occupant[s], self.host_steps[s] = r, 1
         self.pending = None
@@ -294,8 +299,10 @@ class DecodeEngine:
         holes = [s for s in range(len(occupied)) if self.occupant[s] is None]
         src, dst = torch.tensor(movers, device=self.device), torch.tensor(holes, device=self.device)
         self.cache.move(src, dst)
-        for state in (self.tokens, self.steps, self.seeds, self.done, self.out, self.limits, self.cache.positions):
-            state[dst] = state[src]
+        for state in (self.tokens, self.steps, self.seeds, self.done, self.out, self.limits, self.cache.positions,
+                      self.in_box):
+            if state is not None:
+                state[dst] = state[src]
         for s, d in zip(movers, holes):
             self.occupant[d], self.host_steps[d], self.occupant[s] = self.occupant[s], self.host_steps[s], None
         self.done[src] = True
@@ -330,7 +337,11 @@ class DecodeEngine:
             hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
                                   use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
         steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]
-        chosen = self._choose(self.head(hidden[:, -1]), steps, self.seeds[:n], None if self.noise is None else self.noise[:n])
+        in_box = None if self.in_box is None else self.in_box[:n]
+        chosen = self._choose(self.head(hidden[:, -1]), steps, self.seeds[:n], None if self.noise is None else self.noise[:n],
+                              in_box)
+        if in_box is not None:
+            in_box.copy_(next_box_state(self.box_marks, in_box, chosen))
         live = ~done
         step = steps.clamp(max=self.max_new - 1)
         self.out[rows, step] = torch.where(live, chosen, self.out[rows, step])
@@ -339,8 +350,9 @@ class DecodeEngine:
         steps += 1
         self.cache.positions[:n] += 1
 
-    def _choose(self, logits, steps, seeds, noise) -> torch.Tensor:
-        """The next token of each row: EOS barred before ``min_new_tokens``, then greedy or sampled."""
+    def _choose(self, logits, steps, seeds, noise, in_box=None) -> torch.Tensor:
+        """The next token of each row: EOS barred before ``min_new_tokens``, then greedy or sampled (greedy where
+        ``in_box``)."""
         scores = logits.float()
         if self.min_new:
             barred = (steps < self.min_new)[:, None] & (torch.arange(scores.shape[-1], device=scores.device) == self.eos)
@@ -350,7 +362,7 @@ class DecodeEngine:
             sampled = self.sampler.warp(scores) + noise
             if self.sampler.sample_tokens is not None:
                 sampled = torch.where((steps < self.sampler.sample_tokens)[:, None], sampled, scores)
-            scores = sampled
+            scores = self.sampler.greedy_in_boxes(sampled, scores, in_box)
         return scores.argmax(-1)
 
     def _cpu_noise(self, seeds: list[int], steps: list[int]) -> torch.Tensor:

@@ -11,7 +11,7 @@ from genixer.backbones.codec import Codec
 from genixer.backbones.protocol import Backbone
 from genixer.generation.decoding import decode_static
 from genixer.generation.engine import DecodeEngine, Request
-from genixer.generation.sampling import PerSampleSampler
+from genixer.generation.sampling import PerSampleSampler, box_marks
 from genixer.generation.settings import Decoding
 from genixer.runs.precision import fp32_rotary
 
@@ -93,7 +93,7 @@ class GenerationModule(L.LightningModule):
         slots = self.decoding.slots
         if slots == "auto" and next(self.model.parameters()).device.type != "cuda":
             slots = len(requests)
-        sampler = PerSampleSampler([], 0, **self.decoding.sampling) if self.decoding.do_sample else None
+        sampler = self.sampler([], 0) if self.decoding.do_sample else None
         # In predict, no more slots than this rank's requests: its batches x the first batch's rows (a small run on
         # a large GPU would otherwise hold, and decode over, slots that never fill).
         trainer = self._trainer
@@ -118,7 +118,8 @@ class GenerationModule(L.LightningModule):
         ids, mask = batch["input_ids"], batch["attention_mask"]
         pixels = batch["pixel_values"].to(next(self.model.parameters()).dtype)
         pad, eos = self.codec.tokenizer.pad_token_id, self.codec.tokenizer.eos_token_id
-        sampler = self.sampler(batch) if self.decoding.do_sample else None
+        seeds = [m["seed"] for m in batch["meta"]]
+        sampler = self.sampler(seeds, ids.shape[1]) if self.decoding.do_sample else None
         kwargs = self.decoding.kwargs
         if self.decoding.cache == "static":
             return decode_static(self.model, ids, mask, pixels, kwargs["max_new_tokens"], eos, pad,
@@ -128,6 +129,12 @@ class GenerationModule(L.LightningModule):
                                   eos_token_id=eos, do_sample=False, **kwargs, **processors)
         return out[:, ids.shape[1]:]
 
-    def sampler(self, batch: dict) -> PerSampleSampler:
-        """Sampling, seeded per sample: greedy decoding over warped logits plus the sample's own noise."""
-        return PerSampleSampler([m["seed"] for m in batch["meta"]], batch["input_ids"].shape[1], **self.decoding.sampling)
+    def sampler(self, seeds: list[int], prompt_length: int) -> PerSampleSampler:
+        """Sampling, seeded per sample: greedy decoding over warped logits plus the sample's own noise
+        (``greedy_boxes``: not inside boxes)."""
+        sampling = dict(self.decoding.sampling)
+        if sampling.pop("greedy_boxes", False):
+            if getattr(self, "_box_marks", None) is None:
+                self._box_marks = box_marks(self.codec.tokenizer)
+            sampling["box_marks"] = self._box_marks
+        return PerSampleSampler(seeds, prompt_length, **sampling)

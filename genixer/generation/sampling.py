@@ -75,17 +75,44 @@ def bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
     return ((bits >> 9).float() + 0.5) * 2.0**-23
 
 
+def box_marks(tokenizer) -> torch.Tensor:
+    """Per token id: 1 if the token leaves a box open (its last bracket is "["), 2 if it closes one ("]"), else
+    0. Learnt vocabularies merge brackets into words ("▁circle[", "]."), so the last bracket is what counts."""
+    marks = torch.zeros(len(tokenizer), dtype=torch.long)
+    for text, index in tokenizer.get_vocab().items():
+        opened, closed = text.rfind("["), text.rfind("]")
+        if opened != closed:
+            marks[index] = 1 if opened > closed else 2
+    return marks
+
+
+def inside_box(marks: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+    """Whether each row of ``generated`` token ids (rows, steps) ends inside an open box."""
+    state = torch.zeros(len(generated), dtype=torch.bool, device=generated.device)
+    for column in generated.T:
+        state = next_box_state(marks, state, column)
+    return state
+
+
+def next_box_state(marks: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The box state (open or not) of each row after it emits ``tokens``."""
+    mark = marks[tokens]
+    return torch.where(mark > 0, mark == 1, state)
+
+
 class PerSampleSampler:
     """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
 
     Temperature, top-k and top-p are transformers' own logits warpers; only the noise is ours.
     ``sample_tokens``: sample only the first n generated tokens (the opening that decides what kind of
     sample it is), then decode greedily; None samples every token. ``noise``: one of ``NOISES``.
+    ``box_marks`` (``box_marks(tokenizer)``): tokens inside a box ("[0.250,...]") are decoded greedily, the
+    words around them sampled: variety in what is said, the model's best coordinates for it.
     """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
                  top_p: float | None = None, top_k: int | None = None, sample_tokens: int | None = None,
-                 noise: str = "mt19937") -> None:
+                 noise: str = "mt19937", box_marks: torch.Tensor | None = None) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
         if sample_tokens is not None and (isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int)
@@ -94,6 +121,7 @@ class PerSampleSampler:
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
         self.seeds, self.prompt_length, self.sample_tokens, self.noise = seeds, prompt_length, sample_tokens, noise
+        self.box_marks = box_marks
         # HF's order (temperature, then top-k, then top-p) and its filter value, -inf.
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
         if top_k:
@@ -105,7 +133,15 @@ class PerSampleSampler:
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
         if self.sample_tokens is not None and step >= self.sample_tokens:
             return scores  # past the sampled opening: greedy
-        return self.warp(scores) + self.gumbel(self.seeds, [step] * len(self.seeds), scores)
+        sampled = self.warp(scores) + self.gumbel(self.seeds, [step] * len(self.seeds), scores)
+        if self.box_marks is None:
+            return sampled
+        boxed = inside_box(self.box_marks.to(input_ids.device), input_ids[:, self.prompt_length:])
+        return self.greedy_in_boxes(sampled, scores, boxed)
+
+    def greedy_in_boxes(self, sampled: torch.Tensor, scores: torch.Tensor, boxed: torch.Tensor | None) -> torch.Tensor:
+        """``sampled`` scores, but the raw ``scores`` (greedy) for rows inside a box."""
+        return sampled if boxed is None else torch.where(boxed[:, None], scores.float(), sampled)
 
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
         """Temperature, top-k, top-p (HF's warpers ignore their ``input_ids``)."""

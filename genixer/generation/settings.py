@@ -11,8 +11,8 @@ from transformers import GenerationConfig
 from genixer.generation.sampling import NOISES
 
 CACHES = ("dynamic", "static", "engine")  # HF generate; our static-cache loop; our continuous-batching engine
-SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens", "noise")  # used only when do_sample is true
-OURS = {"sample_tokens", "noise"}  # sampling settings of our sampler that HF's GenerationConfig does not have
+SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens", "noise", "greedy_boxes")  # used only when do_sample is true
+OURS = {"sample_tokens", "noise", "greedy_boxes"}  # sampling settings of our sampler that HF's GenerationConfig does not have
 STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop and the engine implement
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
 
@@ -67,6 +67,10 @@ class Decoding:
             raise ValueError(f"sampling needs generation.temperature > 0, got {sampling.get('temperature')!r}")
         if (sampling.get("noise") or "mt19937") not in NOISES:
             raise ValueError(f"generation.noise must be one of {NOISES}, got {sampling['noise']!r}")
+        if not isinstance(sampling.get("greedy_boxes", False), bool):
+            raise ValueError(f"generation.greedy_boxes must be true or false, got {sampling['greedy_boxes']!r}")
+        if not sampling.get("greedy_boxes"):   # false: as before the option existed (the same provenance)
+            sampling.pop("greedy_boxes", None)
         if cache in ("static", "engine") and set(kwargs) - STATIC_KWARGS:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
