@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Issue 10: the shipped Genixer_S fine-tuned on the training world with up to 6 Q->C^Box A samples per image, side by
-# side on one GPU. Trained from scratch there, Genixer_S learns exist and count (RECIPE.md, session 32) but every run
-# lost REG (88-92% on val against the shipped 95.7%); starting from the shipped weights may keep REG and add them.
+# Issue 10: Genixer_S fine-tuned from BASE, several variants side by side on one GPU. Trained from scratch on the world
+# with up to 6 Q->C^Box A samples per image (QCA_PER_IMAGE=6, the default here), Genixer_S learns exist and count
+# (RECIPE.md, session 32) but every run lost REG (88-92% on val against the shipped 95.7%):
+#   from the shipped weights, on the 6-per-image world (may keep REG and add exist / count):
 #   ft_qca1    : the shipped mixture (Q->C^Box A 1x), lr 3e-4 cosine
 #   ft_qca1_lo : the same at lr 1e-4
 #   ft_qca2    : Q->C^Box A 2x, lr 3e-4
 #   ft_rp      : Q->C^Box A, REG and PointQA Local 2x, lr 3e-4
+#   from a 6-per-image run, on the released world (QCA_PER_IMAGE=1, where the shipped REG was learnt):
+#   an_lo      : the shipped mixture, lr 1e-4
+#   an_mid     : the shipped mixture, lr 3e-4
+#   an_rp_lo   : REG and PointQA Local 2x, lr 1e-4
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -13,7 +18,7 @@
 #   Grade each with recipes/grade_genixer_s.sh. The GPU machine needs the wheel bundle (mini_world_s_mixtures.sh).
 set -u
 base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-2500}
-num_train=${NUM_TRAIN:-20000}
+num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
 pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
@@ -23,16 +28,19 @@ declare -A mix=(
   [ft_qca1_lo]="module.optimizer.lr=1.0e-4"
   [ft_qca2]="module.optimizer.lr=3.0e-4 $(up2 qca_box)"
   [ft_rp]="module.optimizer.lr=3.0e-4 $(up2 qca_box reg pointqa_local)"
+  [an_lo]="module.optimizer.lr=1.0e-4"
+  [an_mid]="module.optimizer.lr=3.0e-4"
+  [an_rp_lo]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
 for v in "${variants[@]}"; do
   [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }
 done
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"
-        world.num_train="$num_train" world.boxcot_per_image=6 trainer.max_steps="$steps"
+        world.num_train="$num_train" world.boxcot_per_image="$qca_per_image" trainer.max_steps="$steps"
         trainer.max_time=${MAX_TIME:-00:00:05:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
 $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_train" --num-heldout 300 --num-val 300 \
-  --workers 16 --boxcot-per-image 6 > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
+  --workers 16 --boxcot-per-image "$qca_per_image" > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
 echo "world built at $(( $(date +%s) - t0 )) s"
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
