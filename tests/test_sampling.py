@@ -106,6 +106,7 @@ def test_greedy_boxes_decodes_inside_boxes_greedily():
 
     marks = box_marks(Vocab())
     assert marks.tolist() == [0, 1, 0, 0, 2, 1, 2, 1]
+    assert box_marks(Vocab(), vocab_size=10).tolist() == marks.tolist() + [0, 0]   # a head padded past the tokenizer
     rows = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 4], [5, 3, 6, 0], [0, 7, 2, 2], [0, 0, 0, 0]])
     assert inside_box(marks, rows).tolist() == [True, False, False, True, False]
     scores = torch.randn(len(rows), 8)

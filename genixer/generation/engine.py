@@ -13,8 +13,9 @@ causally with no mask (``engine_attention``: the flash kernel), decode steps thr
 with ``decode_attention``, which reads only the columns the mask keeps).
 
 Tokens: greedy, or the per-sample sampler's warpers + noise keyed by (seed, step) (greedy inside boxes with its
-``box_marks``: a per-slot state says whether a box is open); a sequence's tokens do not depend on which others share the engine. Slots: a count, or "auto" (free GPU memory after one
-prefill of ``prefill_rows`` prompts, less a margin, over the bytes one slot's K/V takes; at most ``max_slots``).
+``box_marks``: a per-slot state says whether a box is open); a sequence's tokens do not depend on which others
+share the engine. Slots: a count, or "auto" (free GPU memory after one prefill of ``prefill_rows`` prompts, less
+a margin, over the bytes one slot's K/V takes; at most ``max_slots``).
 """
 from __future__ import annotations
 

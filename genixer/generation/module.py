@@ -28,6 +28,7 @@ class GenerationModule(L.LightningModule):
         self.model, self.engine, self.slots = None, None, None
         self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
         self.engine_setup_parts_s: dict[str, float] = {}   # the same by part (``DecodeEngine.setup_s``)
+        self.box_marks = None   # ``greedy_boxes``' bracket table, built on first use
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -134,7 +135,7 @@ class GenerationModule(L.LightningModule):
         (``greedy_boxes``: not inside boxes)."""
         sampling = dict(self.decoding.sampling)
         if sampling.pop("greedy_boxes", False):
-            if getattr(self, "_box_marks", None) is None:
-                self._box_marks = box_marks(self.codec.tokenizer)
-            sampling["box_marks"] = self._box_marks
+            if self.box_marks is None:
+                self.box_marks = box_marks(self.codec.tokenizer, self.model.get_output_embeddings().weight.shape[0])
+            sampling["box_marks"] = self.box_marks
         return PerSampleSampler(seeds, prompt_length, **sampling)

@@ -75,10 +75,11 @@ def bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
     return ((bits >> 9).float() + 0.5) * 2.0**-23
 
 
-def box_marks(tokenizer) -> torch.Tensor:
+def box_marks(tokenizer, vocab_size: int | None = None) -> torch.Tensor:
     """Per token id: 1 if the token leaves a box open (its last bracket is "["), 2 if it closes one ("]"), else
-    0. Learnt vocabularies merge brackets into words ("▁circle[", "]."), so the last bracket is what counts."""
-    marks = torch.zeros(len(tokenizer), dtype=torch.long)
+    0. Learnt vocabularies merge brackets into words ("▁circle[", "]."), so the last bracket is what counts.
+    ``vocab_size``: the model's, when its head is padded past the tokenizer (those ids mark nothing)."""
+    marks = torch.zeros(max(len(tokenizer), vocab_size or 0), dtype=torch.long)
     for text, index in tokenizer.get_vocab().items():
         opened, closed = text.rfind("["), text.rfind("]")
         if opened != closed:
