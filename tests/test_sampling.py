@@ -92,7 +92,7 @@ def test_sample_tokens_samples_the_opening_only():
 
 
 def test_greedy_boxes_decodes_inside_boxes_greedily():
-    from genixer.generation.sampling import box_marks, inside_box
+    from genixer.generation.sampling import box_marks, inside_box, next_box_state
     from genixer.generation.settings import Decoding
 
     class Vocab:   # learnt vocabularies merge brackets into words
@@ -109,6 +109,12 @@ def test_greedy_boxes_decodes_inside_boxes_greedily():
     assert box_marks(Vocab(), vocab_size=10).tolist() == marks.tolist() + [0, 0]   # a head padded past the tokenizer
     rows = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 4], [5, 3, 6, 0], [0, 7, 2, 2], [0, 0, 0, 0]])
     assert inside_box(marks, rows).tolist() == [True, False, False, True, False]
+    torch.manual_seed(0)
+    for length in range(7):   # the whole-history check (HF generate) equals the engine's step-by-step state
+        tokens, state = torch.randint(0, len(marks), (64, length)), torch.zeros(64, dtype=torch.bool)
+        for column in tokens.T:
+            state = next_box_state(marks, state, column)
+        assert torch.equal(inside_box(marks, tokens), state) and (length < 3 or 0 < int(state.sum()) < 64)
     scores = torch.randn(len(rows), 8)
     prompt = torch.zeros(len(rows), 3, dtype=torch.long)
     out = PerSampleSampler(list(range(len(rows))), 3, temperature=1.0, box_marks=marks)(torch.cat([prompt, rows], 1), scores)

@@ -88,11 +88,11 @@ def box_marks(tokenizer, vocab_size: int | None = None) -> torch.Tensor:
 
 
 def inside_box(marks: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
-    """Whether each row of ``generated`` token ids (rows, steps) ends inside an open box."""
-    state = torch.zeros(len(generated), dtype=torch.bool, device=generated.device)
-    for column in generated.T:
-        state = next_box_state(marks, state, column)
-    return state
+    """Whether each row of ``generated`` token ids (rows, steps) ends inside an open box: its last bracket opens."""
+    before = torch.zeros(len(generated), 1, dtype=marks.dtype, device=generated.device)   # column 0: no token yet
+    mark = torch.cat([before, marks[generated]], 1)
+    last = torch.where(mark > 0, torch.arange(mark.shape[1], device=mark.device), 0).amax(1)
+    return mark.gather(1, last[:, None]).flatten() == 1
 
 
 def next_box_state(marks: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
