@@ -135,7 +135,8 @@ class GenerationModule(L.LightningModule):
         (``greedy_boxes``: not inside boxes)."""
         sampling = dict(self.decoding.sampling)
         if sampling.pop("greedy_boxes", False):
-            if self.box_marks is None:
-                self.box_marks = box_marks(self.codec.tokenizer, self.model.get_output_embeddings().weight.shape[0])
+            if self.box_marks is None:   # on the model's device: no copy per decode step
+                head = self.model.get_output_embeddings().weight
+                self.box_marks = box_marks(self.codec.tokenizer, head.shape[0]).to(head.device)
             sampling["box_marks"] = self.box_marks
         return PerSampleSampler(seeds, prompt_length, **sampling)
