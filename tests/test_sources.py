@@ -151,3 +151,27 @@ def test_refs_pickle_that_calls_code_is_refused(tmp_path, protocol, call):
     with pytest.raises(AnnotationError, match="refused to load global"):
         RefCOCO(path, tmp_path / "instances.json", tmp_path).load()
     assert not flag.exists()
+
+
+def _refcoco_with_twins(tmp_path):
+    """Image 1: two small red circles (twins by colour), a blue circle (a twin by category only), a red square."""
+    anns = [(11, 1, "red", "small"), (12, 1, "red", "large"), (13, 1, "blue", "small"), (14, 2, "red", "small")]
+    instances = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+                 "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}],
+                 "annotations": [{"id": i, "image_id": 1, "category_id": c, "bbox": [10 * i - 100, 10, 8, 8],
+                                  "attributes": {"color": col, "size": size}} for i, c, col, size in anns]}
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    refs = [{**REFS[0], "ref_id": i, "ann_id": i, "sentences": [{"sent": f"object {i}"}]} for i, *_ in anns]
+    (tmp_path / "refs(unc).p").write_bytes(pickle.dumps(refs))
+    return lambda **kw: RefCOCO(tmp_path / "refs(unc).p", tmp_path / "instances.json", tmp_path, **kw)
+
+
+def test_refcoco_twins_by_keeps_objects_a_lookalike_shares_the_image_with(tmp_path):
+    refcoco = _refcoco_with_twins(tmp_path)
+    ids = lambda **kw: [r["ann_id"] for r in refcoco(**kw).load()]  # noqa: E731
+    assert ids() == [11, 12, 13, 14]
+    assert ids(twins_by=["color"]) == [11, 12]            # the blue circle and the lone square have no twin
+    assert ids(twins_by=[]) == [11, 12, 13]               # the category alone: every circle
+    assert ids(twins_by=["color", "size"]) == []          # the red circles differ in size
+    with pytest.raises(AnnotationError, match="annotation 11: no attribute 'texture' to find twins by"):
+        refcoco(twins_by=["texture"]).load()

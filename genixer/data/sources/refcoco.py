@@ -45,11 +45,15 @@ class RefCOCO:
 
     The box is the referred instance's COCO ``bbox`` (xywh) as pixel xyxy, clamped to the image;
     image names and sizes come from ``instances.json``. Degenerate boxes are counted in ``skipped``.
+    ``twins_by`` (a list of attribute names) keeps only refs whose object has a twin: another instance
+    in its image of the same category with the same values of those ``attributes`` (``[]``: the
+    category alone), the objects an expression must tell apart by size or position.
     """
 
-    def __init__(self, refs: str, instances: str, image_root: str, split: str | None = "train") -> None:
+    def __init__(self, refs: str, instances: str, image_root: str, split: str | None = "train",
+                 twins_by: list[str] | None = None) -> None:
         self.refs, self.instances, self.image_root = Path(refs), Path(instances), Path(image_root)
-        self.split = split
+        self.split, self.twins_by = split, None if twins_by is None else [str(a) for a in twins_by]
         self.skipped = Skipped()
 
     def load(self) -> list[dict]:
@@ -67,6 +71,8 @@ class RefCOCO:
             if ann_id not in coco.anns:
                 raise AnnotationError(f"{where}: field 'ann_id' {ann_id!r} is not in {self.instances}")
             ann = coco.anns[ann_id]
+            if self.twins_by is not None and not has_twin(coco, ann, self.twins_by):
+                continue
             info = coco.imgs[ann["image_id"]]
             box = clamp_box(as_box(ann["bbox"], f"{self.instances}: annotation {ann_id}", "bbox", xywh=True),
                             info["width"], info["height"])
@@ -83,3 +89,15 @@ class RefCOCO:
                     "bbox": box,
                 })
         return records
+
+
+def has_twin(coco, ann: dict, attributes: list[str]) -> bool:
+    """Another instance of ``ann``'s image has its category and its values of ``attributes``."""
+    def key(a: dict) -> tuple:
+        values = a.get("attributes") or {}
+        return (a["category_id"], *(values.get(name) for name in attributes))
+    missing = [name for name in attributes if (ann.get("attributes") or {}).get(name) is None]
+    if missing:
+        raise AnnotationError(f"annotation {ann['id']}: no attribute {missing[0]!r} to find twins by "
+                              f"(twins_by: {attributes})")
+    return any(other["id"] != ann["id"] and key(other) == key(ann) for other in coco.imgToAnns[ann["image_id"]])
