@@ -13,11 +13,11 @@
 #   an_rp_lo   : REG and PointQA Local 2x, lr 1e-4
 #   from an_rp_lo, on the released world: its wrong REG rows are mostly ambiguous (a twin left unnamed), so the REG
 #   rows whose object has a same-colour, same-shape twin come again (mixture mini_world_genixer_s_twins, reg_twin):
-#   tw1_rp     : REG and PointQA Local 2x, twin REG rows 3x, lr 1e-4
-#   tw2_rp     : the same with twin REG rows 4x
-#   tw2_rp3    : tw2_rp with PointQA Local 3x (an_rp_lo's pointed answers miss more often than the shipped model's)
-#   tw2_rp_vlo : tw2_rp at lr 5e-5
-#   rp3        : REG and PointQA Local 3x, no twin rows (the control)
+#   tw2_rp      : REG and PointQA Local 2x, twin REG rows 4x, lr 1e-4
+#   tw2_rp3     : tw2_rp with PointQA Local 3x (an_rp_lo's pointed questions miss more often than the shipped model's)
+#   tw2_rp4     : tw2_rp with PointQA Local 4x
+#   tw2_rp3_vlo : tw2_rp3 at lr 5e-5
+#   rp3         : REG and PointQA Local 3x, no twin rows (the control)
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -40,10 +40,10 @@ declare -A mix=(
   [an_lo]="module.optimizer.lr=1.0e-4"
   [an_mid]="module.optimizer.lr=3.0e-4"
   [an_rp_lo]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local)"
-  [tw1_rp]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local) $(twins 1)"
   [tw2_rp]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local) $(twins 2)"
   [tw2_rp3]="module.optimizer.lr=1.0e-4 $(up2 reg) $(up3 pointqa_local) $(twins 2)"
-  [tw2_rp_vlo]="module.optimizer.lr=5.0e-5 $(up2 reg pointqa_local) $(twins 2)"
+  [tw2_rp4]="module.optimizer.lr=1.0e-4 $(up2 reg) ++data.mixture.components.pointqa_local.repeat=4 $(twins 2)"
+  [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(up2 reg) $(up3 pointqa_local) $(twins 2)"
   [rp3]="module.optimizer.lr=1.0e-4 $(up3 reg pointqa_local)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
