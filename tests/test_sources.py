@@ -154,7 +154,7 @@ def test_refs_pickle_that_calls_code_is_refused(tmp_path, protocol, call):
 
 
 def _refcoco_with_twins(tmp_path):
-    """Image 1: two small red circles (twins by colour), a blue circle (a twin by category only), a red square."""
+    """Image 1: a small and a large red circle (twins by colour), a blue circle (a twin by category only), a red square."""
     anns = [(11, 1, "red", "small"), (12, 1, "red", "large"), (13, 1, "blue", "small"), (14, 2, "red", "small")]
     instances = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
                  "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}],

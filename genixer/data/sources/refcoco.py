@@ -96,8 +96,8 @@ def has_twin(coco, ann: dict, attributes: list[str]) -> bool:
     def key(a: dict) -> tuple:
         values = a.get("attributes") or {}
         return (a["category_id"], *(values.get(name) for name in attributes))
-    missing = [name for name in attributes if (ann.get("attributes") or {}).get(name) is None]
-    if missing:
-        raise AnnotationError(f"annotation {ann['id']}: no attribute {missing[0]!r} to find twins by "
-                              f"(twins_by: {attributes})")
-    return any(other["id"] != ann["id"] and key(other) == key(ann) for other in coco.imgToAnns[ann["image_id"]])
+    mine = key(ann)
+    if None in mine[1:]:
+        raise AnnotationError(f"annotation {ann['id']}: no attribute {attributes[mine.index(None, 1) - 1]!r} to find "
+                              f"twins by (twins_by: {attributes})")
+    return any(other["id"] != ann["id"] and key(other) == mine for other in coco.imgToAnns[ann["image_id"]])
