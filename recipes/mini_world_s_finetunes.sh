@@ -28,28 +28,24 @@ base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; ste
 num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
-up2() { for c in "$@"; do printf '++data.mixture.components.%s.repeat=2 ' "$c"; done; }
-up3() { for c in "$@"; do printf '++data.mixture.components.%s.repeat=3 ' "$c"; done; }
-twins() { printf 'data/mixture=mini_world_genixer_s_twins ++data.mixture.components.reg_twin.repeat=%s ' "$1"; }
+. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, check_variants
+twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twin; }   # twin REG rows once more, N times
 declare -A mix=(
   [ft_qca1]="module.optimizer.lr=3.0e-4"
   [ft_qca1_lo]="module.optimizer.lr=1.0e-4"
-  [ft_qca2]="module.optimizer.lr=3.0e-4 $(up2 qca_box)"
-  [ft_rp]="module.optimizer.lr=3.0e-4 $(up2 qca_box reg pointqa_local)"
+  [ft_qca2]="module.optimizer.lr=3.0e-4 $(repeat 2 qca_box)"
+  [ft_rp]="module.optimizer.lr=3.0e-4 $(repeat 2 qca_box reg pointqa_local)"
   [an_lo]="module.optimizer.lr=1.0e-4"
   [an_mid]="module.optimizer.lr=3.0e-4"
-  [an_rp_lo]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local)"
-  [tw2_rp]="module.optimizer.lr=1.0e-4 $(up2 reg pointqa_local) $(twins 2)"
-  [tw2_rp3]="module.optimizer.lr=1.0e-4 $(up2 reg) $(up3 pointqa_local) $(twins 2)"
-  [tw2_rp4]="module.optimizer.lr=1.0e-4 $(up2 reg) ++data.mixture.components.pointqa_local.repeat=4 $(twins 2)"
-  [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(up2 reg) $(up3 pointqa_local) $(twins 2)"
-  [rp3]="module.optimizer.lr=1.0e-4 $(up3 reg pointqa_local)"
+  [an_rp_lo]="module.optimizer.lr=1.0e-4 $(repeat 2 reg pointqa_local)"
+  [tw2_rp]="module.optimizer.lr=1.0e-4 $(repeat 2 reg pointqa_local) $(twins 2)"
+  [tw2_rp3]="module.optimizer.lr=1.0e-4 $(repeat 2 reg) $(repeat 3 pointqa_local) $(twins 2)"
+  [tw2_rp4]="module.optimizer.lr=1.0e-4 $(repeat 2 reg) $(repeat 4 pointqa_local) $(twins 2)"
+  [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(repeat 2 reg) $(repeat 3 pointqa_local) $(twins 2)"
+  [rp3]="module.optimizer.lr=1.0e-4 $(repeat 3 reg pointqa_local)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
-for v in "${variants[@]}"; do
-  [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }
-done
+check_variants
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"
         world.num_train="$num_train" world.boxcot_per_image="$qca_per_image" trainer.max_steps="$steps"
         trainer.max_time=${MAX_TIME:-00:00:05:00} data.image_table=true data.num_workers=4 ${EXTRA:-})

@@ -38,7 +38,7 @@ num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (sma
 qca_per_image=${QCA_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
+. "$(dirname "$0")/side_by_side.sh"   # pack, check_variants
 qca2="++data.mixture.components.qca_box.repeat=2"; rp="$qca2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
 declare -A mix=(
   [s_rec2]=""
@@ -68,8 +68,8 @@ declare -A mix=(
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )
 variants=(${VARIANTS:-${!mix[@]}})
+check_variants
 for v in "${variants[@]}"; do
-  [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }
   [[ $v != s_cot6* || $qca_per_image == 6 ]] || { echo "$v trains on QCA_PER_IMAGE=6's world"; exit 2; }
 done
 common=(experiment=mini_world_s_generator backbone.vision_init="$vision" trainer.max_steps="$steps" world.num_train="$num_train"

@@ -1,0 +1,17 @@
+# Sourced by the recipes that train several variants side by side on one GPU (mini_world_s_mixtures.sh,
+# mini_world_s_finetunes.sh). They set: runs, out (dirs), mix (variant -> overrides), variants (the ones to run).
+
+# pack NAME PATH...: the paths under $runs as $out/NAME.tgz.part* (15 MB parts: a device call returns no file over
+# ~20 MB; cat the parts | tar -xz)
+pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
+
+# repeat N COMPONENT...: the overrides that repeat those mixture components N times
+repeat() { local n=$1; shift; for c in "$@"; do printf '++data.mixture.components.%s.repeat=%s ' "$c" "$n"; done; }
+
+# check_variants: exit 2 naming the known variants when one asked for is not in mix
+check_variants() {
+  local v
+  for v in "${variants[@]}"; do
+    [ -n "${mix[$v]+x}" ] || { echo "unknown variant: $v (known: ${!mix[*]})"; exit 2; }
+  done
+}
