@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from genixer.miniworld import (
-    ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, Baselines, Oracle, build_world, groups_from_seq,
+    ANNOTATION_FILES, COLOR_RGB, COLORS, PH_ED, PH_ST, SHAPES, SIZES, Baselines, Oracle, build_world, groups_from_seq,
     majority_answers,
 )
 from genixer.miniworld.captions import is_describe_prompt
@@ -295,6 +295,52 @@ def test_several_boxcot_samples_per_image(world, oracle, tmp_path):
     ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4)  # another count: rebuilt as released
     assert rows(root / "annotations" / ANNOTATION_FILES["boxcot_train"]) == rows(world["boxcot_train"])
     assert "boxcot_per_image" not in load(root / "world.json")
+
+
+def rd_type(r: dict) -> str:
+    """A referential dialogue's question type, from its texts (RD_TYPES)."""
+    if "that object" in r["question"]:
+        return "relation"
+    value = PH_RE.sub(r"\1", r["cot_with_ans"]).split(" is ", 1)[1].rstrip(".")
+    if value in COLORS or value in SIZES:
+        return "color" if value in COLORS else "size"
+    return "shape" if len(value.split()) == 2 and value.split()[1] in SHAPES else "what"
+
+
+def test_several_rd_samples_per_image(world, oracle, tmp_path):
+    """rd_per_image=5: up to five dialogues of distinct types per image (a relation only where one is clear), all
+    verified right by the oracle; the first is the one-per-image world's (the released file is a subset), so
+    relations grow about fivefold; world.json records the count and ensure_world rebuilds for another."""
+    from genixer.miniworld.ensure import ensure_world
+
+    root = ensure_world(str(tmp_path / "w"), seed=3, num_train=N_TRAIN, num_heldout=4, rd_per_image=5)
+    info = load(root / "world.json")
+    data = rows(root / "annotations" / ANNOTATION_FILES["rd_train"])
+    released = rows(world["rd_train"])
+    assert info["rd_per_image"] == 5 and info["counts"]["rd"] == len(data) > 4 * N_TRAIN
+    by_image: dict[str, list] = {}
+    for r in data:
+        by_image.setdefault(r["img_path"], []).append(r)
+        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
+        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
+        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+    for samples in by_image.values():
+        kinds = [rd_type(s) for s in samples]
+        assert len(samples) <= 5 and len(set(kinds)) == len(kinds), kinds
+    assert [by_image[r["img_path"]][0] for r in released] == released
+    relations = Counter(rd_type(r) for r in data)["relation"]
+    assert relations >= 3 * Counter(rd_type(r) for r in released)["relation"] > 0
+    assert "boxcot_per_image" not in info
+    assert ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4, rd_per_image=5) == root
+    ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4)  # another count: rebuilt as released
+    assert rows(root / "annotations" / ANNOTATION_FILES["rd_train"]) == released
+    assert "rd_per_image" not in load(root / "world.json")
+
+
+def test_per_image_counts_must_be_positive(tmp_path):
+    for kwargs in ({"boxcot_per_image": 0}, {"rd_per_image": 0}):
+        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be >= 1"):
+            build_world(tmp_path / "w", seed=3, num_train=2, num_heldout=1, **kwargs)
 
 
 # ---- hand-made samples: right ones pass, wrong ones fail with a reason ---------------------------

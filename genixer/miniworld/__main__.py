@@ -13,7 +13,8 @@ p.add_argument("--num-heldout", type=int, default=200)
 p.add_argument("--num-val", type=int, default=0)
 p.add_argument("--workers", type=int, default=0)
 p.add_argument("--boxcot-per-image", type=int, default=1, help="Q->C^Box A samples per train image (distinct types)")
+p.add_argument("--rd-per-image", type=int, default=1, help="referential dialogues per train image (distinct types)")
 a = p.parse_args()
 for k, v in build_world(a.root, a.seed, a.num_train, a.num_heldout, a.workers, a.num_val,
-                          boxcot_per_image=a.boxcot_per_image).items():
+                          boxcot_per_image=a.boxcot_per_image, rd_per_image=a.rd_per_image).items():
     print(f"{k}: {v}")

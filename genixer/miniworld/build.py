@@ -33,11 +33,11 @@ ANNOTATIONS_INFO = {"description": "Genixer mini world VQA", "version": ANNOTATI
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 
-def _make_image(task: tuple[int, str, int, str, int]) -> dict[str, Any]:
+def _make_image(task: tuple[int, str, int, str, int, int]) -> dict[str, Any]:
     """Render + save one image and return its ground truth and language (train: all of it; heldout: the
     VQA questions and referring expressions model benchmarks score against; pool: the same, its ground truth
     for a "ceiling" condition; val: none)."""
-    seed, split, index, images_dir, boxcot_per_image = task
+    seed, split, index, images_dir, boxcot_per_image, rd_per_image = task
     scene = sample_scene(seed, split, index)
     render_scene(scene, seed).save(Path(images_dir) / file_name(split, index), compress_level=6)
     rec: dict[str, Any] = {
@@ -55,7 +55,8 @@ def _make_image(task: tuple[int, str, int, str, int]) -> dict[str, Any]:
         rec["refs"] = referring_expressions(scene)
         rec["captions"] = caps
         rec["conversation"] = conversation(qas, caps[0], rng)
-        rec["families"] = family_records(scene, seed, boxcot_per_image)  # own rng streams: the files above stay unchanged
+        # own rng streams: the files above stay unchanged
+        rec["families"] = family_records(scene, seed, boxcot_per_image, rd_per_image)
     elif split in ("heldout", "pool"):
         rng = rng_for(seed, split, index, STREAM_LANGUAGE)
         qas = make_questions(scene, rng)
@@ -66,9 +67,9 @@ def _make_image(task: tuple[int, str, int, str, int]) -> dict[str, Any]:
 
 
 def _render_split(seed: int, split: str, n: int, images_dir: Path, workers: int,
-                  boxcot_per_image: int = 1) -> list[dict[str, Any]]:
+                  boxcot_per_image: int = 1, rd_per_image: int = 1) -> list[dict[str, Any]]:
     (images_dir / split).mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, split, i, str(images_dir), boxcot_per_image) for i in range(n)]
+    tasks = [(seed, split, i, str(images_dir), boxcot_per_image, rd_per_image) for i in range(n)]
     with Pool(workers) if workers > 0 else nullcontext() as pool:
         recs = pool.imap(_make_image, tasks, chunksize=16) if pool else map(_make_image, tasks)  # both keep index order
         return list(tqdm(recs, total=n, desc=f"[mini_world] {split}", unit="img", file=sys.stderr, disable=None))
@@ -144,7 +145,7 @@ def _remove_pool(root: Path) -> None:
 
 
 def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0,
-                num_val: int = 0, num_pool: int = 0, boxcot_per_image: int = 1) -> dict[str, Path]:
+                num_val: int = 0, num_pool: int = 0, boxcot_per_image: int = 1, rd_per_image: int = 1) -> dict[str, Path]:
     """Write the whole mini world under `root`; returns the written paths by name.
 
     Images without language: ``heldout`` (what reported tables are scored on) and ``val`` (where
@@ -153,15 +154,17 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     queries and held-out-layout VQA / REC ground truth (``POOL_FILES``) for a "ceiling" condition that
     trains on it; not an evaluation split. Without a pool nothing of it is written (the files stay as before).
     ``boxcot_per_image``: Q->C^Box A samples per train image, of distinct question types (1: as released; more
-    gives the generator more distinct samples of each type to learn from, not repeats of the same ones).
+    gives the generator more distinct samples of each type to learn from, not repeats of the same ones);
+    ``rd_per_image`` the same for referential dialogues (the first sample of each image is the released one).
     """
-    if boxcot_per_image < 1:
-        raise ValueError(f"boxcot_per_image must be >= 1, got {boxcot_per_image}")
+    for name, n in (("boxcot_per_image", boxcot_per_image), ("rd_per_image", rd_per_image)):
+        if n < 1:
+            raise ValueError(f"{name} must be >= 1, got {n}")
     root = Path(root)
     images_dir, ann_dir = root / "images", root / "annotations"
     for d in (images_dir, ann_dir):
         d.mkdir(parents=True, exist_ok=True)
-    train = _render_split(seed, "train", num_train, images_dir, workers, boxcot_per_image)
+    train = _render_split(seed, "train", num_train, images_dir, workers, boxcot_per_image, rd_per_image)
     unlabeled = {split: _render_split(seed, split, n, images_dir, workers)
                  for split, n in (("heldout", num_heldout), ("val", num_val))}
     if num_pool > 0:
@@ -207,7 +210,8 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     family_paths, family_counts = write_families(ann_dir, train, inst)
     paths.update(family_paths)
     _dump(paths["world"], {
-        "version": VERSION, "seed": seed, **({"boxcot_per_image": boxcot_per_image} if boxcot_per_image != 1 else {}),
+        "version": VERSION, "seed": seed,
+        **{k: n for k, n in (("boxcot_per_image", boxcot_per_image), ("rd_per_image", rd_per_image)) if n != 1},
         "counts": {
             "train_images": len(train), "heldout_images": len(heldout), "val_images": len(unlabeled["val"]),
             "train_objects": sum(len(r["objects"]) for r in train),

@@ -148,13 +148,25 @@ def _relation_pairs(scene: Scene) -> list[tuple[int, int, tuple[str, str]]]:
             if relation_holds(objs[a], objs[b], axis[0], w, h) is not None]
 
 
-def rd_dialogue(scene: Scene, rng: np.random.Generator) -> dict[str, Any] | None:
-    """Referential dialogue: 'What is <ph_st>this<ph_ed>?' -> '<ph_st>It<ph_ed> is a small red circle.'."""
+def rd_dialogues(scene: Scene, rng: np.random.Generator, per_image: int = 1) -> list[dict[str, Any]]:
+    """Up to ``per_image`` referential dialogues of distinct question types: the first is the one-per-image world's
+    (drawn as it always was), the others follow in a random order of the remaining types."""
     if not scene.objects:
-        return None
-    g, objs = _Grounded(scene), scene.objects
+        return []
     pairs = _relation_pairs(scene)
-    qtype = RD_TYPES[int(rng.integers(len(RD_TYPES) if pairs else len(RD_TYPES) - 1))]
+    types = RD_TYPES if pairs else RD_TYPES[:-1]   # relation last: only where some pair's relation is clear
+    first = types[int(rng.integers(len(types)))]
+    samples = [rd_dialogue(scene, rng, first, pairs)]
+    if per_image > 1:
+        rest = [t for t in types if t != first]
+        samples += [rd_dialogue(scene, rng, rest[int(k)], pairs) for k in rng.permutation(len(rest))[:per_image - 1]]
+    return samples
+
+
+def rd_dialogue(scene: Scene, rng: np.random.Generator, qtype: str, pairs: list) -> dict[str, Any]:
+    """Referential dialogue: 'What is <ph_st>this<ph_ed>?' -> '<ph_st>It<ph_ed> is a small red circle.'
+    (``pairs``: ``_relation_pairs(scene)``, for a relation question)."""
+    g, objs = _Grounded(scene), scene.objects
     if qtype == "relation":
         a, b, axis = pairs[int(rng.integers(len(pairs)))]
         rel = axis[int(rng.integers(2))]

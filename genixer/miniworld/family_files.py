@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .families_cot import boxcot, rd_dialogue
+from .families_cot import boxcot, rd_dialogues
 from .families_point import pointqa_local, refcoco_sentences, v7w_pointing, vg_phrases
 from .families_text import aokvqa_question, detail_conversation, gqa_questions
 from .longform import cap
@@ -64,7 +64,7 @@ FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[list(ANNOTATION_FILES).index("gqa_tra
 VG_URL = "https://mini-world.invalid/images/{file_name}"  # reserved TLD: a URL that names the file, never fetched
 
 
-def family_records(scene: Scene, seed: int, boxcot_per_image: int = 1) -> dict[str, Any]:
+def family_records(scene: Scene, seed: int, boxcot_per_image: int = 1, rd_per_image: int = 1) -> dict[str, Any]:
     """All family language of one train image; each family draws from its own stream."""
     def rng(stream: int):
         return rng_for(seed, scene.split, scene.index, stream)
@@ -78,7 +78,7 @@ def family_records(scene: Scene, seed: int, boxcot_per_image: int = 1) -> dict[s
         "pointqa": pointqa_local(scene, rng(STREAM_POINTQA)),
         "v7w": v7w_pointing(scene, rng(STREAM_V7W)),
         "boxcot": boxcot(scene, rng(STREAM_BOXCOT), boxcot_per_image),
-        "rd": rd_dialogue(scene, rng(STREAM_RD)),
+        "rd": rd_dialogues(scene, rng(STREAM_RD), rd_per_image),
     }
 
 
@@ -149,11 +149,10 @@ def write_families(ann_dir: Path, recs: list[dict[str, Any]],
             pointqa.append({"file_path": fn, **p, "img_h": h, "img_w": w})
         if fam["v7w"] is not None:
             v7w.append({"file_path": fn, **fam["v7w"], "img_h": h, "img_w": w})
-        for rows, rec in [*((cot, b) for b in fam["boxcot"]), (rd, fam["rd"])]:
-            if rec is not None:
-                rows.append({"img_path": fn, "boxes": rec["boxes"], "question": rec["question"],
-                             "question_boxes_seq": rec["question_boxes_seq"], "cot_with_ans": rec["cot_with_ans"],
-                             "answer_boxes_seq": rec["answer_boxes_seq"], "width": w, "height": h})
+        for rows, rec in [*((cot, b) for b in fam["boxcot"]), *((rd, d) for d in fam["rd"])]:
+            rows.append({"img_path": fn, "boxes": rec["boxes"], "question": rec["question"],
+                         "question_boxes_seq": rec["question_boxes_seq"], "cot_with_ans": rec["cot_with_ans"],
+                         "answer_boxes_seq": rec["answer_boxes_seq"], "width": w, "height": h})
     refs = _refcoco(recs, instances)
 
     _dump(paths["gqa_train"], gqa)
