@@ -18,6 +18,10 @@
 #   tw2_rp4     : tw2_rp with PointQA Local 4x
 #   tw2_rp3_vlo : tw2_rp3 at lr 5e-5
 #   rp3         : REG and PointQA Local 3x, no twin rows (the control)
+#   from s_cot6x2_tw (wide LM) on a world with 5 referential dialogues per image too (RD_PER_IMAGE=5): with the
+#   opening sampled its RD relation questions answer "Yes, it is to the right of" for "left of" (the relation it
+#   states is right, the yes / no first is not), and the released world has ~4,000 RD relations, one per image at most:
+#   rd5_tw      : s_cot6x2_tw's mixture (Q->C^Box A, REG, PointQA Local 2x, twin REG rows 4x), lr 2e-4
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -25,7 +29,7 @@
 #   Grade each with recipes/grade_genixer_s.sh. The GPU machine needs the wheel bundle (mini_world_s_mixtures.sh).
 set -u
 base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-2500}
-num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}
+num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}; rd_per_image=${RD_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
 . "$(dirname "$0")/side_by_side.sh"   # pack, repeat, check_variants
@@ -43,14 +47,16 @@ declare -A mix=(
   [tw2_rp4]="module.optimizer.lr=1.0e-4 $(repeat 2 reg) $(repeat 4 pointqa_local) $(twins 2)"
   [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(repeat 2 reg) $(repeat 3 pointqa_local) $(twins 2)"
   [rp3]="module.optimizer.lr=1.0e-4 $(repeat 3 reg pointqa_local)"
+  [rd5_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
 check_variants
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"
-        world.num_train="$num_train" world.boxcot_per_image="$qca_per_image" trainer.max_steps="$steps"
+        world.num_train="$num_train" world.boxcot_per_image="$qca_per_image" world.rd_per_image="$rd_per_image"
+        trainer.max_steps="$steps"
         trainer.max_time=${MAX_TIME:-00:00:05:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
 $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_train" --num-heldout 300 --num-val 300 \
-  --workers 16 --boxcot-per-image "$qca_per_image" > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
+  --workers 16 --boxcot-per-image "$qca_per_image" --rd-per-image "$rd_per_image" > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
 echo "world built at $(( $(date +%s) - t0 )) s"
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086

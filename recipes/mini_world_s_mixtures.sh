@@ -16,6 +16,9 @@
 #                 s_cot6x2_rp_novg*: and no Visual Genome REG phrases (17% of them are ambiguous under the strict REG
 #                 check, and s_cot6x2's wrong REG rows are mostly ambiguous; a short CPU fine-tune without them did not
 #                 write fewer ambiguous ones, RECIPE.md)
+#   s_cot6x2_tw, s_cot6x2_tw_seed1: s_cot6x2_rp plus the REG rows whose object has a same-colour, same-shape twin
+#                 once more, 2x (mixture mini_world_genixer_s_twins: those rows 4x in all; fine-tuned in, they cut
+#                 the ambiguous REG rows, RECIPE.md, session 34), two seeds
 #   s_rec3_qca3 : REC 3x and Q->C^Box A 3x
 #   s_rec3_qca3_novg : the same without the Visual Genome REG regions
 # Why: longer training lifted REC (83.0 -> 84.3 / 85.7) but cost Q->C^Box A (83.3 -> 76.3 / 76.7), whose
@@ -40,6 +43,7 @@ mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-
 py=${PYTHON:-python3}; t0=$(date +%s)
 . "$(dirname "$0")/side_by_side.sh"   # pack, check_variants
 qca2="++data.mixture.components.qca_box.repeat=2"; rp="$qca2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
+tw="$rp data/mixture=mini_world_genixer_s_twins ++data.mixture.components.reg_twin.repeat=2"
 declare -A mix=(
   [s_rec2]=""
   [s_qca3]="++data.mixture.components.qca_box.repeat=3"
@@ -64,6 +68,8 @@ declare -A mix=(
   [s_cot6x2_rp_seed2]="$rp seed=2"
   [s_cot6x2_rp_novg]="$rp ~data.mixture.components.reg_vg"
   [s_cot6x2_rp_novg_seed1]="$rp ~data.mixture.components.reg_vg seed=1"
+  [s_cot6x2_tw]="$tw"
+  [s_cot6x2_tw_seed1]="$tw seed=1"
   [s_rec3_qca3]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3"
   [s_rec3_qca3_novg]="++data.mixture.components.rec.repeat=3 ++data.mixture.components.qca_box.repeat=3 ~data.mixture.components.reg_vg"
 )
