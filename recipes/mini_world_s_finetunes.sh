@@ -32,7 +32,7 @@ base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; ste
 num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}; rd_per_image=${RD_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, check_variants
+. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, check_variants, train_and_pack
 twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twin; }   # twin REG rows once more, N times
 declare -A mix=(
   [ft_qca1]="module.optimizer.lr=3.0e-4"
@@ -60,12 +60,8 @@ $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_tra
 echo "world built at $(( $(date +%s) - t0 )) s"
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
-  $py train.py "${common[@]}" ${mix[$v]} hydra.run.dir="$runs/$v" > "$runs/$v.log" 2>&1 &
+  train_and_pack "$v" ${mix[$v]} &
 done
 wait
 echo "fine-tunes done at $(( $(date +%s) - t0 )) s"
-for v in "${variants[@]}"; do
-  if [ -f "$runs/$v/manifest.json" ]; then pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"
-  else echo "$v failed:"; tail -n 20 "$runs/$v.log"; fi
-done
 tar -C "$runs" -czf "$out/logs.tgz" $(cd "$runs" && ls *.log)

@@ -41,7 +41,7 @@ num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (sma
 qca_per_image=${QCA_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-. "$(dirname "$0")/side_by_side.sh"   # pack, check_variants
+. "$(dirname "$0")/side_by_side.sh"   # pack, check_variants, train_and_pack
 qca2="++data.mixture.components.qca_box.repeat=2"; rp="$qca2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
 tw="$rp data/mixture=mini_world_genixer_s_twins ++data.mixture.components.reg_twin.repeat=2"
 declare -A mix=(
@@ -90,19 +90,16 @@ $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_tra
 echo "worlds built at $(( $(date +%s) - t0 )) s"
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
-  $py train.py "${common[@]}" ${mix[$v]} hydra.run.dir="$runs/$v" > "$runs/$v.log" 2>&1 &
+  train_and_pack "$v" ${mix[$v]} &
 done
 wait
 echo "generators done at $(( $(date +%s) - t0 )) s"
 if [ -n "${SKIP_VAL:-}" ]; then  # the checkpoints alone (graded elsewhere, e.g. on the CPU as the demo decodes)
-  for v in "${variants[@]}"; do [ -f "$runs/$v/manifest.json" ] && pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"; done
   tar -C "$runs" -czf "$out/logs.tgz" $(cd "$runs" && ls *.log); exit 0
 fi
 for v in "${variants[@]}"; do
   tail -n 2 "$runs/$v.log"
-  [ -f "$runs/$v/manifest.json" ] || { tail -n 30 "$runs/$v.log"; continue; }
-  # the checkpoint goes out first (the val samples are appended below), so a call cut short still returns it
-  pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"
+  [ -f "$runs/$v/manifest.json" ] || continue   # train_and_pack said why
   $py generate.py -m experiment=mini_world_demo generator="$runs/$v" task=rec,reg,pointqa,qca_box,rd \
     queries='${paths.mini_world}/images/val.jsonl' paths.runs="$runs/val_world" ${GEN_EXTRA:-trainer=gpu trainer.precision=32-true} \
     hydra.sweep.dir="$runs/val/$v" hydra.sweep.subdir='${task.name}' > "$runs/val_$v.log" 2>&1 &

@@ -1,9 +1,20 @@
 # Sourced by the recipes that train several variants side by side on one GPU (mini_world_s_mixtures.sh,
-# mini_world_s_finetunes.sh). They set: runs, out (dirs), mix (variant -> overrides), variants (the ones to run).
+# mini_world_s_finetunes.sh). They set: runs, out (dirs), mix (variant -> overrides), variants (the ones to run),
+# py, common (train.py's shared overrides) and t0 (the start, in epoch seconds).
 
 # pack NAME PATH...: the paths under $runs as $out/NAME.tgz.part* (15 MB parts: a device call returns no file over
 # ~20 MB; cat the parts | tar -xz)
 pack() { local name=$1; shift; tar -C "$runs" -czf - "$@" | split -b 15m - "$out/$name.tgz.part"; }
+
+# train_and_pack NAME OVERRIDE...: train.py with the common and these overrides into $runs/NAME (log $runs/NAME.log),
+# then its checkpoint packed at once: a device call cut short still returns every run that had finished
+train_and_pack() {
+  local v=$1; shift
+  $py train.py "${common[@]}" "$@" hydra.run.dir="$runs/$v" > "$runs/$v.log" 2>&1
+  if [ -f "$runs/$v/manifest.json" ]; then
+    pack "$v" "$v/checkpoint" "$v/manifest.json" "$v/config.yaml"; echo "$v packed at $(( $(date +%s) - t0 )) s"
+  else echo "$v failed:"; tail -n 20 "$runs/$v.log"; fi
+}
 
 # repeat N COMPONENT...: the overrides that repeat those mixture components N times
 repeat() { local n=$1; shift; for c in "$@"; do printf '++data.mixture.components.%s.repeat=%s ' "$c" "$n"; done; }
