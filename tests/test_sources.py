@@ -175,3 +175,33 @@ def test_refcoco_twins_by_keeps_objects_a_lookalike_shares_the_image_with(tmp_pa
     assert ids(twins_by=["color", "size"]) == []          # the red circles differ in size
     with pytest.raises(AnnotationError, match="annotation 11: no attribute 'texture' to find twins by"):
         refcoco(twins_by=["texture"]).load()
+
+
+def test_box_helpers_equal_torchvision():
+    """xywh_to_xyxy and clamp_boxes are plain Python (a tensor per box cost a minute per 20,000 images); they give
+    what torchvision's box_convert and clip_boxes_to_image give, values and types, on integer, float, mixed,
+    outside, negative-zero and zero-area boxes, and a box with no area left is None."""
+    import random
+
+    import torch
+    from torchvision.ops import box_convert, clip_boxes_to_image
+
+    from genixer.data.sources.boxes import clamp_boxes, xywh_to_xyxy
+
+    rng = random.Random(0)
+    ints = [[rng.randint(-20, 120) for _ in range(4)] for _ in range(200)]
+    floats = [[rng.uniform(-20.0, 120.0) for _ in range(4)] for _ in range(200)]
+    edges = [[-0.0, 0.0, 0.0, 5.0], [100.0, 3.0, 140.0, 9.0], [10.0, 10.0, 10.0, 20.0], [-5.0, -5.0, -1.0, 50.0]]
+    for batch in (ints, floats, [ints[0], floats[0]], edges):
+        exact = all(isinstance(v, int) for box in batch for v in box)
+        xywh = torch.tensor(batch, dtype=torch.int64 if exact else torch.float64)
+        expected = box_convert(xywh, "xywh", "xyxy").tolist()
+        got = xywh_to_xyxy(batch)
+        assert got == expected and [type(v) for b in got for v in b] == [type(v) for b in expected for v in b]
+    for batch in (ints, floats, edges):
+        clipped = clip_boxes_to_image(torch.tensor(batch, dtype=torch.float64), (60, 100)).tolist()
+        expected = [b if b[2] > b[0] and b[3] > b[1] else None for b in clipped]
+        got = clamp_boxes(batch, 100, 60)
+        assert got == expected and str(got) == str(expected)   # str: -0.0 and 0.0 alike
+        assert 0 < sum(b is None for b in got) < len(got) or batch is edges
+    assert clamp_boxes(edges, 100, 60)[2] is None and clamp_boxes([], 10, 10) == []

@@ -34,17 +34,13 @@ def as_boxes(values: Sequence[object], wheres: Sequence[str], name: str, xywh: b
 
 
 def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
-    """``[x, y, w, h]`` boxes as ``[x1, y1, x2, y2]`` (torchvision ``box_convert``).
+    """``[x, y, w, h]`` boxes as ``[x1, y1, x2, y2]``, as torchvision's ``box_convert`` gives them (a test checks).
 
-    Integer boxes stay integers; others are converted in float64, so ``x + w`` is Python's sum
-    (torchvision keeps the dtype; a default float32 tensor would round pixel coordinates).
+    Integer boxes stay integers; otherwise every value is a float64 (Python's float), so ``x + w`` is exact as a
+    double. Plain Python: a source converts one box at a time, and a tensor per box cost a minute per 20,000 images.
     """
-    import torch  # lazy, as torchvision below
-    from torchvision.ops import box_convert  # lazy: importing torchvision takes seconds
-
     exact = all(isinstance(v, int) for box in boxes for v in box)
-    xywh = torch.tensor(boxes, dtype=torch.int64 if exact else torch.float64).reshape(-1, 4)
-    return box_convert(xywh, "xywh", "xyxy").tolist()
+    return [[x, y, x + w, y + h] for x, y, w, h in (box if exact else map(float, box) for box in boxes)]
 
 
 def as_point(value: object, where: str, name: str) -> list[float]:
@@ -71,15 +67,11 @@ def clamp_box(box: list[float], width: int, height: int) -> list[float] | None:
 
 
 def clamp_boxes(boxes: Sequence[list[float]], width: int, height: int) -> list[list[float] | None]:
-    """Boxes of one image clamped into it (torchvision ``clip_boxes_to_image``); None where no area is left."""
-    import torch  # lazy, as in xywh_to_xyxy
-    from torchvision.ops import clip_boxes_to_image
-
-    if not boxes:
-        return []
-    clamped = clip_boxes_to_image(torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4), (height, width))
-    kept = ((clamped[:, 2] > clamped[:, 0]) & (clamped[:, 3] > clamped[:, 1])).tolist()
-    return [box if keep else None for box, keep in zip(clamped.tolist(), kept)]
+    """Boxes of one image clamped into it, in float64, as torchvision's ``clip_boxes_to_image`` gives them (a test
+    checks); None where no area is left. Plain Python, as ``xywh_to_xyxy``."""
+    limits = (float(width), float(height)) * 2
+    clamped = [[min(max(float(v), 0.0), limit) for v, limit in zip(box, limits)] for box in boxes]
+    return [box if box[2] > box[0] and box[3] > box[1] else None for box in clamped]
 
 
 def clamp_point(point: list[float], width: int, height: int) -> list[float]:
