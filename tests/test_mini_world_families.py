@@ -271,6 +271,17 @@ def test_oracle_on_grounded_families(world, oracle, key):
     assert base < 0.2 * len(data)
 
 
+def verified_by_image(oracle, data: list[dict]) -> dict[str, list]:
+    """GPT4Gen-layout rows grouped by image, each asserted right by the oracle."""
+    by_image: dict[str, list] = {}
+    for r in data:
+        by_image.setdefault(r["img_path"], []).append(r)
+        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
+        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
+        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+    return by_image
+
+
 def test_several_boxcot_samples_per_image(world, oracle, tmp_path):
     """boxcot_per_image=3: up to three samples of distinct types per image, all verified right by the oracle; the
     first is the one-per-image world's sample (the released file is a subset), and ensure_world rebuilds for it."""
@@ -281,12 +292,7 @@ def test_several_boxcot_samples_per_image(world, oracle, tmp_path):
     info = load(root / "world.json")
     data = rows(root / "annotations" / ANNOTATION_FILES["boxcot_train"])
     assert info["boxcot_per_image"] == 3 and info["counts"]["boxcot"] == len(data) > 2.5 * N_TRAIN
-    by_image: dict[str, list] = {}
-    for r in data:
-        by_image.setdefault(r["img_path"], []).append(r)
-        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
-        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
-        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+    by_image = verified_by_image(oracle, data)
     for samples in by_image.values():
         kinds = [parse_question(PH_RE.sub(r"\1", s["question"]))[0] for s in samples]
         assert len(samples) <= 3 and len(set(kinds)) == len(kinds), kinds
@@ -318,12 +324,7 @@ def test_several_rd_samples_per_image(world, oracle, tmp_path):
     data = rows(root / "annotations" / ANNOTATION_FILES["rd_train"])
     released = rows(world["rd_train"])
     assert info["rd_per_image"] == 5 and info["counts"]["rd"] == len(data) > 4 * N_TRAIN
-    by_image: dict[str, list] = {}
-    for r in data:
-        by_image.setdefault(r["img_path"], []).append(r)
-        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
-        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
-        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+    by_image = verified_by_image(oracle, data)
     for samples in by_image.values():
         kinds = [rd_type(s) for s in samples]
         assert len(samples) <= 5 and len(set(kinds)) == len(kinds), kinds
