@@ -20,7 +20,7 @@
 #   rp3         : REG and PointQA Local 3x, no twin rows (the control)
 #   from s_cot6x2_tw (wide LM) on a world with 5 referential dialogues per image too (RD_PER_IMAGE=5): with the
 #   opening sampled its RD relation questions answer "Yes, it is to the right of" for "left of" (the relation it
-#   states is right, the yes / no first is not), and the released world has ~4,000 RD relations, one per image at most:
+#   states is right, the yes / no first is not), and the released world has ~2,800 RD relations, one per image at most:
 #   rd5_tw      : s_cot6x2_tw's mixture (Q->C^Box A, REG, PointQA Local 2x, twin REG rows 4x), lr 2e-4
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
@@ -32,8 +32,7 @@ base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; ste
 num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}; rd_per_image=${RD_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, check_variants, train_and_pack
-twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twin; }   # twin REG rows once more, N times
+. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, twins, check_variants, train_and_pack
 declare -A mix=(
   [ft_qca1]="module.optimizer.lr=3.0e-4"
   [ft_qca1_lo]="module.optimizer.lr=1.0e-4"

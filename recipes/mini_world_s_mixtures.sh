@@ -41,9 +41,8 @@ num_train=${NUM_TRAIN:-20000}  # the training world of mini_world_generator (sma
 qca_per_image=${QCA_PER_IMAGE:-1}
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
-. "$(dirname "$0")/side_by_side.sh"   # pack, check_variants, train_and_pack
-qca2="++data.mixture.components.qca_box.repeat=2"; rp="$qca2 ++data.mixture.components.reg.repeat=2 ++data.mixture.components.pointqa_local.repeat=2"
-tw="$rp data/mixture=mini_world_genixer_s_twins ++data.mixture.components.reg_twin.repeat=2"
+. "$(dirname "$0")/side_by_side.sh"   # pack, repeat, twins, check_variants, train_and_pack
+qca2=$(repeat 2 qca_box); rp=$(repeat 2 qca_box reg pointqa_local); tw="$rp $(twins 2)"
 declare -A mix=(
   [s_rec2]=""
   [s_qca3]="++data.mixture.components.qca_box.repeat=3"

@@ -19,6 +19,9 @@ train_and_pack() {
 # repeat N COMPONENT...: the overrides that repeat those mixture components N times
 repeat() { local n=$1; shift; for c in "$@"; do printf '++data.mixture.components.%s.repeat=%s ' "$c" "$n"; done; }
 
+# twins N: the mixture with the REG rows whose object has a same-colour, same-shape twin once more (reg_twin), N times
+twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twin; }
+
 # check_variants: exit 2 naming the known variants when one asked for is not in mix
 check_variants() {
   local v

@@ -202,6 +202,6 @@ def test_box_helpers_equal_torchvision():
         clipped = clip_boxes_to_image(torch.tensor(batch, dtype=torch.float64), (60, 100)).tolist()
         expected = [b if b[2] > b[0] and b[3] > b[1] else None for b in clipped]
         got = clamp_boxes(batch, 100, 60)
-        assert got == expected and str(got) == str(expected)   # str: -0.0 and 0.0 alike
+        assert got == expected and str(got) == str(expected)   # str: a -0.0 where torchvision gives 0.0 differs
         assert 0 < sum(b is None for b in got) < len(got) or batch is edges
     assert clamp_boxes(edges, 100, 60)[2] is None and clamp_boxes([], 10, 10) == []
