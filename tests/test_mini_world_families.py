@@ -338,10 +338,49 @@ def test_several_rd_samples_per_image(world, oracle, tmp_path):
     assert "rd_per_image" not in load(root / "world.json")
 
 
-def test_per_image_counts_must_be_positive(tmp_path):
-    for kwargs in ({"boxcot_per_image": 0}, {"rd_per_image": 0}):
-        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be >= 1"):
-            build_world(tmp_path / "w", seed=3, num_train=2, num_heldout=1, **kwargs)
+def test_rd_reasoning_first(world, oracle, tmp_path):
+    """rd_reasoning_first: the same dialogues as released, but a relation answer states the relation before its yes /
+    no ('It is below that object. So the answer is no.'); every row verified right by the oracle, every row with its
+    final yes / no flipped rejected; world.json records the option and ensure_world rebuilds without it."""
+    from genixer.miniworld.ensure import ensure_world
+
+    root = ensure_world(str(tmp_path / "w"), seed=3, num_train=N_TRAIN, num_heldout=4, rd_reasoning_first=True)
+    assert load(root / "world.json")["rd_reasoning_first"] is True
+    data, released = rows(root / "annotations" / ANNOTATION_FILES["rd_train"]), rows(world["rd_train"])
+    verified_by_image(oracle, data)
+    assert len(data) == len(released)
+    relations = 0
+    for new, old in zip(data, released):
+        assert {k: v for k, v in new.items() if k != "cot_with_ans"} == {k: v for k, v in old.items() if k != "cot_with_ans"}
+        if rd_type(old) != "relation":
+            assert new == old
+            continue
+        relations += 1
+        lead, rest = old["cot_with_ans"].split(", ", 1)   # 'No, <ph_st>it<ph_ed> is below <ph_st>that object<ph_ed>.'
+        assert new["cot_with_ans"] == f"{rest[0:len(PH_ST)]}I{rest[len(PH_ST) + 1:-1]}. So the answer is {lead.lower()}."
+        flipped = {"yes": "no", "no": "yes"}[lead.lower()]
+        wrong = new["cot_with_ans"].removesuffix(f"{lead.lower()}.") + f"{flipped}."
+        qb = groups_from_seq(new["boxes"], new["question_boxes_seq"], new["width"], new["height"])
+        ab = groups_from_seq(new["boxes"], new["answer_boxes_seq"], new["width"], new["height"])
+        v = oracle.check_grounded(oracle.image_id(new["img_path"]), new["question"], wrong, qb, ab)
+        assert not v.correct and v.answer_status == "incorrect", (wrong, v)
+    assert relations > 0
+    ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4)  # the option dropped: rebuilt as released
+    assert rows(root / "annotations" / ANNOTATION_FILES["rd_train"]) == released
+    assert "rd_reasoning_first" not in load(root / "world.json")
+
+
+def test_family_options_are_checked(tmp_path):
+    from genixer.miniworld.ensure import ensure_world
+
+    for kwargs, message in (({"boxcot_per_image": 0}, "boxcot_per_image must be an integer >= 1"),
+                            ({"rd_per_image": 0}, "rd_per_image must be an integer >= 1"),
+                            ({"rd_reasoning_first": "yes"}, "rd_reasoning_first must be true or false")):
+        with pytest.raises(ValueError, match=message):
+            ensure_world(str(tmp_path / "w"), seed=3, num_train=2, num_heldout=1, **kwargs)
+    with pytest.raises(TypeError, match="rd_per_imge"):
+        ensure_world(str(tmp_path / "w"), seed=3, num_train=2, num_heldout=1, rd_per_imge=5)
+    assert not (tmp_path / "w").exists()
 
 
 # ---- hand-made samples: right ones pass, wrong ones fail with a reason ---------------------------

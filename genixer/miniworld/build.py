@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .family_files import ANNOTATION_FILES, FAMILY_KEYS, POOL_FILES, family_records, write_families
+from .family_files import ANNOTATION_FILES, FAMILY_KEYS, POOL_FILES, FamilyOptions, family_records, write_families
 from .language import (
     NUMBER_WORDS,
     captions,
@@ -33,11 +33,11 @@ ANNOTATIONS_INFO = {"description": "Genixer mini world VQA", "version": ANNOTATI
 SYNONYMS = {"large": "big", **{str(i): w for i, w in enumerate(NUMBER_WORDS)}}
 
 
-def _make_image(task: tuple[int, str, int, str, int, int]) -> dict[str, Any]:
+def _make_image(task: tuple[int, str, int, str, FamilyOptions]) -> dict[str, Any]:
     """Render + save one image and return its ground truth and language (train: all of it; heldout: the
     VQA questions and referring expressions model benchmarks score against; pool: the same, its ground truth
     for a "ceiling" condition; val: none)."""
-    seed, split, index, images_dir, boxcot_per_image, rd_per_image = task
+    seed, split, index, images_dir, family = task
     scene = sample_scene(seed, split, index)
     render_scene(scene, seed).save(Path(images_dir) / file_name(split, index), compress_level=6)
     rec: dict[str, Any] = {
@@ -56,7 +56,7 @@ def _make_image(task: tuple[int, str, int, str, int, int]) -> dict[str, Any]:
         rec["captions"] = caps
         rec["conversation"] = conversation(qas, caps[0], rng)
         # own rng streams: the files above stay unchanged
-        rec["families"] = family_records(scene, seed, boxcot_per_image, rd_per_image)
+        rec["families"] = family_records(scene, seed, family)
     elif split in ("heldout", "pool"):
         rng = rng_for(seed, split, index, STREAM_LANGUAGE)
         qas = make_questions(scene, rng)
@@ -67,9 +67,9 @@ def _make_image(task: tuple[int, str, int, str, int, int]) -> dict[str, Any]:
 
 
 def _render_split(seed: int, split: str, n: int, images_dir: Path, workers: int,
-                  boxcot_per_image: int = 1, rd_per_image: int = 1) -> list[dict[str, Any]]:
+                  family: FamilyOptions = FamilyOptions()) -> list[dict[str, Any]]:
     (images_dir / split).mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, split, i, str(images_dir), boxcot_per_image, rd_per_image) for i in range(n)]
+    tasks = [(seed, split, i, str(images_dir), family) for i in range(n)]
     with Pool(workers) if workers > 0 else nullcontext() as pool:
         recs = pool.imap(_make_image, tasks, chunksize=16) if pool else map(_make_image, tasks)  # both keep index order
         return list(tqdm(recs, total=n, desc=f"[mini_world] {split}", unit="img", file=sys.stderr, disable=None))
@@ -145,7 +145,7 @@ def _remove_pool(root: Path) -> None:
 
 
 def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: int = 200, workers: int = 0,
-                num_val: int = 0, num_pool: int = 0, boxcot_per_image: int = 1, rd_per_image: int = 1) -> dict[str, Path]:
+                num_val: int = 0, num_pool: int = 0, family: FamilyOptions = FamilyOptions()) -> dict[str, Path]:
     """Write the whole mini world under `root`; returns the written paths by name.
 
     Images without language: ``heldout`` (what reported tables are scored on) and ``val`` (where
@@ -153,18 +153,13 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     With ``num_pool`` > 0 also ``pool``: unannotated images generators produce data on, with instances,
     queries and held-out-layout VQA / REC ground truth (``POOL_FILES``) for a "ceiling" condition that
     trains on it; not an evaluation split. Without a pool nothing of it is written (the files stay as before).
-    ``boxcot_per_image``: Q->C^Box A samples per train image, of distinct question types (1: as released; more
-    gives the generator more distinct samples of each type to learn from, not repeats of the same ones);
-    ``rd_per_image`` the same for referential dialogues (the first sample of each image is the released one).
+    ``family``: how much grounded family language a train image gets and in which form (default: as released).
     """
-    for name, n in (("boxcot_per_image", boxcot_per_image), ("rd_per_image", rd_per_image)):
-        if n < 1:
-            raise ValueError(f"{name} must be >= 1, got {n}")
     root = Path(root)
     images_dir, ann_dir = root / "images", root / "annotations"
     for d in (images_dir, ann_dir):
         d.mkdir(parents=True, exist_ok=True)
-    train = _render_split(seed, "train", num_train, images_dir, workers, boxcot_per_image, rd_per_image)
+    train = _render_split(seed, "train", num_train, images_dir, workers, family)
     unlabeled = {split: _render_split(seed, split, n, images_dir, workers)
                  for split, n in (("heldout", num_heldout), ("val", num_val))}
     if num_pool > 0:
@@ -211,7 +206,7 @@ def build_world(root: Path, seed: int = 0, num_train: int = 2000, num_heldout: i
     paths.update(family_paths)
     _dump(paths["world"], {
         "version": VERSION, "seed": seed,
-        **{k: n for k, n in (("boxcot_per_image", boxcot_per_image), ("rd_per_image", rd_per_image)) if n != 1},
+        **family.changed(),
         "counts": {
             "train_images": len(train), "heldout_images": len(heldout), "val_images": len(unlabeled["val"]),
             "train_objects": sum(len(r["objects"]) for r in train),

@@ -148,33 +148,40 @@ def _relation_pairs(scene: Scene) -> list[tuple[int, int, tuple[str, str]]]:
             if relation_holds(objs[a], objs[b], axis[0], w, h) is not None]
 
 
-def rd_dialogues(scene: Scene, rng: np.random.Generator, per_image: int = 1) -> list[dict[str, Any]]:
+def rd_dialogues(scene: Scene, rng: np.random.Generator, per_image: int = 1, reasoning_first: bool = False,
+                 ) -> list[dict[str, Any]]:
     """Up to ``per_image`` referential dialogues of distinct question types: the first is the one-per-image world's
-    (drawn as it always was), the others follow in a random order of the remaining types."""
+    (drawn as it always was), the others follow in a random order of the remaining types. ``reasoning_first``: a
+    relation answer states the relation before its yes / no (the same draws, so the same questions)."""
     if not scene.objects:
         return []
     pairs = _relation_pairs(scene)
     types = RD_TYPES if pairs else RD_TYPES[:-1]   # relation last: only where some pair's relation is clear
     first = types[int(rng.integers(len(types)))]
-    samples = [rd_dialogue(scene, rng, first, pairs)]
+    samples = [rd_dialogue(scene, rng, first, pairs, reasoning_first)]
     if per_image > 1:
         rest = [t for t in types if t != first]
-        samples += [rd_dialogue(scene, rng, rest[int(k)], pairs) for k in rng.permutation(len(rest))[:per_image - 1]]
+        samples += [rd_dialogue(scene, rng, rest[int(k)], pairs, reasoning_first)
+                    for k in rng.permutation(len(rest))[:per_image - 1]]
     return samples
 
 
-def rd_dialogue(scene: Scene, rng: np.random.Generator, qtype: str, pairs: list) -> dict[str, Any]:
+def rd_dialogue(scene: Scene, rng: np.random.Generator, qtype: str, pairs: list, reasoning_first: bool = False,
+                ) -> dict[str, Any]:
     """Referential dialogue: 'What is <ph_st>this<ph_ed>?' -> '<ph_st>It<ph_ed> is a small red circle.'
-    (``pairs``: ``_relation_pairs(scene)``, for a relation question)."""
+    (``pairs``: ``_relation_pairs(scene)``, for a relation question). A relation answers 'No, <ph_st>it<ph_ed> is
+    below <ph_st>that object<ph_ed>.', or with ``reasoning_first`` '<ph_st>It<ph_ed> is below <ph_st>that
+    object<ph_ed>. So the answer is no.' (the GPT4Gen BoxCoT order: the chain, then the answer)."""
     g, objs = _Grounded(scene), scene.objects
     if qtype == "relation":
         a, b, axis = pairs[int(rng.integers(len(pairs)))]
         rel = axis[int(rng.integers(2))]
         holds = bool(relation_holds(objs[a], objs[b], rel, scene.width, scene.height))
         question: list[Part] = ["Is ", ("this object", [a]), f" {rel} ", ("that object", [b]), "?"]
-        answer: list[Part] = ["Yes, " if holds else "No, ", ("it", [a]), f" is {true_relation(rel, holds)} ",
-                              ("that object", [b]), "."]
-        return g.record(question, answer)
+        said: list[Part] = [f" is {true_relation(rel, holds)} ", ("that object", [b])]
+        if reasoning_first:
+            return g.record(question, [("It", [a]), *said, f". So the answer is {'yes' if holds else 'no'}."])
+        return g.record(question, ["Yes, " if holds else "No, ", ("it", [a]), *said, "."])
     i = int(rng.integers(len(objs)))
     o = objs[i]
     this = "this" if rng.random() < 0.5 else "this object"

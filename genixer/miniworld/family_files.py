@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -64,7 +65,32 @@ FAMILY_KEYS = tuple(list(ANNOTATION_FILES)[list(ANNOTATION_FILES).index("gqa_tra
 VG_URL = "https://mini-world.invalid/images/{file_name}"  # reserved TLD: a URL that names the file, never fetched
 
 
-def family_records(scene: Scene, seed: int, boxcot_per_image: int = 1, rd_per_image: int = 1) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FamilyOptions:
+    """How much grounded family language each train image gets, and in which form; the defaults are the released
+    world (world.json records only what differs)."""
+    boxcot_per_image: int = 1  # Q->C^Box A samples of distinct question types (more distinct samples, not repeats)
+    rd_per_image: int = 1  # referential dialogues of distinct question types; the first is the released one
+    rd_reasoning_first: bool = False  # RD relation answers state the relation, then 'So the answer is yes / no.'
+
+    def __post_init__(self):
+        for name in ("boxcot_per_image", "rd_per_image"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.rd_reasoning_first, bool):
+            raise ValueError(f"rd_reasoning_first must be true or false, got {self.rd_reasoning_first!r}")
+
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from the released world's."""
+        return {k: v for k, v in asdict(self).items() if v != getattr(FamilyOptions, k)}
+
+    @classmethod
+    def recorded(cls, world_info: dict[str, Any]) -> FamilyOptions:
+        """The options a world.json records (absent: released)."""
+        return cls(**{f.name: world_info[f.name] for f in fields(cls) if f.name in world_info})
+
+
+def family_records(scene: Scene, seed: int, options: FamilyOptions = FamilyOptions()) -> dict[str, Any]:
     """All family language of one train image; each family draws from its own stream."""
     def rng(stream: int):
         return rng_for(seed, scene.split, scene.index, stream)
@@ -77,8 +103,8 @@ def family_records(scene: Scene, seed: int, boxcot_per_image: int = 1, rd_per_im
         "vg": vg_phrases(scene, rng(STREAM_VG)),
         "pointqa": pointqa_local(scene, rng(STREAM_POINTQA)),
         "v7w": v7w_pointing(scene, rng(STREAM_V7W)),
-        "boxcot": boxcot(scene, rng(STREAM_BOXCOT), boxcot_per_image),
-        "rd": rd_dialogues(scene, rng(STREAM_RD), rd_per_image),
+        "boxcot": boxcot(scene, rng(STREAM_BOXCOT), options.boxcot_per_image),
+        "rd": rd_dialogues(scene, rng(STREAM_RD), options.rd_per_image, options.rd_reasoning_first),
     }
 
 
