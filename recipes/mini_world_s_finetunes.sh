@@ -22,6 +22,13 @@
 #   opening sampled its RD relation questions answer "Yes, it is to the right of" for "left of" (the relation it
 #   states is right, the yes / no first is not), and the released world has ~2,800 RD relations, one per image at most:
 #   rd5_tw      : s_cot6x2_tw's mixture (Q->C^Box A, REG, PointQA Local 2x, twin REG rows 4x), lr 2e-4
+#   the same on a world whose RD relation answers state the relation first (RD_REASONING_FIRST=true: 'It is to the right
+#   of that object. So the answer is no.', as Q->C^Box A answers; rd5_tw still said "No" to 17 of 107 true relations):
+#   rd5r_tw     : rd5_tw's overrides, on that world (the controlled comparison with rd5_tw)
+#   rd5r2_tw    : the same with the RD rows 2x
+#   from rd5r_tw (its relation answers contradict their own chain in 80 of 169 rows: the yes / no rule is not learnt),
+#   on the same world, more relation rows against rd5r_tw again as the control:
+#   rel3_tw     : rd5r_tw's overrides with Q->C^Box A and RD 3x
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -30,6 +37,7 @@
 set -u
 base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-2500}
 num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}; rd_per_image=${RD_PER_IMAGE:-1}
+rd_first=${RD_REASONING_FIRST:-false}; rd_flag=(); [ "$rd_first" = true ] && rd_flag=(--rd-reasoning-first)
 mkdir -p "$runs" "$out"; export GENIXER_RUNS=$runs GENIXER_DATA=${GENIXER_DATA:-$runs/data}
 py=${PYTHON:-python3}; t0=$(date +%s)
 . "$(dirname "$0")/side_by_side.sh"   # pack, repeat, twins, check_variants, train_and_pack
@@ -47,15 +55,19 @@ declare -A mix=(
   [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(repeat 2 reg) $(repeat 3 pointqa_local) $(twins 2)"
   [rp3]="module.optimizer.lr=1.0e-4 $(repeat 3 reg pointqa_local)"
   [rd5_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
+  [rd5r_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
+  [rd5r2_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local rd) $(twins 2)"
+  [rel3_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins 2)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
 check_variants
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"
         world.num_train="$num_train" world.boxcot_per_image="$qca_per_image" world.rd_per_image="$rd_per_image"
+        world.rd_reasoning_first="$rd_first"
         trainer.max_steps="$steps"
         trainer.max_time=${MAX_TIME:-00:00:05:00} data.image_table=true data.num_workers=4 ${EXTRA:-})
 $py -m genixer.miniworld --root "$GENIXER_DATA/mini_world" --num-train "$num_train" --num-heldout 300 --num-val 300 \
-  --workers 16 --boxcot-per-image "$qca_per_image" --rd-per-image "$rd_per_image" > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
+  --workers 16 --boxcot-per-image "$qca_per_image" --rd-per-image "$rd_per_image" "${rd_flag[@]}" > "$runs/world.log" 2>&1 || { tail -n 20 "$runs/world.log"; exit 1; }
 echo "world built at $(( $(date +%s) - t0 )) s"
 for v in "${variants[@]}"; do
   # shellcheck disable=SC2086
