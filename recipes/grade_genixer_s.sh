@@ -18,8 +18,10 @@
 # the same text as on the CPU (the others differ in a box's last digit) with the same accuracy.
 set -eu
 candidate=${1:?usage: $0 CANDIDATE OUT}; out=${2:?usage: $0 CANDIDATE OUT}
-py=${PYTHON:-.venv/bin/python}; name=$(basename "$candidate"); name=${name%/}
-[ "$name" = checkpoint ] && name=$(basename "$(dirname "$candidate")")   # a run's checkpoint dir: the run's name
+# name: the generator's name as evaluate.py gives it (its folder's name: "checkpoint" for a run's checkpoint dir), so
+# that coverage compares it with the Genixer_S mixture; unnamed, REC would be compared with the first mixture that has
+# REC, Genixer_L's (4 REC kinds instead of 19), as it was for candidates graded from a checkpoint dir before session 36
+py=${PYTHON:-.venv/bin/python}; name=$(basename "$candidate")
 val='queries=${paths.mini_world}/images/val.jsonl'; mkdir -p "$out"; log=$out/grade.log
 world=runs/demo/world; at=()
 if [ -n "${VAL_IMAGES:-}" ]; then world=runs/grade_world_$VAL_IMAGES; at=(paths.mini_world="$world" world.num_val="$VAL_IMAGES"); fi
@@ -38,6 +40,8 @@ for decoding in greedy open6; do
   $py evaluate.py experiment=mini_world_demo "${at[@]}" runs="[$out/$decoding]" oracle.split=val "~coverage.prefer" \
     "+coverage.prefer={$name: genixer_s}" hydra.run.dir="$out/eval_$decoding" >> "$log" 2>&1
   cp "$out/eval_$decoding/table.txt" "$out/$decoding.txt"
+  grep -q "^training reference of $name: genixer_s ([^;]*$" "$out/$decoding.txt" ||
+    { grep "^training reference" "$out/$decoding.txt"; echo "coverage not against the Genixer_S mixture alone" >&2; exit 1; }
 done
 if [ "${PROBE:-1}" != 0 ]; then
   $py -m genixer.miniworld.models.answer_probe "$candidate" --world "$world" --split val --out "$out/probe.json" \
