@@ -25,7 +25,6 @@
 #   the same on a world whose RD relation answers state the relation first (RD_REASONING_FIRST=true: 'It is to the right
 #   of that object. So the answer is no.', as Q->C^Box A answers; rd5_tw still said "No" to 17 of 107 true relations):
 #   rd5r_tw     : rd5_tw's overrides, on that world (the controlled comparison with rd5_tw)
-#   rd5r2_tw    : the same with the RD rows 2x
 #   from rd5r_tw (its relation answers contradict their own chain in 80 of 169 rows: the yes / no rule is not learnt),
 #   on the same world, more relation rows against rd5r_tw again as the control (session 36: 2,000 steps each, side by
 #   side; the control's chain is contradicted in 17 of 169 rows, rel3_tw's in none; RECIPE.md):
@@ -57,7 +56,6 @@ declare -A mix=(
   [rp3]="module.optimizer.lr=1.0e-4 $(repeat 3 reg pointqa_local)"
   [rd5_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
   [rd5r_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
-  [rd5r2_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local rd) $(twins 2)"
   [rel3_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins 2)"
 )
 variants=(${VARIANTS:-${!mix[@]}})
