@@ -55,9 +55,9 @@ declare -A mix=(
   [tw2_rp3_vlo]="module.optimizer.lr=5.0e-5 $(repeat 2 reg) $(repeat 3 pointqa_local) $(twins 2)"
   [rp3]="module.optimizer.lr=1.0e-4 $(repeat 3 reg pointqa_local)"
   [rd5_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
-  [rd5r_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 qca_box reg pointqa_local) $(twins 2)"
   [rel3_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins 2)"
 )
+mix[rd5r_tw]=${mix[rd5_tw]}   # the same overrides; the world differs (RD_REASONING_FIRST=true)
 variants=(${VARIANTS:-${!mix[@]}})
 check_variants
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"

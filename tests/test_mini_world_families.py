@@ -271,14 +271,19 @@ def test_oracle_on_grounded_families(world, oracle, key):
     assert base < 0.2 * len(data)
 
 
+def grounded_verdict(oracle, r: dict, answer: str | None = None):
+    """The oracle's verdict on a GPT4Gen-layout row, with its own answer or ``answer`` in its place."""
+    qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
+    ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
+    return oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], answer or r["cot_with_ans"], qb, ab)
+
+
 def verified_by_image(oracle, data: list[dict]) -> dict[str, list]:
     """GPT4Gen-layout rows grouped by image, each asserted right by the oracle."""
     by_image: dict[str, list] = {}
     for r in data:
         by_image.setdefault(r["img_path"], []).append(r)
-        qb = groups_from_seq(r["boxes"], r["question_boxes_seq"], r["width"], r["height"])
-        ab = groups_from_seq(r["boxes"], r["answer_boxes_seq"], r["width"], r["height"])
-        assert oracle.check_grounded(oracle.image_id(r["img_path"]), r["question"], r["cot_with_ans"], qb, ab).correct
+        assert grounded_verdict(oracle, r).correct, r
     return by_image
 
 
@@ -357,12 +362,11 @@ def test_rd_reasoning_first(world, oracle, tmp_path):
             continue
         relations += 1
         lead, rest = old["cot_with_ans"].split(", ", 1)   # 'No, <ph_st>it<ph_ed> is below <ph_st>that object<ph_ed>.'
-        assert new["cot_with_ans"] == f"{rest[0:len(PH_ST)]}I{rest[len(PH_ST) + 1:-1]}. So the answer is {lead.lower()}."
+        chain = rest.replace(f"{PH_ST}it{PH_ED}", f"{PH_ST}It{PH_ED}", 1).removesuffix(".")
+        assert new["cot_with_ans"] == f"{chain}. So the answer is {lead.lower()}."
         flipped = {"yes": "no", "no": "yes"}[lead.lower()]
-        wrong = new["cot_with_ans"].removesuffix(f"{lead.lower()}.") + f"{flipped}."
-        qb = groups_from_seq(new["boxes"], new["question_boxes_seq"], new["width"], new["height"])
-        ab = groups_from_seq(new["boxes"], new["answer_boxes_seq"], new["width"], new["height"])
-        v = oracle.check_grounded(oracle.image_id(new["img_path"]), new["question"], wrong, qb, ab)
+        wrong = f"{chain}. So the answer is {flipped}."
+        v = grounded_verdict(oracle, new, wrong)
         assert not v.correct and v.answer_status == "incorrect", (wrong, v)
     assert relations > 0
     ensure_world(str(root), seed=3, num_train=N_TRAIN, num_heldout=4)  # the option dropped: rebuilt as released
