@@ -22,6 +22,9 @@ repeat() { local n=$1; shift; for c in "$@"; do printf '++data.mixture.component
 # twins N: the mixture with the REG rows whose object has a same-colour, same-shape twin once more (reg_twin), N times
 twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twin; }
 
+# twins_rec N: the same, with the REC rows whose object has such a twin once more too (rec_twin), N times each
+twins_rec() { printf 'data/mixture=mini_world_genixer_s_twins_rec '; repeat "$1" reg_twin rec_twin; }
+
 # check_variants: exit 2 naming the known variants when one asked for is not in mix
 check_variants() {
   local v

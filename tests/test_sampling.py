@@ -24,6 +24,9 @@ def test_gumbel_max_matches_softmax_and_filters():
     assert cold[0] > 450  # low temperature concentrates on the argmax
     assert {draw(logits, s, top_k=2) for s in range(300)} == {0, 1}
     assert {draw(logits, s, top_p=0.5) for s in range(300)} == {0}  # p(0) = 0.64 already covers 0.5
+    # min-p 0.3 keeps p >= 0.3 * 0.64: tokens 0 and 1 (0.24), not 2 (0.09); at temperature 2 token 2 comes back
+    assert {draw(logits, s, min_p=0.3) for s in range(300)} == {0, 1}
+    assert {draw(logits, s, min_p=0.3, temperature=2.0) for s in range(300)} == {0, 1, 2}
     assert draw(logits, 7) == draw(logits, 7) and sample_seed(0, "a/b/0") != sample_seed(0, "a/b/1")
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
+                          TopPLogitsWarper)
 
 from genixer.generation.mt19937 import cpu_uniform, mt19937_uniform, uses_kernel
 
@@ -104,7 +105,7 @@ def next_box_state(marks: torch.Tensor, state: torch.Tensor, tokens: torch.Tenso
 class PerSampleSampler:
     """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
 
-    Temperature, top-k and top-p are transformers' own logits warpers; only the noise is ours.
+    Temperature, top-k, top-p and min-p are transformers' own logits warpers; only the noise is ours.
     ``sample_tokens``: sample only the first n generated tokens (the opening that decides what kind of
     sample it is), then decode greedily; None samples every token. ``noise``: one of ``NOISES``.
     ``box_marks`` (``box_marks(tokenizer)``): tokens inside a box ("[0.250,...]") are decoded greedily, the
@@ -112,7 +113,8 @@ class PerSampleSampler:
     """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
-                 top_p: float | None = None, top_k: int | None = None, sample_tokens: int | None = None,
+                 top_p: float | None = None, top_k: int | None = None, min_p: float | None = None,
+                 sample_tokens: int | None = None,
                  noise: str = "mt19937", box_marks: torch.Tensor | None = None) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
@@ -123,12 +125,14 @@ class PerSampleSampler:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
         self.seeds, self.prompt_length, self.sample_tokens, self.noise = seeds, prompt_length, sample_tokens, noise
         self.box_marks = box_marks
-        # HF's order (temperature, then top-k, then top-p) and its filter value, -inf.
+        # HF's order (temperature, top-k, top-p, min-p) and its filter value, -inf.
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
         if top_k:
             self.warpers.append(TopKLogitsWarper(top_k))
         if top_p is not None and top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(top_p))
+        if min_p:  # keep the tokens at least min_p times as likely as the most likely one
+            self.warpers.append(MinPLogitsWarper(min_p))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
@@ -145,7 +149,7 @@ class PerSampleSampler:
         return sampled if boxed is None else torch.where(boxed[:, None], scores.float(), sampled)
 
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
-        """Temperature, top-k, top-p (HF's warpers ignore their ``input_ids``)."""
+        """Temperature, top-k, top-p, min-p (HF's warpers ignore their ``input_ids``)."""
         return self.warpers(None, scores.float())
 
     def gumbel(self, seeds: list[int] | torch.Tensor, steps: list[int] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from transformers import GenerationConfig
 from genixer.generation.sampling import NOISES
 
 CACHES = ("dynamic", "static", "engine")  # HF generate; our static-cache loop; our continuous-batching engine
-SAMPLING = ("temperature", "top_p", "top_k", "sample_tokens", "noise", "greedy_boxes")  # used only when do_sample is true
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "sample_tokens", "noise", "greedy_boxes")  # used only when do_sample is true
 OURS = {"sample_tokens", "noise", "greedy_boxes"}  # sampling settings of our sampler that HF's GenerationConfig does not have
 STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop and the engine implement
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
@@ -34,7 +34,7 @@ class Decoding:
     slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
     compile_prefill: bool | None = None  # the engine's prefill through compiled decoder layers (None: on a GPU)
     compile_decode: bool | None = None  # its decode steps too, inside their CUDA graphs (None: on a GPU)
-    sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k / min_p
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
     @classmethod
