@@ -3,6 +3,7 @@
 # RECIPE's candidate tables are graded (checkpoints/genixer_s_mini/RECIPE.md):
 #   greedy/  REG, PointQA, Q->C^Box A, RD greedy, and REC with 5 beams (the demo's decoding)
 #   open6/   PointQA, Q->C^Box A, RD with the opening sampled (6 tokens at temperature 1.0, the rest greedy): coverage
+#   sampled/ (DECODINGS=... sampled) REC at temperature 0.9 and REG at 1.0, every word sampled, the boxes greedy: coverage
 #   then the strict oracle with coverage against the Genixer_S mixture (<out>/greedy.txt, <out>/open6.txt) and the
 #   teacher-forced answer probe on val samples (<out>/probe.json: does it know the relation rule?).
 # Usage: bash recipes/grade_genixer_s.sh CANDIDATE OUT   (CANDIDATE: a run or checkpoint dir; about 5-10 minutes)
@@ -13,6 +14,7 @@
 # EXTRA: overrides for every generate.py call (e.g. seed=1 redraws the samples and instruction templates).
 # TASKS: the families to grade (default rec,reg,pointqa,qca_box,rd; open6 takes those of pointqa,qca_box,rd);
 # PROBE=0 skips the answer probe (a quick look at one family: TASKS=qca_box,rd PROBE=0).
+# DECODINGS: which of greedy, open6, sampled to run (default "greedy open6").
 # On the GPU machine: PYTHON=python3 EXTRA="trainer=gpu trainer.precision=32-true" (fp32 there too). Two wide candidates
 # graded side by side took 500 s of one H200 at VAL_IMAGES=1000; a wide candidate's greedy REG rows came out 990 of 1,000
 # the same text as on the CPU (the others differ in a box's last digit) with the same accuracy.
@@ -31,12 +33,19 @@ gen() { $py generate.py "$@" experiment=mini_world_demo "$val" generator="$candi
 tasks=,${TASKS:-rec,reg,pointqa,qca_box,rd},
 # pick FAMILY...: those of the families asked for, comma-separated
 pick() { local t k=(); for t in "$@"; do [[ $tasks == *,$t,* ]] && k+=("$t"); done; (IFS=,; echo "${k[*]}"); }
-greedy=$(pick reg pointqa qca_box rd); open=$(pick pointqa qca_box rd)
-[ -n "$greedy" ] && gen -m task="$greedy" hydra.sweep.dir="$out/greedy" hydra.sweep.subdir='${task.name}'
-[ -n "$(pick rec)" ] && gen task=rec generation.num_beams=5 generation.max_new_tokens=64 hydra.run.dir="$out/greedy/rec"
-[ -n "$open" ] && gen -m task="$open" generation.do_sample=true generation.temperature=1.0 generation.sample_tokens=6 \
-  hydra.sweep.dir="$out/open6" hydra.sweep.subdir='${task.name}'
-for decoding in greedy open6; do
+decodings=" ${DECODINGS:-greedy open6} "; greedy=$(pick reg pointqa qca_box rd); open=$(pick pointqa qca_box rd)
+sampled=(generation.do_sample=true generation.greedy_boxes=true generation.max_new_tokens=64)
+if [[ $decodings == *" greedy "* ]]; then
+  [ -n "$greedy" ] && gen -m task="$greedy" hydra.sweep.dir="$out/greedy" hydra.sweep.subdir='${task.name}'
+  [ -n "$(pick rec)" ] && gen task=rec generation.num_beams=5 generation.max_new_tokens=64 hydra.run.dir="$out/greedy/rec"
+fi
+[[ $decodings == *" open6 "* ]] && [ -n "$open" ] && gen -m task="$open" generation.do_sample=true \
+  generation.temperature=1.0 generation.sample_tokens=6 hydra.sweep.dir="$out/open6" hydra.sweep.subdir='${task.name}'
+if [[ $decodings == *" sampled "* ]]; then
+  [ -n "$(pick rec)" ] && gen task=rec generation.temperature=0.9 "${sampled[@]}" hydra.run.dir="$out/sampled/rec"
+  [ -n "$(pick reg)" ] && gen task=reg generation.temperature=1.0 "${sampled[@]}" hydra.run.dir="$out/sampled/reg"
+fi
+for decoding in greedy open6 sampled; do
   [ -d "$out/$decoding" ] || continue
   $py evaluate.py experiment=mini_world_demo "${at[@]}" runs="[$out/$decoding]" oracle.split=val "~coverage.prefer" \
     "+coverage.prefer={$name: genixer_s}" hydra.run.dir="$out/eval_$decoding" >> "$log" 2>&1
@@ -48,4 +57,4 @@ if [ "${PROBE:-1}" != 0 ]; then
   $py -m genixer.miniworld.models.answer_probe "$candidate" --world "$world" --split val --out "$out/probe.json" \
     >> "$log" 2>&1
 fi
-cat "$out"/greedy.txt "$out"/open6.txt 2>/dev/null || true
+cat "$out"/greedy.txt "$out"/open6.txt "$out"/sampled.txt 2>/dev/null || true
