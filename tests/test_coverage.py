@@ -118,6 +118,14 @@ def test_coverage_against_a_training_mixture():
     assert result["md"]["types"]["count"]["accuracy"] == 1.0 and result["md"]["types"]["other"]["accuracy"] is None
     with pytest.raises(ValueError, match="unknown references"):
         Coverage({}, prefer={"x*": "nope"})
+    # two mixtures with the family: the one prefer names for the generator, else none (not the first listed)
+    mixture = lambda family: Mixture({family: Component(Listed(train), task(family))}, seed=0)  # noqa: E731
+    two = Coverage({"a": mixture("common_vqa"), "b": mixture("common_vqa"), "c": mixture("rec")},
+                   prefer={"gen_b*": "b", "gen_c*": "c"})
+    assert [two.reference(g, "common_vqa") for g in ("gen_b1", "gen_c1", "other")] == ["b", None, None]
+    assert two.reference("gen_b1", "rec") == "c" and two.reference("gen_c1", "rec") == "c"
+    assert two.evaluate_run(rows, "gen_c1", check)["common_vqa"]["ambiguous"] == ["a", "b"]
+    assert "ambiguous" not in two.evaluate_run(rows, "gen_b1", check)["common_vqa"]
 
 
 def test_evaluate_reports_coverage(tmp_path, small_world):
@@ -135,7 +143,8 @@ def test_evaluate_reports_coverage(tmp_path, small_world):
                  **qa("toy", "What is it?")})
     run = write_generation_run(tmp_path / "gen", rows, small_world / "images")
     common = [f"paths.mini_world={small_world}", f"runs=[{run}]"]
-    results = evaluate.run(compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'eval'}"]))
+    results = evaluate.run(compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'eval'}",
+                                                      "+coverage.prefer.by-hand=genixer_l_all"]))
     f = results["coverage"]["by-hand:mixed"]["common_vqa"]
     assert f["reference"] == "genixer_l_all" and f["types"]["count"]["share"] == 0.5
     assert f["types"]["count"]["accuracy"] == 1.0 and f["types"]["count"]["train_share"] > 0.05
@@ -145,7 +154,14 @@ def test_evaluate_reports_coverage(tmp_path, small_world):
     assert metrics["coverage"]["by-hand:mixed"]["common_vqa"]["forms"] == 2
     table = (tmp_path / "eval/table.txt").read_text()
     assert "worst kind" in table and "no reference" in table and "count 50%/" in table
-    # a generator no prefer glob names: the table says which mixture each family was compared with
     assert "training reference of by-hand: genixer_l_all (common_vqa); none (toy)" in table
+    results = evaluate.run(compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'unnamed'}"]))
+    table = (tmp_path / "unnamed/table.txt").read_text()
+    # a generator no prefer glob names, and two mixtures with common_vqa: no comparison, and the table says why
+    ambiguous = results["coverage"]["by-hand:mixed"]["common_vqa"]
+    assert ambiguous["reference"] is None and ambiguous["ambiguous"] == ["genixer_l_all", "genixer_l"]
+    assert ambiguous["min_share_ratio"] is None and ambiguous["covered"] is None
+    assert ("training reference of by-hand: ambiguous, set coverage.prefer: genixer_l_all / genixer_l (common_vqa); "
+            "none (toy)") in table
     off = evaluate.run(compose_config("evaluate", [*common, f"paths.output_dir={tmp_path / 'off'}", "coverage=null"]))
     assert "coverage" not in off and "generation" in off

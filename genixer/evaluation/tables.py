@@ -65,13 +65,15 @@ def coverage_table(results: dict[str, dict]) -> str:
 
 
 def reference_notes(results: dict[str, dict]) -> list[str]:
-    """Which training mixture each generator's families were compared with (a generator that no
-    ``coverage.prefer`` glob names is compared with the first mixture that has the family: say so)."""
+    """Which training mixture each generator's families were compared with ("none (family)" when no mixture has
+    it; "ambiguous" when several have it and ``coverage.prefer`` names none of them for the generator)."""
     by_generator: dict[str, dict[str, list[str]]] = {}
     for run, families in results.items():
         refs = by_generator.setdefault(run.rpartition(":")[0] or run, {})
         for family, f in families.items():
-            refs.setdefault(f["reference"] or "none", []).append(family)
+            ambiguous = f.get("ambiguous")
+            ref = f"ambiguous, set coverage.prefer: {' / '.join(ambiguous)}" if ambiguous else f["reference"] or "none"
+            refs.setdefault(ref, []).append(family)
     return [f"training reference of {generator}: " + "; ".join(f"{ref} ({', '.join(sorted(set(fams)))})"
                                                             for ref, fams in refs.items())
             for generator, refs in by_generator.items()]

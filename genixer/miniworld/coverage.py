@@ -96,8 +96,11 @@ def share_ratios(gen: Mapping[str, float], train: Mapping[str, float], min_train
 class Coverage:
     """Kind shares of generated rows vs the generator's training data, per family.
 
-    ``references``: name -> training ``Mixture``; a family's reference is the first that has it, trying first
-    the names ``prefer`` maps a generator-name glob to. A kind is covered at >= ``covered_ratio`` of its
+    ``references``: name -> training ``Mixture``; a family's reference is the first that ``prefer`` names for the
+    generator (a glob on its name) and that has it, else the one mixture that has it. When no preferred one has the
+    family and several others do, there is none: the comparison would depend on the order of the list (a REC
+    generator compared with another generator's REC rows), so the family says which ones and reports no ratio
+    until ``prefer`` names the generator. A kind is covered at >= ``covered_ratio`` of its
     training share; kinds under ``min_train_share`` of the training data are not required.
     """
 
@@ -110,11 +113,15 @@ class Coverage:
         self.min_train_share, self.covered_ratio = min_train_share, covered_ratio
         self._train: dict[tuple[str, str], tuple[Counter, set[str]]] = {}
 
+    def having(self, family: str) -> list[str]:
+        """The reference mixtures that have ``family``, in their order."""
+        return [r for r, mixture in self.references.items() if family in {t.family for t in mixture.tasks.values()}]
+
     def reference(self, generator: str, family: str) -> str | None:
-        """The first reference mixture with ``family``, those ``prefer`` names for the generator first."""
-        preferred = [ref for glob, ref in self.prefer.items() if fnmatch.fnmatchcase(generator, glob)]
-        order = preferred + list(self.references)
-        return next((r for r in order if family in {t.family for t in self.references[r].tasks.values()}), None)
+        """The first mixture ``prefer`` names for the generator that has ``family``, else the only one that has it."""
+        having = self.having(family)
+        preferred = [ref for glob, ref in self.prefer.items() if fnmatch.fnmatchcase(generator, glob) and ref in having]
+        return (preferred or having)[0] if preferred or len(having) == 1 else None
 
     def training(self, ref: str, family: str) -> tuple[Counter, set[str]]:
         """(kind counts, forms) of ``family`` in a reference mixture: its targets as training renders them."""
@@ -149,6 +156,7 @@ class Coverage:
         gen = shares(counts)
         all_texts = [t for r in rows for t in texts(r)]
         ref = self.reference(generator, family)
+        ambiguous = self.having(family) if ref is None and len(self.having(family)) > 1 else []
         train_counts, train_forms = self.training(ref, family) if ref else (Counter(), set())
         train = shares(train_counts)
         types = {}
@@ -159,7 +167,7 @@ class Coverage:
         ratios = share_ratios(gen, train, self.min_train_share)
         worst = min(ratios, key=lambda k: (ratios[k], -train[k])) if ratios else None   # ties: the most trained
         return {
-            "n": len(rows), "reference": ref, "types": types,
+            "n": len(rows), "reference": ref, **({"ambiguous": ambiguous} if ambiguous else {}), "types": types,
             "forms": len(set(map(form, all_texts))), "train_forms": len(train_forms) if ref else None,
             "distinct_1": distinct_n(all_texts, 1), "distinct_2": distinct_n(all_texts, 2),
             "min_share_ratio": ratios[worst] if worst else None, "worst": worst,
