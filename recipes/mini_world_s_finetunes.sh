@@ -34,6 +34,9 @@
 #   on the same world:
 #   rel3_twr    : rel3_tw's overrides with the REC rows whose object has a twin again (rec_twin) 2x
 #   rel3_twr_rp : rel3_twr with REC, REG and PointQA Local 3x
+#   from rel3_twr, 2,000 steps more with its overrides, on the same world (the control) and on one of 40,000 training
+#   images (NUM_TRAIN=40000: the same 20,000 and 20,000 new): with the new images every family gained (RD with every
+#   type asked 94.5% -> 96.6%, REC sampled 81.5% -> 82.6%; one seed each; RECIPE.md, session 37)
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
