@@ -19,6 +19,8 @@
 # graded side by side took 500 s of one H200 at VAL_IMAGES=1000; a wide candidate's greedy REG rows came out 990 of 1,000
 # the same text as on the CPU (the others differ in a box's last digit) with the same accuracy.
 # A device call returns only a handful of files: write OUT outside $OUT there and tar it into $OUT.
+# Faster there: three instances per candidate into OUT/a, OUT/b, OUT/c side by side (TASKS=rec,reg DECODINGS=sampled;
+# TASKS=pointqa,rd DECODINGS=open6; TASKS=qca_box DECODINGS=open6; PROBE=0): two candidates in ~145 s (session 37).
 set -eu
 candidate=${1:?usage: $0 CANDIDATE OUT}; out=${2:?usage: $0 CANDIDATE OUT}
 # name: the generator's name as evaluate.py gives it (its folder's name: "checkpoint" for a run's checkpoint dir), so
