@@ -4,7 +4,7 @@
 #   greedy/  REG, PointQA, Q->C^Box A, RD greedy, and REC with 5 beams (the demo's decoding)
 #   open6/   PointQA, Q->C^Box A, RD with the opening sampled (6 tokens at temperature 1.0, the rest greedy): coverage
 #   sampled/ (DECODINGS=... sampled) REC at temperature 0.9 and REG at 1.0, every word sampled, the boxes greedy: coverage
-#   then the strict oracle with coverage against the Genixer_S mixture (<out>/greedy.txt, <out>/open6.txt) and the
+#   then the strict oracle with coverage against the Genixer_S mixture (<out>/greedy.txt, open6.txt, sampled.txt) and the
 #   teacher-forced answer probe on val samples (<out>/probe.json: does it know the relation rule?).
 # Usage: bash recipes/grade_genixer_s.sh CANDIDATE OUT   (CANDIDATE: a run or checkpoint dir; about 5-10 minutes)
 # The demo world (runs/demo/world) is built first when missing, as `make demo` builds it.

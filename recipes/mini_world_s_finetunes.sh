@@ -29,8 +29,8 @@
 #   on the same world, more relation rows against rd5r_tw again as the control (session 36: 2,000 steps each, side by
 #   side; the control's chain is contradicted in 17 of 169 rows, rel3_tw's in none; RECIPE.md):
 #   rel3_tw     : rd5r_tw's overrides with Q->C^Box A and RD 3x
-#   from rel3_tw (sampled so that every expression kind is written, its REC and REG boxes / expressions that must name
-#   a size or position are mostly right 51-75% / 72-94% of the time, against 87% / 93% for colour + shape; session 37),
+#   from rel3_tw (sampled so that every expression kind is written, its REC boxes / REG expressions that name a size or
+#   a position are right 51-88% (most near 75%) / 72-94% of the time, against 87% / 93% for colour + shape; session 37),
 #   on the same world:
 #   rel3_twr    : rel3_tw's overrides with the REC rows whose object has a twin again (rec_twin) 2x
 #   rel3_twr_rp : rel3_twr with REC, REG and PointQA Local 3x

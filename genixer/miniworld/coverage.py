@@ -155,8 +155,8 @@ class Coverage:
         counts = Counter(k for k, _ in verdicts)
         gen = shares(counts)
         all_texts = [t for r in rows for t in texts(r)]
-        ref = self.reference(generator, family)
-        ambiguous = self.having(family) if ref is None and len(self.having(family)) > 1 else []
+        ref, having = self.reference(generator, family), self.having(family)
+        ambiguous = having if ref is None and len(having) > 1 else []
         train_counts, train_forms = self.training(ref, family) if ref else (Counter(), set())
         train = shares(train_counts)
         types = {}
