@@ -81,3 +81,20 @@ def test_the_threshold_line_states_the_bound():
     line = threshold_line(spec, chosen, "val")
     assert "target 97% (95% lower bound) in every run: all 100.0% (bound 97.4%)" in line and "on the val split" in line
     assert "no clip.cosine threshold keeps rows at >= 97% (95% lower bound)" in threshold_line(spec, None, "val")
+
+
+def test_only_the_named_families_choose_the_threshold():
+    """A REG run whose best-scored row is wrong can hold every threshold back; ``families=[rec]`` lets the REC rows
+    alone choose it, and an unknown family is refused."""
+    from genixer.miniworld.evaluator import MiniWorldOracle
+
+    oracle = MiniWorldOracle.__new__(MiniWorldOracle)   # a stand-in check: the row says whether it is right
+    oracle.check = lambda row: (row["ok"], False, "checked")
+    row = lambda family, value, ok: {"family": family, "scores": {"clip": {"cosine": value}}, "ok": ok}
+    runs = {"s_rec": [row("rec", 0.9, True), row("rec", 0.8, True), row("rec", 0.7, False)],
+            "s_reg": [row("reg", 0.95, False), row("reg", 0.85, True)]}
+    assert oracle.choose_threshold(runs, "clip", "cosine", 0.9) is None   # REG's top row is wrong
+    chosen = oracle.choose_threshold(runs, "clip", "cosine", 0.9, families=["rec"])
+    assert chosen["threshold"] == 0.8 and chosen["group_precision"] == {"s_rec": 1.0} and chosen["rows"] == 3
+    with pytest.raises(ValueError, match="no oracle check"):
+        oracle.choose_threshold(runs, "clip", "cosine", 0.9, families=["recc"])

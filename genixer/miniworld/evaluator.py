@@ -9,6 +9,7 @@ as not correct. A new family needs one checker here; a new task of a known famil
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from genixer.evaluation.thresholds import lowest_threshold, row_value
 from genixer.miniworld import Baselines, Oracle, majority_answers, world_seed
@@ -84,12 +85,16 @@ class MiniWorldOracle:
         return result
 
     def choose_threshold(self, runs: dict[str, list[dict]], scorer: str, field: str, min_precision: float,
-                         confidence: float | None = None) -> dict | None:
+                         confidence: float | None = None, families: Sequence[str] | None = None) -> dict | None:
         """``lowest_threshold`` over the rows of known families that ``scorer`` annotated (the runs' other rows
         pass its rule untouched), reaching ``min_precision`` in every run (its lower bound at ``confidence``, if
-        given), with "correct" this oracle's check."""
+        given), with "correct" this oracle's check; only the rows of ``families`` choose it when given (the others
+        are filtered at it all the same)."""
+        unknown = set(families or ()) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"choose_threshold families {sorted(unknown)}: no oracle check (known: {sorted(FAMILIES)})")
         rows = [(name, r) for name, group in runs.items() for r in group
-                if r["family"] in FAMILIES and r.get("scores", {}).get(scorer)]
+                if r["family"] in (families or FAMILIES) and r.get("scores", {}).get(scorer)]
         return lowest_threshold([row_value(r["scores"], scorer, field) for _, r in rows],
                                 [self.check(r)[0] for _, r in rows], min_precision, [name for name, _ in rows], confidence)
 

@@ -65,16 +65,20 @@ def run(cfg: DictConfig) -> dict:
 
 def choose_threshold(oracle, runs: dict[str, list[dict]], spec) -> dict | None:
     """The lowest ``spec.scorer.field`` threshold reaching ``spec.min_precision`` in every filter run (its lower
-    bound at ``spec.confidence``, when given)."""
+    bound at ``spec.confidence``, when given), over the rows of ``spec.families`` when given."""
     if not hasattr(oracle, "choose_threshold"):
         raise ValueError(f"choose_threshold needs an oracle that checks single rows; {type(oracle).__name__} does not")
-    return oracle.choose_threshold(runs, spec.scorer, spec.field, spec.min_precision, spec.get("confidence"))
+    families = spec.get("families")
+    return oracle.choose_threshold(runs, spec.scorer, spec.field, spec.min_precision, spec.get("confidence"),
+                                   list(families) if families else None)
 
 
 def threshold_line(spec, chosen: dict | None, split: str | None) -> str:
     where = f"on the {split} split" if split else "on these runs"
     confidence = spec.get("confidence")
     target = f"{spec.min_precision:.0%}" + (f" ({confidence:.0%} lower bound)" if confidence else "")
+    if spec.get("families"):
+        target += f" on {' / '.join(spec.families)} rows"
     if chosen is None:
         return f"no {spec.scorer}.{spec.field} threshold keeps rows at >= {target} precision {where}"
     bounds = chosen.get("group_lower_bound", {})
