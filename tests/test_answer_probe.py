@@ -49,14 +49,14 @@ def test_score_against_oracle_constant_and_wrong_predictors(probed):
     assert constant["accuracy"] == constant["commonest_answer"] > 0.0
 
 
-def test_shipped_genixer_s_copies_every_answer_but_relations(small_world):
+def test_shipped_genixer_s_answers_every_type_from_its_chain(small_world):
     """The shipped model's answers, given the chain, on the small world's samples: copying (colour, shape, size,
-    count, exist) is learnt; the relation's yes / no is not (the RECIPE's finding)."""
+    count, exist) and the relation's yes / no, which the checkpoint before session 38 answered at chance (RECIPE)."""
     shipped = str(ROOT / "checkpoints/genixer_s_mini")
     result = answer_probe.main([shipped, "--world", str(small_world)])[shipped]
-    copied = [k for k in result if k not in ("all", "relation")]
-    assert len(copied) >= 4 and all(result[k]["accuracy"] >= 0.95 for k in copied)
-    assert result["relation"]["accuracy"] <= result["relation"]["commonest_answer"] + 0.1
+    kinds = [k for k in result if k != "all"]
+    assert {"relation", "count", "exist"} <= set(kinds) and all(result[k]["accuracy"] >= 0.95 for k in kinds), result
+    assert result["relation"]["accuracy"] >= result["relation"]["commonest_answer"] + 0.2
 
 
 def test_val_split_draws_every_type_on_the_val_images_with_consistent_answers(small_world, probed):
