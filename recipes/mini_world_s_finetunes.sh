@@ -37,6 +37,11 @@
 #   from rel3_twr, 2,000 steps more with its overrides, on the same world (the control) and on one of 40,000 training
 #   images (NUM_TRAIN=40000: the same 20,000 and 20,000 new): with the new images every family gained (RD with every
 #   type asked 94.5% -> 96.6%, REC sampled 81.5% -> 82.6%; one seed each; RECIPE.md, session 37)
+#   from rel3_twr_w40 (shipped in session 38), on its 40,000-image world: with every kind asked, most wrong REC boxes
+#   sit on another object than the one the sampled words name (box beams do not move them), so the words should lead
+#   to the box; the control (rel3_twr's overrides, 2,000 steps) is in metrics.json (covering_decodings_val_1000):
+#   rel3_twl    : rel3_twr's overrides, the world's REC rows asked the other way round too (rec_listener) 1x
+#   rel3_twl2   : the same, 2x
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -66,6 +71,8 @@ declare -A mix=(
   [rel3_tw]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins 2)"
   [rel3_twr]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins_rec 2)"
   [rel3_twr_rp]="module.optimizer.lr=2.0e-4 $(repeat 3 rec reg pointqa_local qca_box rd) $(twins_rec 2)"
+  [rel3_twl]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(listener 1)"
+  [rel3_twl2]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(listener 2)"
 )
 mix[rd5r_tw]=${mix[rd5_tw]}   # the same overrides; the world differs (RD_REASONING_FIRST=true)
 variants=(${VARIANTS:-${!mix[@]}})

@@ -25,6 +25,10 @@ twins() { printf 'data/mixture=mini_world_genixer_s_twins '; repeat "$1" reg_twi
 # twins_rec N: the same, with the REC rows whose object has such a twin once more too (rec_twin), N times each
 twins_rec() { printf 'data/mixture=mini_world_genixer_s_twins_rec '; repeat "$1" reg_twin rec_twin; }
 
+# listener N: twins_rec 2 on the mixture that also asks the world's REC rows the other way round (rec_listener: the
+# item question, the box as the answer), N times
+listener() { printf 'data/mixture=mini_world_genixer_s_listener '; repeat 2 reg_twin rec_twin; repeat "$1" rec_listener; }
+
 # check_variants: exit 2 naming the known variants when one asked for is not in mix
 check_variants() {
   local v

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from genixer.tasks import (REC, CommonVQA, OneOf, TemplatePool, box_problem, denormalize_box,
+from genixer.tasks import (REC, RECListener, CommonVQA, OneOf, TemplatePool, box_problem, denormalize_box,
                            find_box_groups, find_point_groups, format_box, format_box_group,
                            format_point, normalize_box, normalize_point, parse_qa_pairs)
 
@@ -240,6 +240,21 @@ def test_rec_target_rejects_degenerate_box(rec):
         rec.target({"expression": "dot", "bbox": [10, 10, 10, 20], "width": 100, "height": 100}, 0)
     with pytest.raises(ValueError, match="expression"):
         rec.target({"expression": " ", "bbox": [10, 10, 50, 20], "width": 100, "height": 100}, 0)
+
+
+def test_rec_listener_asks_the_item_question_and_answers_the_box(rec, instructions, questions):
+    """The generator's REC sample split the other way: the item question as the human turn (no instruction, no
+    suffix), the box alone as the answer; the same question for the same key, the same checks on the box."""
+    listener = RECListener("rec_listener", REC_SUFFIX, instructions, questions)
+    ann = {"expression": "the small red circle on the left", "bbox": [10, 20, 30, 40], "width": 100, "height": 80}
+    for key in range(20):
+        ((question, answer),) = listener.turns(ann, key)
+        assert rec.target(ann, key) == f"Question: {question} Answer: {answer}"
+        assert "the small red circle on the left" in question and REC_SUFFIX.strip() not in question
+        assert answer == "[0.100,0.250,0.300,0.500]"   # bbox in pixels, xyxy
+    assert len({listener.turns(ann, key)[0][0] for key in range(40)}) > 5   # the pool's questions, not one
+    with pytest.raises(ValueError, match="degenerate"):
+        listener.turns({**ann, "bbox": [10, 10, 10, 20]}, 0)
 
 
 # ---- agnostic -------------------------------------------------------------------------------

@@ -30,13 +30,13 @@ from .mc_vqa import MCVQA
 from .one_of import OneOf
 from .pointqa_local import PointQALocal
 from .pointqa_v7w import PointQAV7W
-from .rec import EXPR, REC, ExpressionMatcher, parse_box_answer
+from .rec import EXPR, REC, ExpressionMatcher, RECListener, parse_box_answer
 from .reg import OBJS, REG
 from .templates import TEMPLATES_DIR, TemplatePool
 
 __all__ = [
     "Box", "Point", "EXPR", "OBJS", "TEMPLATES_DIR",
-    "Parsed", "QAPair", "Region", "Task", "TemplatePool", "CommonVQA", "Conversation", "REC", "OneOf", "ExpressionMatcher",
+    "Parsed", "QAPair", "Region", "Task", "TemplatePool", "CommonVQA", "Conversation", "REC", "RECListener", "OneOf", "ExpressionMatcher",
     "AdvVQA", "LongQA", "MCVQA", "MultiTurnDialogue", "REG", "PointQALocal", "PointQAV7W", "BoxQA",
     "format_qa", "llava_turns", "parse_qa_pair", "parse_qa_pairs", "require_text", "parse_box_answer", "parse_dialogue",
     "normalize_box", "denormalize_box", "normalize_point", "format_box", "format_box_group",

@@ -102,9 +102,13 @@ class REC(Task):
         return index, template.replace(EXPR, expression)
 
     def target(self, annotation: Mapping[str, Any], key: object) -> str:
+        return format_qa(*self.listened(annotation, key))
+
+    def listened(self, annotation: Mapping[str, Any], key: object) -> tuple[str, str]:
+        """(item question, box text): the pair a REC model is asked and answers."""
         expression = require_text(annotation, "expression")
         box = normalized_target_box(annotation["bbox"], annotation["width"], annotation["height"])
-        return format_qa(self.question(expression, key)[1], format_box(box))
+        return self.question(expression, key)[1], format_box(box)
 
     def conversation(self, record: Mapping[str, Any]) -> list[tuple[str, str]]:
         return rec_conversation(record)
@@ -122,3 +126,13 @@ class REC(Task):
             return False
         lists = find_number_lists(pair[1])
         return len(lists) == 1 and ";" not in lists[0] and not attached(pair[1], lists[0])
+
+
+class RECListener(REC):
+    """REC the other way round, as a REC model is asked it: the item question is the human turn (no instruction,
+    no suffix) and the box the answer. Beside a generator's REC rows it trains the step from written words to a
+    box; a generator is never asked this task, so it has no generation protocol of its own."""
+
+    def turns(self, annotation: Mapping[str, Any], key: object) -> list[tuple[str, str]]:
+        return [self.listened(annotation, key)]
+
