@@ -42,6 +42,7 @@
 #   to the box; the control (rel3_twr's overrides, 2,000 steps) is in metrics.json (covering_decodings_val_1000):
 #   rel3_twl    : rel3_twr's overrides, the world's REC rows asked the other way round too (rec_listener) 1x
 #   rel3_twl2   : the same, 2x
+#   (no help: the boxes on another object stay, 72 / 69 of 1,000 against the control's 72; RECIPE.md, session 38)
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
