@@ -48,6 +48,8 @@
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
 #   EXTRA: overrides for every variant (a CPU smoke run: EXTRA="trainer=cpu data.batch_size=4 data.num_workers=0").
 #   Grade each with recipes/grade_genixer_s.sh. The GPU machine needs the wheel bundle (mini_world_s_mixtures.sh).
+#   Since session 38 the tracked tree (~69 MB, the 25 MB Genixer_S) is over the device's 64 MiB carry limit: move
+#   checkpoints/{genixer_l_mini,genixer_l_mini_all,judge_mini,clip_mini} aside for the call (these runs need none).
 set -u
 base=${1:?usage: $0 BASE RUNS_DIR OUT_DIR [STEPS]}; runs=${2:?}; out=${3:?}; steps=${4:-2500}
 num_train=${NUM_TRAIN:-20000}; qca_per_image=${QCA_PER_IMAGE:-6}; rd_per_image=${RD_PER_IMAGE:-1}
