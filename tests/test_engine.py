@@ -196,11 +196,11 @@ def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
     marks, model = box_marks(codec.tokenizer), s_mini[2]
     checked = 0
     for item, ids in zip(items, boxed):
-        opened = next((i for i, t in enumerate(ids) if marks[t] == 1), None)
-        closed = next((i for i in range(opened, len(ids)) if marks[ids[i]] == 2), None) if opened is not None else None
+        opened = next((i + 1 for i, t in enumerate(ids) if marks[t] == 1), len(ids))
+        closed = next((i + 1 for i in range(opened, len(ids)) if marks[ids[i]] == 2), None)
         if closed is None:
             continue   # a row that wanders off on a noise image writes no whole box (one of the four, seed 0)
-        opened, closed, checked = opened + 1, closed + 1, checked + 1
+        checked += 1
         prefix = torch.cat([item["input_ids"], torch.tensor(ids[:opened])])[None]
         with torch.no_grad():
             greedy = model.generate(input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=False,

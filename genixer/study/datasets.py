@@ -17,8 +17,7 @@ from pathlib import Path
 from genixer.data.exports import write_llava
 from genixer.runs.files import read_jsonl, write_json
 from genixer.runs.layout import RunDir
-from genixer.tasks import EXPR, REC, TemplatePool, format_box, llava_turns
-from genixer.tasks.boxes import normalized_target_box
+from genixer.tasks import EXPR, REC, TemplatePool, llava_turns
 
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."   # LLaVA-1.5's, the benchmark's suffix
 
@@ -64,8 +63,7 @@ class WorldTruth:
 
 def rec_conversation(key: str, row: dict, task: REC) -> dict:
     """A Shikra REC row as one turn: a pool question about its expression, answered by its normalized box."""
-    box = normalized_target_box(row["bbox"], row["width"], row["height"])
-    return conversation(key, row["img_path"], task.question(row["expression"], key)[1], format_box(box))
+    return conversation(key, row["img_path"], *task.listened(row, key))
 
 
 def synthetic(rows: Iterable[dict], family: str, images: Path) -> list[dict]:

@@ -135,4 +135,3 @@ class RECListener(REC):
 
     def turns(self, annotation: Mapping[str, Any], key: object) -> list[tuple[str, str]]:
         return [self.listened(annotation, key)]
-
