@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # generation.greedy_boxes on the GPU: Genixer_S mini writes REC samples (boxes) sampled with greedy boxes through the
 # engine (CUDA graphs: the per-slot box state is updated inside them) and through the static-cache loop, in fp32;
-# their texts must be equal, and differ from the engine's without greedy_boxes. CPU smoke run: TRAINER=cpu.
+# their texts must be equal, and differ from the engine's without greedy_boxes. Then the same with generation.word_groups
+# too (each group's most likely word, chosen inside the graphs). CPU smoke run: TRAINER=cpu.
 set -e
 W=/tmp/gbw; R=/tmp/gbr; py=${PYTHON:-python3}
 $py -m genixer.miniworld --root $W --num-train 10 --num-heldout 128 --num-val 4 --workers 8 > /dev/null
@@ -16,12 +17,18 @@ run() {  # name cache extra...
 run engine engine generation.greedy_boxes=true
 run static static generation.greedy_boxes=true
 run plain engine
+words='generation.word_groups=[[small,large],[red,green,blue,yellow,purple,orange],[circle,square,triangle,diamond,star]]'
+run engine_words engine generation.greedy_boxes=true "$words"
+run static_words static generation.greedy_boxes=true "$words"
 $py - <<'PY'
 import json
-t = {m: {r["id"]: r["text"] for r in map(json.loads, open(f"/tmp/gbr/{m}/samples.jsonl"))} for m in ("engine", "static", "plain")}
-same = sum(t["engine"][k] == t["static"][k] for k in t["engine"])
-differ = sum(t["engine"][k] != t["plain"][k] for k in t["engine"])
-print(f"greedy_boxes, engine vs static loop: {same} of {len(t['engine'])} texts equal; "
-      f"against the engine without greedy_boxes: {differ} differ")
+runs = ("engine", "static", "plain", "engine_words", "static_words")
+t = {m: {r["id"]: r["text"] for r in map(json.loads, open(f"/tmp/gbr/{m}/samples.jsonl"))} for m in runs}
+def count(a, b, equal=True):
+    return sum((t[a][k] == t[b][k]) == equal for k in t[a])
+print(f"greedy_boxes, engine vs static loop: {count('engine', 'static')} of {len(t['engine'])} texts equal; "
+      f"against the engine without greedy_boxes: {count('engine', 'plain', False)} differ")
+print(f"word_groups, engine vs static loop: {count('engine_words', 'static_words')} of {len(t['engine_words'])} texts "
+      f"equal; against the engine without word_groups: {count('engine_words', 'engine', False)} differ")
 print(json.load(open("/tmp/gbr/engine/manifest.json"))["throughput"])
 PY

@@ -176,18 +176,53 @@ REC = ("Using only what is shown in the image, write a question and its answer. 
        "provide the coordinates in the answer.")
 
 
-def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
-    """Sampled words, greedy boxes (Genixer_S writing REC samples): the engine, the static loop and HF generate
-    agree, and each box equals the greedy continuation of the sampled words before it."""
+def s_mini_rec(k_images: int = 4):
     from genixer.backbones.llava import PretrainedLlava
     from genixer.generation.queries import PromptCollator
-    from genixer.generation.sampling import box_marks
 
     backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_s_mini"), dtype="float32")
     codec = backbone.codec()
     items = [{"meta": {"seed": 5 * k}, "input_ids": codec.encode_prompt(REC),
-              "pixel_values": codec.image(Image.effect_noise((90 + 10 * k, 80), 60).convert("RGB"))} for k in range(4)]
-    s_mini = backbone, codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items)
+              "pixel_values": codec.image(Image.effect_noise((90 + 10 * k, 80), 60).convert("RGB"))} for k in range(k_images)]
+    return items, (backbone, codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items))
+
+
+def test_word_groups_write_each_groups_best_word_on_every_path():
+    """Grouped words (Genixer_S's REC decoding): the engine, the static loop and HF generate agree, and every grouped
+    word written is its group's most likely word after the tokens before it."""
+    from genixer.generation.sampling import word_groups
+
+    items, s_mini = s_mini_rec()
+    groups = [["small", "large"], ["red", "green", "blue", "yellow", "purple", "orange"],
+              ["circle", "square", "triangle", "diamond", "star"], ["left", "right", "top", "bottom"]]
+    settings = {"do_sample": True, "temperature": 1.0, "noise": "counter", "greedy_boxes": True, "word_groups": groups}
+    grouped = decode(s_mini, "dynamic", 48, **settings)
+    assert decode(s_mini, "static", 48, **settings) == grouped
+    assert decode(s_mini, "engine", 48, slots=2, **settings) == grouped
+    assert decode(s_mini, "dynamic", 48, **{**settings, "word_groups": None}) != grouped
+    codec, model = s_mini[1], s_mini[2]
+    tables = word_groups(codec.tokenizer, groups)
+    checked = 0
+    for item, ids in zip(items, grouped):
+        sequence = torch.cat([item["input_ids"], torch.tensor(ids)])[None]
+        with torch.no_grad():
+            logits = model(input_ids=sequence, pixel_values=item["pixel_values"][None]).logits[0]
+        start = len(item["input_ids"]) - 1   # logits at i predict token i + 1
+        for i, token in enumerate(ids):
+            for table in tables:
+                if token in table.tolist():
+                    checked += 1
+                    assert token == int(table[logits[start + i, table].argmax()]), (i, token)
+    assert checked >= 4
+
+
+def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
+    """Sampled words, greedy boxes (Genixer_S writing REC samples): the engine, the static loop and HF generate
+    agree, and each box equals the greedy continuation of the sampled words before it."""
+    from genixer.generation.sampling import box_marks
+
+    items, s_mini = s_mini_rec()
+    codec = s_mini[1]
     settings = {"do_sample": True, "temperature": 1.5, "top_k": 20, "noise": "counter"}
     boxed = decode(s_mini, "dynamic", 48, greedy_boxes=True, **settings)
     assert decode(s_mini, "static", 48, greedy_boxes=True, **settings) == boxed

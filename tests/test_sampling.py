@@ -94,6 +94,59 @@ def test_sample_tokens_samples_the_opening_only():
         PerSampleSampler([1], 3, temperature=1.0, sample_tokens=0)
 
 
+class WordVocab:
+    vocab = {"▁the": 0, "▁red": 1, "▁blue": 2, "▁small": 3, "▁large": 4, "red": 5, "▁circle": 6, "▁b": 7, "i": 8, "g": 9}
+
+    def get_vocab(self):
+        return self.vocab
+
+    def __len__(self):
+        return len(self.vocab)
+
+    def tokenize(self, text):
+        return ["▁b", "i", "g"]
+
+
+def test_word_groups_sample_the_group_and_write_its_best_word():
+    """A group is drawn with its words' summed probability (an exact draw, like a token's), and the word written is
+    always the group's most likely one; ungrouped tokens are drawn as before."""
+    from genixer.generation.sampling import word_groups
+
+    groups = word_groups(WordVocab(), [["red", "blue"], ["small", "large"]], vocab_size=12)
+    assert [g.tolist() for g in groups] == [[1, 2, 5], [3, 4]]   # "red" with and without the word-start mark
+    probs = torch.tensor([0.26, 0.2, 0.15, 0.1, 0.05, 0.05, 0.19, 0.0, 0.0, 0.0])
+    logits = probs.clamp(min=1e-9).log()
+    drawn = torch.tensor([draw(logits, s, word_groups=groups) for s in range(4000)])
+    counts = torch.bincount(drawn, minlength=10).float() / 4000
+    assert set(drawn.tolist()) == {0, 1, 3, 6}   # never blue, "red" without its mark, nor large: not their group's best
+    assert torch.allclose(counts[[0, 1, 3, 6]], torch.tensor([0.26, 0.4, 0.15, 0.19]), atol=0.03)
+    plain = torch.tensor([draw(logits, s) for s in range(4000)])
+    assert {2, 4, 5} <= set(plain.tolist())   # without groups every word is drawn
+    # the temperature warps each word first; a group then weighs what its words weigh at that temperature
+    warm = (logits / 0.5).softmax(-1)
+    cold = torch.bincount(torch.tensor([draw(logits, s, temperature=0.5, word_groups=groups) for s in range(4000)]),
+                          minlength=10).float() / 4000
+    expected = torch.stack([warm[0], warm[[1, 2, 5]].sum(), warm[[3, 4]].sum(), warm[6]])
+    assert torch.allclose(cold[[0, 1, 3, 6]], expected, atol=0.03)
+    assert {draw(logits, s, top_k=2, word_groups=groups) for s in range(300)} == {0, 1}   # filtered words have no mass
+    with pytest.raises(ValueError, match="'big' is not one token"):
+        word_groups(WordVocab(), [["big"]])
+    with pytest.raises(ValueError, match="in two groups"):
+        word_groups(WordVocab(), [["red"], ["red", "blue"]])
+
+
+def test_word_groups_setting_is_checked():
+    from genixer.generation.settings import Decoding
+
+    base = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.0}
+    assert Decoding.from_config({**base, "word_groups": [["a", "b"], ["c"]]}).sampling == {
+        "temperature": 1.0, "word_groups": [["a", "b"], ["c"]]}
+    assert Decoding.from_config({**base, "word_groups": None}).sampling == {"temperature": 1.0}   # provenance as before
+    for bad in ("red", ["red", "blue"], [[]], [["red", 3]]):
+        with pytest.raises(ValueError, match="word_groups"):
+            Decoding.from_config({**base, "word_groups": bad})
+
+
 def test_greedy_boxes_decodes_inside_boxes_greedily():
     from genixer.generation.sampling import box_marks, inside_box, next_box_state
     from genixer.generation.settings import Decoding

@@ -360,7 +360,7 @@ class DecodeEngine:
             scores = scores.masked_fill(barred, float("-inf"))
         if self.sampler is not None:
             noise = self.sampler.gumbel(seeds, steps, scores) if noise is None else noise
-            sampled = self.sampler.warp(scores) + noise
+            sampled = self.sampler.sample_scores(scores, noise)
             if self.sampler.sample_tokens is not None:
                 sampled = torch.where((steps < self.sampler.sample_tokens)[:, None], sampled, scores)
             scores = self.sampler.greedy_in_boxes(sampled, scores, in_box)

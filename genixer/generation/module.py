@@ -11,7 +11,7 @@ from genixer.backbones.codec import Codec
 from genixer.backbones.protocol import Backbone
 from genixer.generation.decoding import decode_static
 from genixer.generation.engine import DecodeEngine, Request
-from genixer.generation.sampling import PerSampleSampler, box_marks
+from genixer.generation.sampling import PerSampleSampler, box_marks, word_groups
 from genixer.generation.settings import Decoding
 from genixer.runs.precision import fp32_rotary
 
@@ -29,6 +29,7 @@ class GenerationModule(L.LightningModule):
         self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
         self.engine_setup_parts_s: dict[str, float] = {}   # the same by part (``DecodeEngine.setup_s``)
         self.box_marks = None   # ``greedy_boxes``' bracket table, built on first use
+        self.word_groups = None   # ``word_groups``' token ids, built on first use
 
     def configure_model(self) -> None:
         if self.model is None:
@@ -134,9 +135,13 @@ class GenerationModule(L.LightningModule):
         """Sampling, seeded per sample: greedy decoding over warped logits plus the sample's own noise
         (``greedy_boxes``: not inside boxes)."""
         sampling = dict(self.decoding.sampling)
+        head = self.model.get_output_embeddings().weight   # tables on the model's device: no copy per decode step
         if sampling.pop("greedy_boxes", False):
-            if self.box_marks is None:   # on the model's device: no copy per decode step
-                head = self.model.get_output_embeddings().weight
+            if self.box_marks is None:
                 self.box_marks = box_marks(self.codec.tokenizer, head.shape[0]).to(head.device)
             sampling["box_marks"] = self.box_marks
+        if groups := sampling.pop("word_groups", None):
+            if self.word_groups is None:
+                self.word_groups = [ids.to(head.device) for ids in word_groups(self.codec.tokenizer, groups, head.shape[0])]
+            sampling["word_groups"] = self.word_groups
         return PerSampleSampler(seeds, prompt_length, **sampling)

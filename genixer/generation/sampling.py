@@ -102,6 +102,28 @@ def next_box_state(marks: torch.Tensor, state: torch.Tensor, tokens: torch.Tenso
     return torch.where(mark > 0, mark == 1, state)
 
 
+def word_groups(tokenizer, groups: list[list[str]], vocab_size: int | None = None) -> list[torch.Tensor]:
+    """The token ids of each group of words (``word_groups`` of the sampler): every vocabulary entry that is one of the
+    group's words, with or without the word-start mark ("▁red", "red"). A word that is no token, or two groups
+    sharing one, is an error: the group would be sampled by a token that also writes something else."""
+    vocab, size = tokenizer.get_vocab(), max(len(tokenizer), vocab_size or 0)
+    owner: dict[int, int] = {}
+    tables = []
+    for g, words in enumerate(groups):
+        ids = []
+        for word in words:
+            found = [vocab[t] for t in (f"\u2581{word}", word) if t in vocab and vocab[t] < size]
+            if not found:
+                raise ValueError(f"generation.word_groups: {word!r} is not one token of this tokenizer "
+                                 f"({tokenizer.tokenize(' ' + word)}); a group's words must be single tokens")
+            for index in found:
+                if owner.setdefault(index, g) != g:
+                    raise ValueError(f"generation.word_groups: {word!r} is in two groups")
+            ids += found
+        tables.append(torch.tensor(sorted(set(ids)), dtype=torch.long))
+    return tables
+
+
 class PerSampleSampler:
     """A ``LogitsProcessor`` for ``generate(do_sample=False)`` that makes greedy decoding sample.
 
@@ -110,12 +132,17 @@ class PerSampleSampler:
     sample it is), then decode greedily; None samples every token. ``noise``: one of ``NOISES``.
     ``box_marks`` (``box_marks(tokenizer)``): tokens inside a box ("[0.250,...]") are decoded greedily, the
     words around them sampled: variety in what is said, the model's best coordinates for it.
+    ``word_groups`` (``word_groups(tokenizer, groups)``): a group of words (colours, sizes, ...) is sampled as one
+    choice, with the summed probability of its words, and the word written is the group's most likely one: which
+    kind of thing is said is sampled, the value said is the model's best (an exact draw of the group: Gumbel-max
+    over the groups' log-masses, each with the noise of its first token).
     """
 
     def __init__(self, seeds: list[int], prompt_length: int, temperature: float = 1.0,
                  top_p: float | None = None, top_k: int | None = None, min_p: float | None = None,
                  sample_tokens: int | None = None,
-                 noise: str = "mt19937", box_marks: torch.Tensor | None = None) -> None:
+                 noise: str = "mt19937", box_marks: torch.Tensor | None = None,
+                 word_groups: list[torch.Tensor] | None = None) -> None:
         if temperature <= 0:
             raise ValueError("temperature must be > 0 for sampling (use do_sample=false for greedy)")
         if sample_tokens is not None and (isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int)
@@ -124,7 +151,7 @@ class PerSampleSampler:
         if noise not in NOISES:
             raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
         self.seeds, self.prompt_length, self.sample_tokens, self.noise = seeds, prompt_length, sample_tokens, noise
-        self.box_marks = box_marks
+        self.box_marks, self.word_groups = box_marks, word_groups or []
         # HF's order (temperature, top-k, top-p, min-p) and its filter value, -inf.
         self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature)])
         if top_k:
@@ -138,7 +165,7 @@ class PerSampleSampler:
         step = input_ids.shape[1] - self.prompt_length  # generated tokens so far: padding-independent
         if self.sample_tokens is not None and step >= self.sample_tokens:
             return scores  # past the sampled opening: greedy
-        sampled = self.warp(scores) + self.gumbel(self.seeds, [step] * len(self.seeds), scores)
+        sampled = self.sample_scores(scores, self.gumbel(self.seeds, [step] * len(self.seeds), scores))
         if self.box_marks is None:
             return sampled
         boxed = inside_box(self.box_marks.to(input_ids.device), input_ids[:, self.prompt_length:])
@@ -147,6 +174,19 @@ class PerSampleSampler:
     def greedy_in_boxes(self, sampled: torch.Tensor, scores: torch.Tensor, boxed: torch.Tensor | None) -> torch.Tensor:
         """``sampled`` scores, but the raw ``scores`` (greedy) for rows inside a box."""
         return sampled if boxed is None else torch.where(boxed[:, None], scores.float(), sampled)
+
+    def sample_scores(self, scores: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Scores whose argmax is the sampled token: warped ``scores`` plus ``noise``; a word group stands as one
+        choice, its log-mass plus its first token's noise, on its most likely word (every other word -inf)."""
+        warped = self.warp(scores)
+        sampled = warped + noise
+        for ids in self.word_groups:
+            ids = ids.to(scores.device)
+            mass = torch.logsumexp(warped[:, ids], 1) + noise[:, ids[0]]
+            best = ids[scores[:, ids].argmax(1)]
+            sampled[:, ids] = float("-inf")
+            sampled.scatter_(1, best[:, None], mass[:, None])
+        return sampled
 
     def warp(self, scores: torch.Tensor) -> torch.Tensor:
         """Temperature, top-k, top-p, min-p (HF's warpers ignore their ``input_ids``)."""

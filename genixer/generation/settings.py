@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +11,9 @@ from transformers import GenerationConfig
 from genixer.generation.sampling import NOISES
 
 CACHES = ("dynamic", "static", "engine")  # HF generate; our static-cache loop; our continuous-batching engine
-SAMPLING = ("temperature", "top_p", "top_k", "min_p", "sample_tokens", "noise", "greedy_boxes")  # used only when do_sample is true
-OURS = {"sample_tokens", "noise", "greedy_boxes"}  # sampling settings of our sampler that HF's GenerationConfig does not have
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "sample_tokens", "noise", "greedy_boxes",
+            "word_groups")  # used only when do_sample is true
+OURS = {"sample_tokens", "noise", "greedy_boxes", "word_groups"}  # sampling settings of our sampler that HF's GenerationConfig does not have
 STATIC_KWARGS = {"max_new_tokens", "min_new_tokens"}  # what the static-cache loop and the engine implement
 SET_BY_THE_CODEC = {"pad_token_id", "eos_token_id", "bos_token_id"}
 
@@ -71,6 +72,13 @@ class Decoding:
             raise ValueError(f"generation.greedy_boxes must be true or false, got {sampling['greedy_boxes']!r}")
         if not sampling.get("greedy_boxes"):   # false: as before the option existed (the same provenance)
             sampling.pop("greedy_boxes", None)
+        groups = sampling.pop("word_groups", None)
+        if groups:   # none or empty: as before the option existed
+            if not isinstance(groups, Sequence) or isinstance(groups, str) or not all(
+                    isinstance(g, Sequence) and not isinstance(g, str) and g and all(isinstance(w, str) and w for w in g)
+                    for g in groups):
+                raise ValueError(f"generation.word_groups must be a list of non-empty lists of words, got {groups!r}")
+            sampling["word_groups"] = [list(g) for g in groups]
         if cache in ("static", "engine") and set(kwargs) - STATIC_KWARGS:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
