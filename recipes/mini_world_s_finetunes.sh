@@ -43,6 +43,12 @@
 #   rel3_twl    : rel3_twr's overrides, the world's REC rows asked the other way round too (rec_listener) 1x
 #   rel3_twl2   : the same, 2x
 #   (no help: the boxes on another object stay, 72 / 69 of 1,000 against the control's 72; RECIPE.md, session 38)
+#   from rel3_twr_w40 made twice as deep (python -m genixer.training.deepen: each layer followed by a copy whose output
+#   projections are zero, the same function), on its 40,000-image world: with every kind asked its errors are the model's
+#   (sampling which attribute is said but writing the most likely value, generation.word_groups, changes nothing), and
+#   the expressions that name a size or a position, which need comparing objects, are the weak ones:
+#   deep_twr    : rel3_twr's overrides (the control above, on a 12-layer model)
+#   deep_twr_s1 : the same, seed 1
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -78,6 +84,8 @@ declare -A mix=(
   [rel3_twl2]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(listener 2)"
 )
 mix[rd5r_tw]=${mix[rd5_tw]}   # the same overrides; the world differs (RD_REASONING_FIRST=true)
+mix[deep_twr]=${mix[rel3_twr]}   # the same overrides; the base differs (deepened)
+mix[deep_twr_s1]="${mix[rel3_twr]} seed=1"
 variants=(${VARIANTS:-${!mix[@]}})
 check_variants
 common=(experiment=mini_world_s_generator backbone=pretrained_llava backbone.path="$base" "~backbone.max_length" "~required"
