@@ -54,6 +54,48 @@ def test_vision_stage_trains_and_exports_the_background_head(small_world, tmp_pa
     assert vocab["background"] == world_vocab(True)["background"] and vocab["shape"] == world_vocab()["shape"]
 
 
+class Reads(torch.nn.Module):
+    def __init__(self, read) -> None:
+        super().__init__()
+        self.read = read
+
+    def forward(self, features):
+        return self.read(features)
+
+
+def test_vision_stage_validates_each_head_on_the_val_split(small_world, tmp_path):
+    """Val accuracy is each head's on the object patches of val images (none of them trained on): with heads that
+    read the true label back it is 1, with one label in three wrong it is 2/3; the box error is 0 for true boxes."""
+    val = small_world / "annotations/instances_val.json"
+    cfg, data = dense_data(small_world, tmp_path, f"data.val_instances={val}")
+    train_ids = {im["id"] for im in data.labels.images}
+    loader = data.val_dataloader()
+    assert {im["id"] for im in loader.dataset.labels.images}.isdisjoint(train_ids) and len(loader.dataset) == 4
+    assert dense_data(small_world, tmp_path / "none")[1].val_dataloader() == []   # no val split asked: no loop
+    _, module = train.assemble(cfg, instantiate(cfg.backbone))
+    module.configure_model()
+    batch = next(iter(loader))
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    module.features = lambda b: b["read"]
+    for k in ("color", "shape", "size"):   # a head that returns its patch's label as the highest logit
+        module.heads[k] = Reads(lambda f, k=k: torch.nn.functional.one_hot(f[k], 16).float())
+    module.box_head = Reads(lambda f: torch.logit(f["box"].clamp(1e-6, 1 - 1e-6)))
+    fg = batch["shape"] > 0
+    read = {k: batch[k].clone() for k in ("color", "shape", "size", "box")}
+    module.validation_step({**batch, "read": read}, 0)
+    assert fg.sum() >= 8 and all(logged[f"val/{k}_acc"] == 1.0 for k in ("color", "shape", "size"))
+    assert logged["val/box_l1"] < 1e-4
+    wrong = read["color"].clone()
+    index = fg.nonzero()[::3]   # one object patch in three read with another colour
+    wrong[index[:, 0], index[:, 1]] = wrong[index[:, 0], index[:, 1]] % 6 + 1
+    module.validation_step({**batch, "read": {**read, "color": wrong}}, 0)
+    assert logged["val/color_acc"] == pytest.approx(1 - len(index) / int(fg.sum())) and logged["val/shape_acc"] == 1.0
+    cfg, _ = dense_data(small_world, tmp_path / "run", f"data.val_instances={val}", "+trainer.val_check_interval=3")
+    metrics = train.run(cfg)   # a run reports them
+    assert {"val/color_acc", "val/shape_acc", "val/size_acc", "val/box_l1"} <= set(metrics)
+
+
 # the background probe ----------------------------------------------------------------------------
 def test_ridge_probe_reads_what_the_features_hold_and_nothing_else():
     rng = np.random.default_rng(0)

@@ -93,10 +93,11 @@ class DenseLabelDataModule(L.LightningDataModule):
     """Per-patch labels in the vision tower's input frame: the ``codec``'s image transform and patch grid."""
 
     def __init__(self, instances: str, image_root: str, vocab: Mapping[str, Sequence[str]], codec: Codec,
-                 batch_size: int, num_workers: int = 0, seed: int = 0, world_file: str | None = None) -> None:
+                 batch_size: int, num_workers: int = 0, seed: int = 0, world_file: str | None = None,
+                 val_instances: str | None = None) -> None:
         super().__init__()
         self.instances, self.image_root, self.vocab, self.codec = instances, image_root, vocab, codec
-        self.world_file = world_file
+        self.world_file, self.val_instances = world_file, val_instances
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self._labels = None
 
@@ -106,12 +107,22 @@ class DenseLabelDataModule(L.LightningDataModule):
             self._labels = DenseLabels(self.instances, self.image_root, self.vocab, self.world_file)
         return self._labels
 
-    def train_dataloader(self) -> DataLoader:
+    def dataset(self, labels: DenseLabels) -> DenseLabelDataset:
         crop = self.codec.image.processor.crop_size["height"]
-        grid = math.isqrt(self.codec.num_image_tokens)
-        dataset = DenseLabelDataset(self.labels, self.codec.image, crop, grid)
+        return DenseLabelDataset(labels, self.codec.image, crop, math.isqrt(self.codec.num_image_tokens))
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset(self.labels)
         return DataLoader(
             dataset, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
             drop_last=len(dataset) >= self.batch_size, pin_memory=torch.cuda.is_available(),
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def val_dataloader(self) -> DataLoader | list:
+        """``val_instances``' images (the world's val split), in file order; none without them."""
+        if self.val_instances is None:
+            return []
+        labels = DenseLabels(self.val_instances, self.image_root, self.vocab, self.world_file)
+        return DataLoader(self.dataset(labels), batch_size=self.batch_size, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available())
