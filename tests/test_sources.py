@@ -177,6 +177,28 @@ def test_refcoco_twins_by_keeps_objects_a_lookalike_shares_the_image_with(tmp_pa
         refcoco(twins_by=["texture"]).load()
 
 
+def test_refcoco_twins_close_keeps_twins_one_axis_cannot_tell_apart(tmp_path):
+    """Red circles: in image 1 at the same height (centres 5 apart in y), in image 2 apart on both axes, in image 3
+    one above the other (3 apart in x); a blue circle alone in image 2."""
+    centres = [(11, 1, 20, 20), (12, 1, 80, 25), (13, 2, 20, 20), (14, 2, 80, 80), (15, 3, 20, 20), (16, 3, 23, 80)]
+    anns = [{"id": i, "image_id": im, "category_id": 1, "bbox": [x - 4, y - 4, 8, 8],
+             "attributes": {"color": "red", "size": "small"}} for i, im, x, y in centres]
+    anns.append({"id": 17, "image_id": 2, "category_id": 1, "bbox": [46, 46, 8, 8], "attributes": {"color": "blue", "size": "small"}})
+    instances = {"images": [{"id": k, "file_name": f"{k}.png", "width": 100, "height": 100} for k in (1, 2, 3)],
+                 "categories": [{"id": 1, "name": "circle"}], "annotations": anns}
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    refs = [{**REFS[0], "ref_id": a["id"], "ann_id": a["id"], "sentences": [{"sent": "x"}]} for a in anns]
+    (tmp_path / "refs(unc).p").write_bytes(pickle.dumps(refs))
+    ids = lambda **kw: [r["ann_id"] for r in RefCOCO(tmp_path / "refs(unc).p", tmp_path / "instances.json",  # noqa: E731
+                                                     tmp_path, **kw).load()]
+    assert ids(twins_by=["color"]) == [11, 12, 13, 14, 15, 16]
+    assert ids(twins_by=["color"], twins_close=0.15) == [11, 12, 15, 16]   # image 2's twins are apart on both axes
+    assert ids(twins_by=["color"], twins_close=0.04) == [15, 16]           # 5 apart in y is not within 4
+    for bad in ({"twins_close": 0.15}, {"twins_by": ["color"], "twins_close": 1.5}):
+        with pytest.raises(ValueError, match="twins_close"):
+            RefCOCO(tmp_path / "refs(unc).p", tmp_path / "instances.json", tmp_path, **bad)
+
+
 def test_box_helpers_equal_torchvision():
     """xywh_to_xyxy and clamp_boxes are plain Python (a tensor per box cost a minute per 20,000 images); they give
     what torchvision's box_convert and clip_boxes_to_image give, values and types, on integer, float, mixed,

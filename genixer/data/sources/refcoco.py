@@ -47,13 +47,19 @@ class RefCOCO:
     image names and sizes come from ``instances.json``. Degenerate boxes are counted in ``skipped``.
     ``twins_by`` (a list of attribute names) keeps only refs whose object has a twin: another instance
     in its image of the same category with the same values of those ``attributes`` (``[]``: the
-    category alone), the objects an expression must tell apart by size or position.
+    category alone), the objects an expression must tell apart by size or position. ``twins_close`` (a
+    fraction of the image side, with ``twins_by``) keeps only those with a twin whose centre is that close on
+    one axis: a position word must then name the other axis.
     """
 
     def __init__(self, refs: str, instances: str, image_root: str, split: str | None = "train",
-                 twins_by: list[str] | None = None) -> None:
+                 twins_by: list[str] | None = None, twins_close: float | None = None) -> None:
         self.refs, self.instances, self.image_root = Path(refs), Path(instances), Path(image_root)
         self.split, self.twins_by = split, None if twins_by is None else [str(a) for a in twins_by]
+        if twins_close is not None and (self.twins_by is None or not 0 < twins_close < 1):
+            raise ValueError(f"twins_close must be a fraction in (0, 1) of the image side, with twins_by; got "
+                             f"{twins_close!r} (twins_by: {twins_by!r})")
+        self.twins_close = twins_close
         self.skipped = Skipped()
 
     def load(self) -> list[dict]:
@@ -71,9 +77,13 @@ class RefCOCO:
             if ann_id not in coco.anns:
                 raise AnnotationError(f"{where}: field 'ann_id' {ann_id!r} is not in {self.instances}")
             ann = coco.anns[ann_id]
-            if self.twins_by is not None and not has_twin(coco, ann, self.twins_by):
-                continue
             info = coco.imgs[ann["image_id"]]
+            if self.twins_by is not None:
+                found = twins(coco, ann, self.twins_by)
+                if self.twins_close is not None:
+                    found = [t for t in found if close_on_an_axis(ann, t, info, self.twins_close)]
+                if not found:
+                    continue
             box = clamp_box(as_box(ann["bbox"], f"{self.instances}: annotation {ann_id}", "bbox", xywh=True),
                             info["width"], info["height"])
             sentences = field(ref, "sentences", where)
@@ -93,6 +103,18 @@ class RefCOCO:
 
 def has_twin(coco, ann: dict, attributes: list[str]) -> bool:
     """Another instance of ``ann``'s image has its category and its values of ``attributes``."""
+    return bool(twins(coco, ann, attributes))
+
+
+def close_on_an_axis(ann: dict, other: dict, image: dict, fraction: float) -> bool:
+    """The two boxes' centres are within ``fraction`` of the image's width apart in x, or of its height in y."""
+    (x, y, w, h), (ox, oy, ow, oh) = ann["bbox"], other["bbox"]
+    return (abs(x + w / 2 - ox - ow / 2) <= fraction * image["width"]
+            or abs(y + h / 2 - oy - oh / 2) <= fraction * image["height"])
+
+
+def twins(coco, ann: dict, attributes: list[str]) -> list[dict]:
+    """The other instances of ``ann``'s image with its category and its values of ``attributes``."""
     def key(a: dict) -> tuple:
         values = a.get("attributes") or {}
         return (a["category_id"], *(values.get(name) for name in attributes))
@@ -100,4 +122,4 @@ def has_twin(coco, ann: dict, attributes: list[str]) -> bool:
     if None in mine[1:]:
         raise AnnotationError(f"annotation {ann['id']}: no attribute {attributes[mine.index(None, 1) - 1]!r} to find "
                               f"twins by (twins_by: {attributes})")
-    return any(other["id"] != ann["id"] and key(other) == mine for other in coco.imgToAnns[ann["image_id"]])
+    return [other for other in coco.imgToAnns[ann["image_id"]] if other["id"] != ann["id"] and key(other) == mine]
