@@ -54,6 +54,7 @@
 #   from rel3_twr_w40, on its 40,000-image world, against rel3_twr's overrides as the control:
 #   axis_twr    : rel3_twr's overrides with the twin rows (REC and REG) only where the twins are within 15% of the side
 #                 on one axis (the position word must name the other; twins_close=0.15), 4x
+#   (no help at 925 steps: REC 81.9%, REG 91.5%, positions too close to call 26 / 23 against 26 / 22; RECIPE.md)
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
