@@ -12,8 +12,12 @@ from genixer.backbones.protocol import Backbone
 from genixer.generation.decoding import decode_static
 from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, box_marks, word_groups
+from genixer.generation.scoring import output_logprobs
 from genixer.generation.settings import Decoding
 from genixer.runs.precision import fp32_rotary
+
+
+SCORE_ROWS = 32   # rows per scoring forward (``best_of``)
 
 
 class GenerationModule(L.LightningModule):
@@ -47,18 +51,33 @@ class GenerationModule(L.LightningModule):
             batches = self.trainer.num_predict_batches[dataloader_idx]
             if batches == float("inf"):
                 raise RuntimeError("generation.cache=engine drains on the last batch: it needs a loader with a length")
-            last = batch_idx + 1 == batches
-            return rows + [self.row(meta, ids) for meta, ids in self.stream(batch, drain=last)]
+            finished = self.stream(batch, drain=batch_idx + 1 == batches)
+            return rows + self.rows([r.key for r, _ in finished], [r.input_ids for r, _ in finished],
+                                    [r.pixel_values for r, _ in finished], [ids for _, ids in finished])
         if batch["meta"]:
-            rows += [self.row(meta, ids) for meta, ids in zip(batch["meta"], self.generate(batch).cpu())]
+            prompts = [ids[mask.bool()] for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+            rows += self.rows(batch["meta"], prompts, batch["pixel_values"], self.generate(batch).cpu())
         return rows
 
-    def row(self, meta: dict, ids: torch.Tensor) -> dict:
-        return {**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != self.codec.tokenizer.pad_token_id).sum())}
+    def rows(self, metas: list[dict], prompts: list[torch.Tensor], pixels, outputs) -> list[dict]:
+        """The generated rows; with ``best_of`` > 1, each with how likely the model finds its text (``logp``, the
+        candidates' score, over ``logp_tokens`` tokens)."""
+        pad = self.codec.tokenizer.pad_token_id
+        rows = [{**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != pad).sum())}
+                for meta, ids in zip(metas, outputs)]
+        if self.decoding.best_of > 1:
+            dtype = next(self.model.parameters()).dtype
+            for start in range(0, len(rows), SCORE_ROWS):
+                part = slice(start, start + SCORE_ROWS)
+                scores = output_logprobs(self.model, prompts[part], torch.stack(list(pixels[part])).to(dtype),
+                                         outputs[part], self.codec.tokenizer.eos_token_id, pad)
+                for row, (logp, tokens) in zip(rows[part], scores):
+                    row.update(logp=round(logp, 4), logp_tokens=tokens)
+        return rows
 
     def stream(self, batch: dict, drain: bool, keys: list | None = None) -> list[tuple]:
-        """Queue the batch's prompts on the engine; ``(key, new ids)`` of the sequences finished meanwhile
-        (keys: the rows' meta, unless given)."""
+        """Queue the batch's prompts on the engine; ``(request, new ids)`` of the sequences finished meanwhile
+        (a request's key: its row's meta, unless given)."""
         dtype = next(self.model.parameters()).dtype
         keys = batch["meta"] if keys is None else keys
         requests = [Request(key, ids[mask.bool()], pixels.to(dtype), meta.get("seed", 0)) for key, meta, ids, mask, pixels
@@ -73,7 +92,7 @@ class GenerationModule(L.LightningModule):
         if self.engine is not None:
             self.engine.submit(requests)
             finished += self.engine.run(drain)
-        return [(r.key, ids) for r, ids in finished]
+        return finished
 
     def on_predict_end(self) -> None:
         """The engine's K/V slots go back to the allocator once the loop is done."""
@@ -115,7 +134,7 @@ class GenerationModule(L.LightningModule):
     def generate(self, batch: dict) -> torch.Tensor:
         """New token ids per row: HF ``generate`` (dynamic cache), our static-cache loop or our engine."""
         if self.decoding.cache == "engine":
-            new = dict(self.stream(batch, drain=True, keys=list(range(len(batch["meta"])))))
+            new = {r.key: ids for r, ids in self.stream(batch, drain=True, keys=list(range(len(batch["meta"]))))}
             return torch.stack([new[i] for i in range(len(batch["meta"]))])
         ids, mask = batch["input_ids"], batch["attention_mask"]
         pixels = batch["pixel_values"].to(next(self.model.parameters()).dtype)

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from genixer.backbones.codec import Codec
 from genixer.data.images import IMAGE_ERRORS, decode
+from genixer.generation.best_of import candidate_id
 from genixer.generation.sampling import sample_seed
 from genixer.tasks.base import Task
 
@@ -89,24 +90,30 @@ def image_root_for(queries: str | Path, image_root: str | Path | None) -> Path:
 
 
 class PromptDataset(Dataset):
-    """``samples_per_image`` prompts per query; the sample id and template derive from content."""
+    """``samples_per_image`` prompts per query, each ``best_of`` times (candidates ``<sample id>#<k>``: the same
+    prompt, their own seeds); the sample id and template derive from content."""
 
     def __init__(self, queries: list[Query], image_root: str | Path, task: Task, codec: Codec, samples_per_image: int,
-                 seed: int, max_pixels: int | None = None) -> None:
+                 seed: int, max_pixels: int | None = None, best_of: int = 1) -> None:
         self.queries, self.image_root = queries, Path(image_root)
         self.task, self.name, self.codec = task, task.name, codec
-        self.samples_per_image, self.seed, self.max_pixels = samples_per_image, seed, max_pixels
+        self.samples_per_image, self.seed, self.max_pixels, self.best_of = samples_per_image, seed, max_pixels, best_of
 
     def __len__(self) -> int:
-        return len(self.queries) * self.samples_per_image
+        return len(self.queries) * self.samples_per_image * self.best_of
 
     def sample_id(self, i: int) -> str:
-        query = self.queries[i // self.samples_per_image]
-        return f"{query.image_id}/{self.name}/{i % self.samples_per_image}"
+        """The id of item i: its sample's, or with ``best_of`` > 1 its candidate's."""
+        sample, k = divmod(i, self.best_of)
+        return candidate_id(self._sample_id(sample), k) if self.best_of > 1 else self._sample_id(sample)
+
+    def _sample_id(self, sample: int) -> str:
+        query = self.queries[sample // self.samples_per_image]
+        return f"{query.image_id}/{self.name}/{sample % self.samples_per_image}"
 
     def instruction(self, i: int) -> tuple[int, str]:
-        """(template id, instruction) of sample i: a function of the run seed and the sample id only."""
-        return self.task.instruction(f"{self.seed}:{self.sample_id(i)}")
+        """(template id, instruction) of item i: a function of the run seed and the sample id only."""
+        return self.task.instruction(f"{self.seed}:{self._sample_id(i // self.best_of)}")
 
     def by_prompt_length(self, indices: list[int]) -> list[int]:
         """``indices`` ordered longest prompt first, so batches hold prompts of similar length (less padding).
@@ -122,7 +129,7 @@ class PromptDataset(Dataset):
         return sorted(indices, key=lambda i: -length(i))
 
     def __getitem__(self, i: int) -> dict:
-        query = self.queries[i // self.samples_per_image]
+        query = self.queries[i // (self.samples_per_image * self.best_of)]
         sample_id = self.sample_id(i)
         template_id, instruction = self.instruction(i)
         meta = {"id": sample_id, "image_id": query.image_id, "image": query.image, "task": self.name,
@@ -152,7 +159,7 @@ class QuestionDataset(PromptDataset):
             seen.add(qid)
         self.queries, self.image_root, self.name, self.codec = queries, Path(image_root), name, codec
         self.texts = [q["text"] for q in questions]
-        self.samples_per_image, self.seed, self.max_pixels = 1, 0, max_pixels
+        self.samples_per_image, self.seed, self.max_pixels, self.best_of = 1, 0, max_pixels, 1
 
     def sample_id(self, i: int) -> str:
         return self.queries[i].image_id if self.queries[i].error is None else f"{self.queries[i].image_id}#{i}"

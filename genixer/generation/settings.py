@@ -35,6 +35,7 @@ class Decoding:
     slots: int | str = "auto"  # the engine's concurrent sequences: a count, or "auto" (from free GPU memory)
     compile_prefill: bool | None = None  # the engine's prefill through compiled decoder layers (None: on a GPU)
     compile_decode: bool | None = None  # its decode steps too, inside their CUDA graphs (None: on a GPU)
+    best_of: int = 1  # sampled candidates per sample; > 1: each sample keeps one (``genixer.generation.best_of``)
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k / min_p
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
@@ -47,6 +48,12 @@ class Decoding:
         if slots != "auto" and (isinstance(slots, bool) or not isinstance(slots, int) or slots < 1):
             raise ValueError(f"generation.slots must be a positive integer or 'auto', got {slots!r}")
         compile_prefill, compile_decode = (_auto_flag(kwargs, k) for k in ("compile_prefill", "compile_decode"))
+        best_of = kwargs.pop("best_of", 1)
+        if isinstance(best_of, bool) or not isinstance(best_of, int) or best_of < 1:
+            raise ValueError(f"generation.best_of must be a positive integer, got {best_of!r}")
+        if best_of > 1 and not do_sample:
+            raise ValueError("generation.best_of > 1 picks among sampled candidates: set generation.do_sample=true "
+                             "(greedy candidates would all be the same text)")
         if cache not in CACHES:
             raise ValueError(f"generation.cache must be one of {CACHES}, got {cache!r}")
         known = set(GenerationConfig().to_dict()) - SET_BY_THE_CODEC - {"transformers_version", "_from_model_config"}
@@ -83,8 +90,9 @@ class Decoding:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
         sampling = {k: v for k, v in sampling.items() if v is not None} if do_sample else {}
-        return cls(cache, do_sample, slots, compile_prefill, compile_decode, sampling, kwargs)
+        return cls(cache, do_sample, slots, compile_prefill, compile_decode, best_of, sampling, kwargs)
 
     def settings(self) -> dict[str, Any]:
         """What decides the generated text (the cache is only a speed option: both give the same tokens)."""
-        return {"do_sample": self.do_sample, **self.sampling, **self.kwargs}
+        best_of = {"best_of": self.best_of} if self.best_of > 1 else {}   # 1: as before the option existed
+        return {"do_sample": self.do_sample, **self.sampling, **self.kwargs, **best_of}

@@ -69,6 +69,11 @@ def kinds(row: Mapping) -> list[str]:
     return [kind(row["family"], t) for t in texts(row)]
 
 
+def row_kind(row: Mapping) -> str:
+    """One accepted row's kinds as one label (``candidate_kinds`` of ``generation.best_of``)."""
+    return "|".join(kinds(row))
+
+
 def form(text: str) -> str:
     """The normalized text with attribute words masked: 'what color is the <size> <shape> <pos>'."""
     text = normalize_question(split_groups(text)[0])

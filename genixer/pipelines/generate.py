@@ -18,6 +18,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from genixer.data.exports import export
+from genixer.generation.best_of import pick
 from genixer.generation.loop import pending, predict
 from genixer.generation.module import GenerationModule
 from genixer.generation.queries import PromptDataset, image_root_for, load_queries
@@ -30,6 +31,7 @@ from genixer.runs.layout import RunDir, claim, config_hash, write_config, write_
 from genixer.runs.roofline import fraction
 
 log = logging.getLogger(__name__)
+CANDIDATES = "candidates.jsonl"   # generation.best_of > 1: every candidate, scored, with the one each sample kept
 
 
 def run(cfg: DictConfig) -> dict:
@@ -58,7 +60,8 @@ def run(cfg: DictConfig) -> dict:
         write_config(out.path, cfg)
 
     codec = backbone.codec()
-    dataset = PromptDataset(queries, image_root, task, codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels)
+    dataset = PromptDataset(queries, image_root, task, codec, cfg.samples_per_image, cfg.seed, cfg.max_pixels,
+                            decoding.best_of)
     work = pending(out.shards, dataset, cfg.retry_errors)
     todo = work.todo
     if not todo and out.finished:
@@ -91,8 +94,15 @@ def run(cfg: DictConfig) -> dict:
                                 device.index or 0, requests=-(-generated // trainer.world_size))
         speed.update(limit=limit, fraction_of_limit=fraction(speed["samples_per_s"], limit["limit_samples_per_s_serial"]))
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
+    outputs = {"samples": str(out.samples)}
+    if decoding.best_of > 1:   # every candidate kept beside the samples; each sample's pick among them
+        kind = instantiate(cfg.candidate_kinds) if cfg.get("candidate_kinds") else lambda row: "all"
+        rows, candidates = pick(rows, kind)
+        write_jsonl(out.path / CANDIDATES, candidates)
+        outputs["candidates"] = str(out.path / CANDIDATES)
+        counts["picked"] = dict(Counter(r["status"] for r in rows))
     write_jsonl(out.samples, rows)
-    outputs = {"samples": str(out.samples), **export([r for r in rows if r["status"] == "ok"], out.path)}
+    outputs.update(export([r for r in rows if r["status"] == "ok"], out.path))
     write_manifest(out.path, cfg, "generate", rows=len(rows), status="failed" if failed else "ok", failure=failed,
                    inputs=inputs, counts=counts, throughput=speed, outputs=outputs,
                    templates=dict(Counter(r["template_id"] for r in rows)))

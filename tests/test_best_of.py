@@ -1,0 +1,160 @@
+"""``generation.best_of``: candidates per sample, scored by the generator itself, one kept per sample by kind."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import ROOT, compose_config, world_overrides
+from genixer.generation.best_of import pick
+from genixer.generation.scoring import output_logprobs
+from genixer.generation.settings import Decoding
+
+PROMPTS = ["Ask a question about the image and answer it.\nThis is the Common VQA task.", "Describe", "What?",
+           "Where is it?\nThis is a Referring Expression Comprehension (REC) task."]
+
+
+@pytest.fixture(scope="module")
+def mini():
+    """The shipped Genixer_L mini checkpoint in fp32 and a left-padded batch of noise images."""
+    from genixer.backbones.llava import PretrainedLlava
+    from genixer.generation.queries import PromptCollator
+
+    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
+    codec = backbone.codec()
+    items = [{"meta": {"seed": 5 * k}, "input_ids": codec.encode_prompt(p),
+              "pixel_values": codec.image(Image.effect_noise((70 + 20 * k, 60), 50).convert("RGB"))}
+             for k, p in enumerate(PROMPTS)]
+    return codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items)
+
+
+def test_output_logprobs_equal_the_decoding_steps_own_scores(mini):
+    """Teacher-forced scores equal what HF generate's own steps gave each chosen token (fp32, CPU), for left-padded
+    prompts of different lengths and outputs that end at different steps or not at all."""
+    codec, model, batch = mini
+    eos, pad = codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id
+    out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         pixel_values=batch["pixel_values"], max_new_tokens=20, do_sample=False, pad_token_id=pad,
+                         eos_token_id=eos, return_dict_in_generate=True, output_logits=True)
+    new = out.sequences[:, batch["input_ids"].shape[1]:]
+    steps = torch.log_softmax(torch.stack(out.logits, 1).float(), -1).gather(-1, new[..., None])[..., 0]
+    expected = []
+    for row, ids in enumerate(new):
+        ended = (ids == eos).nonzero()
+        n = int(ended[0]) + 1 if len(ended) else len(ids)
+        expected.append((steps[row, :n].sum().item(), n))
+    assert len({n for _, n in expected}) >= 2   # outputs of different lengths
+    assert len(set(batch["attention_mask"].sum(-1).tolist())) >= 3   # and different padding
+    prompts = [ids[mask.bool()] for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    got = output_logprobs(model, prompts, batch["pixel_values"], list(new), eos, pad)
+    assert [n for _, n in got] == [n for _, n in expected]
+    assert [s for s, _ in got] == pytest.approx([s for s, _ in expected], abs=1e-4)
+    # a worse continuation scores lower: the score reads the tokens, not only their count
+    worse = [torch.cat([ids[:1], ids[1:].roll(1)]) for ids in new]
+    assert all(w < g for (w, _), (g, _) in zip(output_logprobs(model, prompts, batch["pixel_values"], worse, eos, pad), got))
+
+
+def candidate(sample: str, k: int, kind: str | None, logp: float) -> dict:
+    status = "ok" if kind else "rejected"
+    return {"id": f"{sample}#{k}", "status": status, "kind": kind, "logp": logp, "text": f"{sample}.{k}"}
+
+
+def test_pick_ranks_within_kind_not_by_raw_likelihood():
+    rows = [candidate("a", 0, "long", -10.0), candidate("a", 1, "short", -3.0),   # raw logp would take a#1
+            candidate("b", 0, "long", -12.0), candidate("b", 1, "long", -20.0),
+            candidate("c", 0, "short", -2.0), candidate("c", 1, "short", -4.0),
+            candidate("d", 0, None, -0.5), candidate("d", 1, "short", -3.5),      # a parse failure never wins
+            candidate("e", 0, None, -1.0), candidate("e", 1, None, -2.0)]          # nothing parsed: the first stays
+    picked, annotated = pick(rows, lambda r: r["kind"])
+    by_id = {r["id"]: r for r in picked}
+    assert list(by_id) == ["a", "b", "c", "d", "e"]
+    # "long": mean -14, sd 4.3 -> a#0 stands at +0.93; "short": mean -3.1, sd 0.74 -> a#1 at +0.17
+    assert [(s, by_id[s]["candidate"]) for s in "abcde"] == [("a", 0), ("b", 0), ("c", 0), ("d", 1), ("e", 0)]
+    assert by_id["a"]["text"] == "a.0" and by_id["e"]["status"] == "rejected" and "kind_z" not in by_id["e"]
+    assert by_id["a"]["kind_z"] == pytest.approx((-10 + 14) / 4.3205, abs=1e-3)
+    assert len(annotated) == len(rows) and sum(r["picked"] for r in annotated) == 5
+    assert {r["id"] for r in annotated if r["picked"]} == {"a#0", "b#0", "c#0", "d#1", "e#0"}
+
+
+def test_best_of_is_checked():
+    base = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.0}
+    assert Decoding.from_config(base).settings() == {**base}   # 1: the provenance of runs before the option
+    assert Decoding.from_config({**base, "best_of": 3}).settings()["best_of"] == 3
+    for bad in (0, -1, True, 2.5, "4"):
+        with pytest.raises(ValueError, match="best_of must be a positive integer"):
+            Decoding.from_config({**base, "best_of": bad})
+    with pytest.raises(ValueError, match="do_sample=true"):
+        Decoding.from_config({"max_new_tokens": 8, "best_of": 2})
+
+
+def test_candidates_share_the_prompt_and_draw_their_own_noise(small_world):
+    from genixer.generation.queries import PromptDataset, load_queries
+    from hydra.utils import instantiate
+
+    task = instantiate(compose_config("generate", ["task=rec"]).task)
+    codec = type("Codec", (), {})()
+    queries = load_queries(small_world / "images" / "heldout.jsonl")[:2]
+    one = PromptDataset(queries, small_world / "images", task, codec, 2, 0)
+    three = PromptDataset(queries, small_world / "images", task, codec, 2, 0, best_of=3)
+    assert len(three) == 3 * len(one) == 12
+    assert [one.sample_id(i) for i in range(4)] == [three.sample_id(3 * i).rpartition("#")[0] for i in range(4)]
+    assert "#" not in "".join(one.sample_id(i) for i in range(4))
+    for i in range(4):
+        ids = [three.sample_id(3 * i + k) for k in range(3)]
+        assert ids == [f"{one.sample_id(i)}#{k}" for k in range(3)]
+        assert {three.instruction(3 * i + k) for k in range(3)} == {one.instruction(i)}
+
+
+def test_generate_keeps_one_candidate_per_sample_and_every_candidate_beside(tmp_path, small_world):
+    """Genixer_S REC on the small world's held-out images, 3 candidates each: one row per sample (its id, the kept
+    candidate's text), all 36 candidates in candidates.jsonl, and the same picks whatever the batch size."""
+    from genixer.pipelines import generate
+
+    runs = {}
+    for batch_size in (2, 7):
+        out = tmp_path / f"b{batch_size}"
+        counts = generate.run(compose_config("generate", [
+            f"paths.output_dir={out}", f"generator={ROOT / 'checkpoints/genixer_s_mini'}", "task=rec",
+            f"batch_size={batch_size}", *world_overrides(small_world), "generation.do_sample=true",
+            "generation.temperature=1.0", "generation.greedy_boxes=true", "generation.max_new_tokens=48",
+            "generation.best_of=3", "candidate_kinds={_target_: genixer.miniworld.coverage.row_kind, _partial_: true}"]))
+        rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        cands = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+        assert counts["generated"] == len(cands) == 36 and len(rows) == 12
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["rows"] == 12 and manifest["outputs"]["candidates"].endswith("candidates.jsonl")
+        kept = {c["id"].rpartition("#")[0]: c for c in cands if c["picked"]}
+        assert len(kept) == 12 and sum(c["picked"] for c in cands) == 12
+        for row in rows:
+            assert "#" not in row["id"] and kept[row["id"]]["text"] == row["text"]
+            assert row["candidate"] == int(kept[row["id"]]["id"].rpartition("#")[2])
+            own = [c for c in cands if c["id"].startswith(row["id"] + "#") and c["status"] == "ok"]
+            if own:
+                assert row["kind_z"] == max(c["kind_z"] for c in own)
+        assert len({c["text"] for c in cands}) > len(rows)   # the candidates are different draws
+        found = {c["kind"] for c in cands if c["status"] == "ok"}
+        assert "color+shape" in found and len(found) >= 3   # the grammar's kinds, not one group
+        assert all(c["logp"] < 0 and c["logp_tokens"] == c["new_tokens"] for c in cands)
+        runs[batch_size] = {r["id"]: (r["candidate"], r["text"]) for r in rows}
+    assert runs[2] == runs[7]
+
+
+def test_every_cache_scores_its_rows_alike(mini):
+    """The engine streams finished rows from any batch: their scores equal the static loop's for the same tokens."""
+    from types import SimpleNamespace
+
+    from genixer.generation.module import GenerationModule
+
+    codec, model, batch = mini
+    batch = {**batch, "errors": [], "meta": [{"id": f"s{k}", **m} for k, m in enumerate(batch["meta"])]}
+    rows = {}
+    for cache in ("static", "engine"):
+        module = GenerationModule(None, codec, Decoding.from_config({
+            "cache": cache, "max_new_tokens": 16, "do_sample": True, "temperature": 1.0, "best_of": 2, "slots": 2}))
+        module.model, module._trainer = model, SimpleNamespace(num_predict_batches=[1], predicting=False)
+        rows[cache] = {r["id"]: (r["text"], r["logp_tokens"], r["logp"]) for r in module.predict_step(batch, 0)}
+    assert len(rows["engine"]) == len(PROMPTS)
+    for key, (text, tokens, logp) in rows["static"].items():
+        assert rows["engine"][key][:2] == (text, tokens) and rows["engine"][key][2] == pytest.approx(logp, abs=1e-3)
