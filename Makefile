@@ -8,18 +8,21 @@ GENERATOR ?= checkpoints/genixer_l_mini
 GENERATOR_L ?= checkpoints/genixer_l_mini_all
 GENERATOR_S ?= checkpoints/genixer_s_mini
 GENERIC := common_vqa,adv_vqa,mc_vqa,md,long_qa,rec,agnostic
-OPENED := pointqa,qca_box,rd
+OPENED := pointqa,qca_box
 FILTERED := main/common_vqa main/rec genixer_l/md genixer_l/mc_vqa genixer_s/rec genixer_s/reg
 # Decoding, chosen on the val split by strict accuracy and coverage (README, "Choosing the demo's decoding"): there
 # every family asks every kind at >= half its training share. Genixer_L samples at temperature 0.7. Genixer_S samples the
 # first 6 tokens of PointQA, Q->C^Box A and RD at 1.0 (they pick the question; the rest greedy), and every word of
 # REC at 0.9 and of REG at 1.0 with the box numbers greedy (lower temperatures drop the rare expression kinds; their
-# outputs are <= 42 tokens, so 64 new tokens change nothing).
+# outputs are <= 42 tokens, so 64 new tokens change nothing). Genixer_S draws 4 candidates per sample for every family
+# but RD, and keeps the one it finds likeliest among candidates of its kind (generation.best_of; on val it lifts REC
+# 82.6% -> 88.2%, REG 90.7% -> 93.7%, Q->C^Box A 80.9% -> 82.8%, with every kind still asked; RD does not gain).
 SAMPLE_L := generation.do_sample=true generation.temperature=0.7
 OPEN_S := generation.do_sample=true generation.temperature=1.0 generation.sample_tokens=6
 WORDS_S := generation.do_sample=true generation.greedy_boxes=true generation.max_new_tokens=64
-REC_S := $(WORDS_S) generation.temperature=0.9
-REG_S := $(WORDS_S) generation.temperature=1.0
+BEST_S := generation.best_of=4
+REC_S := $(WORDS_S) generation.temperature=0.9 $(BEST_S)
+REG_S := $(WORDS_S) generation.temperature=1.0 $(BEST_S)
 
 .PHONY: install demo demo-generate demo-filter demo-threshold test clean
 
@@ -51,8 +54,10 @@ demo-generate:
 		hydra.sweep.dir=$(DEMO)/generate/main hydra.sweep.subdir='$${task.name}'
 	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_L) task=$(GENERIC) $(SAMPLE_L) \
 		hydra.sweep.dir=$(DEMO)/generate/genixer_l hydra.sweep.subdir='$${task.name}'
-	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_S) task=$(OPENED) $(OPEN_S) \
+	$(PY) generate.py -m experiment=mini_world_demo generator=$(GENERATOR_S) task=$(OPENED) $(OPEN_S) $(BEST_S) \
 		hydra.sweep.dir=$(DEMO)/generate/genixer_s hydra.sweep.subdir='$${task.name}'
+	$(PY) generate.py experiment=mini_world_demo generator=$(GENERATOR_S) task=rd $(OPEN_S) \
+		hydra.run.dir=$(DEMO)/generate/genixer_s/rd
 	$(PY) generate.py experiment=mini_world_demo generator=$(GENERATOR_S) task=reg $(REG_S) \
 		hydra.run.dir=$(DEMO)/generate/genixer_s/reg
 	$(PY) generate.py experiment=mini_world_demo generator=$(GENERATOR_S) task=rec $(REC_S) \
