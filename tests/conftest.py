@@ -119,3 +119,20 @@ def write_generation_run(run: Path, rows: list[dict], image_root: Path, **inputs
                 "inputs": {"generator": "by-hand", "task": "mixed", "image_root": str(image_root), **inputs}}
     (run / "manifest.json").write_text(json.dumps(manifest))
     return run
+
+
+
+def shipped_mini_batch(prompts: list[str]):
+    """The shipped Genixer_L mini in fp32 and a left-padded batch of ``prompts`` on noise images of different sizes
+    (prompt k: seed 11 k): ``(backbone, codec, model, batch)``."""
+    from PIL import Image
+
+    from genixer.backbones.llava import PretrainedLlava
+    from genixer.generation.queries import PromptCollator
+
+    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
+    codec = backbone.codec()
+    items = [{"meta": {"seed": 11 * k}, "input_ids": codec.encode_prompt(p),
+              "pixel_values": codec.image(Image.effect_noise((90 + 20 * k, 80), 60).convert("RGB"))}
+             for k, p in enumerate(prompts)]
+    return backbone, codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items)

@@ -5,9 +5,8 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
-from conftest import ROOT, compose_config, world_overrides
+from conftest import ROOT, compose_config, shipped_mini_batch, world_overrides
 from genixer.generation.best_of import pick
 from genixer.generation.scoring import output_logprobs
 from genixer.generation.settings import Decoding
@@ -18,16 +17,9 @@ PROMPTS = ["Ask a question about the image and answer it.\nThis is the Common VQ
 
 @pytest.fixture(scope="module")
 def mini():
-    """The shipped Genixer_L mini checkpoint in fp32 and a left-padded batch of noise images."""
-    from genixer.backbones.llava import PretrainedLlava
-    from genixer.generation.queries import PromptCollator
-
-    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
-    codec = backbone.codec()
-    items = [{"meta": {"seed": 5 * k}, "input_ids": codec.encode_prompt(p),
-              "pixel_values": codec.image(Image.effect_noise((70 + 20 * k, 60), 50).convert("RGB"))}
-             for k, p in enumerate(PROMPTS)]
-    return codec, backbone.build(codec).eval(), PromptCollator(codec.tokenizer.pad_token_id)(items)
+    """The shipped Genixer_L mini checkpoint in fp32 and a left-padded batch of noise images: (codec, model, batch)."""
+    _, codec, model, batch = shipped_mini_batch(PROMPTS)
+    return codec, model, batch
 
 
 def test_output_logprobs_equal_the_decoding_steps_own_scores(mini):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, shipped_mini_batch
 from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, bits_to_uniform, counter_gumbel
 from genixer.generation.settings import Decoding
@@ -18,16 +18,7 @@ PROMPTS = ["Ask a question about the image and answer it.\nThis is the Common VQ
 @pytest.fixture(scope="module")
 def mini():
     """The shipped Genixer_L mini checkpoint in fp32 (its answers end with EOS at different lengths)."""
-    from genixer.backbones.llava import PretrainedLlava
-    from genixer.generation.queries import PromptCollator
-
-    backbone = PretrainedLlava(str(ROOT / "checkpoints/genixer_l_mini"), dtype="float32")
-    codec = backbone.codec()
-    items = [{"meta": {"seed": 11 * k}, "input_ids": codec.encode_prompt(p),
-              "pixel_values": codec.image(Image.effect_noise((90 + 20 * k, 80), 60).convert("RGB"))}
-             for k, p in enumerate(PROMPTS)]
-    batch = PromptCollator(codec.tokenizer.pad_token_id)(items)
-    return backbone, codec, backbone.build(codec).eval(), batch
+    return shipped_mini_batch(PROMPTS)
 
 
 def decode(mini, cache: str, new_tokens: int = 24, **settings) -> list[list[int]]:
