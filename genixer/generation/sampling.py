@@ -182,9 +182,9 @@ class PerSampleSampler:
         sampled = warped + noise
         for ids in self.word_groups:
             ids = ids.to(scores.device)
-            mass = torch.logsumexp(warped[:, ids], 1) + noise[:, ids[0]]
+            mass = torch.logsumexp(warped[:, ids], 1) + noise[:, ids[:1]].squeeze(1)   # no host sync: CUDA graphs
             best = ids[scores[:, ids].argmax(1)]
-            sampled[:, ids] = float("-inf")
+            sampled.index_fill_(1, ids, float("-inf"))
             sampled.scatter_(1, best[:, None], mass[:, None])
         return sampled
 
