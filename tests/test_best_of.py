@@ -99,6 +99,16 @@ def test_candidates_share_the_prompt_and_draw_their_own_noise(small_world):
         assert {three.instruction(3 * i + k) for k in range(3)} == {one.instruction(i)}
 
 
+KINDS = "candidate_kinds={_target_: genixer.miniworld.coverage.row_kind, _partial_: true}"
+
+
+def rec_best_of_3(small_world) -> list[str]:
+    """Genixer_S REC on the small world's 12 held-out images, 3 candidates each, as the demo samples REC."""
+    return [f"generator={ROOT / 'checkpoints/genixer_s_mini'}", "task=rec", *world_overrides(small_world),
+            "generation.do_sample=true", "generation.temperature=1.0", "generation.greedy_boxes=true",
+            "generation.max_new_tokens=48", "generation.best_of=3", KINDS]
+
+
 def test_generate_keeps_one_candidate_per_sample_and_every_candidate_beside(tmp_path, small_world):
     """Genixer_S REC on the small world's held-out images, 3 candidates each: one row per sample (its id, the kept
     candidate's text), all 36 candidates in candidates.jsonl, and the same picks whatever the batch size."""
@@ -107,11 +117,8 @@ def test_generate_keeps_one_candidate_per_sample_and_every_candidate_beside(tmp_
     runs = {}
     for batch_size in (2, 7):
         out = tmp_path / f"b{batch_size}"
-        counts = generate.run(compose_config("generate", [
-            f"paths.output_dir={out}", f"generator={ROOT / 'checkpoints/genixer_s_mini'}", "task=rec",
-            f"batch_size={batch_size}", *world_overrides(small_world), "generation.do_sample=true",
-            "generation.temperature=1.0", "generation.greedy_boxes=true", "generation.max_new_tokens=48",
-            "generation.best_of=3", "candidate_kinds={_target_: genixer.miniworld.coverage.row_kind, _partial_: true}"]))
+        counts = generate.run(compose_config("generate", [f"paths.output_dir={out}", f"batch_size={batch_size}",
+                                                          *rec_best_of_3(small_world)]))
         rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
         cands = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
         assert counts["generated"] == len(cands) == 36 and len(rows) == 12
@@ -150,3 +157,31 @@ def test_every_cache_scores_its_rows_alike(mini):
     assert len(rows["engine"]) == len(PROMPTS)
     for key, (text, tokens, logp) in rows["static"].items():
         assert rows["engine"][key][:2] == (text, tokens) and rows["engine"][key][2] == pytest.approx(logp, abs=1e-3)
+
+
+def test_best_of_resumes_after_kill(tmp_path, small_world):
+    """kill -9 mid-run plus a torn candidate line: the same command finishes with the uninterrupted run's picks."""
+    import subprocess
+    import sys
+
+    from conftest import kill_after_lines
+    from genixer.pipelines import generate
+
+    whole = tmp_path / "whole"
+    generate.run(compose_config("generate", [f"paths.output_dir={whole}", "batch_size=4", *rec_best_of_3(small_world)]))
+    run = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "generate.py"), "batch_size=1", *rec_best_of_3(small_world), f"hydra.run.dir={run}"]
+    env = {"GENIXER_RUNS": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    shard = run / "shards/rank0.jsonl"
+    kill_after_lines(command, env, shard, lines=5)
+    assert not (run / "manifest.json").exists()
+    done = shard.read_bytes().count(b"\n")
+    with shard.open("ab") as f:
+        f.write(b'{"id": "1000001/rec/0#2", "text": "Quest')
+    proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    def picks(path):
+        return [(r["id"], r["candidate"], r["text"]) for r in map(json.loads, (path / "samples.jsonl").read_text().splitlines())]
+    assert picks(run) == picks(whole) and len(picks(run)) == 12 and 5 <= done < 36
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["counts"]["resumed"] == done and manifest["counts"]["generated"] == 36 - done
