@@ -185,3 +185,14 @@ def test_best_of_resumes_after_kill(tmp_path, small_world):
     assert picks(run) == picks(whole) and len(picks(run)) == 12 and 5 <= done < 36
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["counts"]["resumed"] == done and manifest["counts"]["generated"] == 36 - done
+
+
+def test_a_wrong_kind_function_fails_before_any_work(tmp_path):
+    from hydra.errors import InstantiationException
+
+    from genixer.pipelines import generate
+
+    with pytest.raises(InstantiationException, match="genixer.nope"):
+        generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'run'}", "generation.do_sample=true",
+                                                 "generation.best_of=2", "candidate_kinds={_target_: genixer.nope.kind}"]))
+    assert not (tmp_path / "run").exists()

@@ -41,6 +41,8 @@ def run(cfg: DictConfig) -> dict:
         task = instantiate(cfg.task)
         backbone = instantiate(cfg.backbone)  # checks the checkpoint dir; no weights yet
         decoding = Decoding.from_config(OmegaConf.to_container(cfg.generation, resolve=True))
+        # generation.best_of: what a candidate's kind is (checked here, not after the generation)
+        kind = instantiate(cfg.candidate_kinds) if cfg.get("candidate_kinds") else lambda row: "all"
         prepare(cfg)
         queries = load_queries(cfg.queries)
         if not queries:
@@ -96,7 +98,6 @@ def run(cfg: DictConfig) -> dict:
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
     outputs = {"samples": str(out.samples)}
     if decoding.best_of > 1:   # every candidate kept beside the samples; each sample's pick among them
-        kind = instantiate(cfg.candidate_kinds) if cfg.get("candidate_kinds") else lambda row: "all"
         rows, candidates = pick(rows, kind)
         write_jsonl(out.path / CANDIDATES, candidates)
         outputs["candidates"] = str(out.path / CANDIDATES)
