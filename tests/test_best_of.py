@@ -124,6 +124,7 @@ def test_generate_keeps_one_candidate_per_sample_and_every_candidate_beside(tmp_
         assert counts["generated"] == len(cands) == 36 and len(rows) == 12
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["rows"] == 12 and manifest["outputs"]["candidates"].endswith("candidates.jsonl")
+        assert manifest["throughput"]["candidates_per_sample"] == 3   # its rates count candidates
         kept = {c["id"].rpartition("#")[0]: c for c in cands if c["picked"]}
         assert len(kept) == 12 and sum(c["picked"] for c in cands) == 12
         for row in rows:

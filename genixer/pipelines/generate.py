@@ -87,6 +87,8 @@ def run(cfg: DictConfig) -> dict:
     tokens = sum(r.get("new_tokens", 0) for r in rows if r["id"] in todo_ids)
     speed = {"seconds": round(seconds, 2), "samples_per_s": round(generated / seconds, 2) if seconds > 0 else 0.0,
              "new_tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0}
+    if decoding.best_of > 1:   # the rates count candidates: samples_per_s / best_of samples kept per second
+        speed["candidates_per_sample"] = decoding.best_of
     if module.engine_setup_s:   # rank 0's engine construction, inside ``seconds``
         speed.update(engine_setup_s=round(module.engine_setup_s, 2), engine_setup_parts_s=module.engine_setup_parts_s)
     device = trainer.strategy.root_device   # the run's device (predict's teardown moved the module to the CPU)
