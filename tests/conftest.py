@@ -84,6 +84,16 @@ def kill_after_lines(command: list[str], env: dict, shard: Path, lines: int = 3)
     assert proc.returncode == -signal.SIGKILL, "the first run should have been killed mid-way"
 
 
+def kill_and_tear(command: list[str], env: dict, shard: Path, torn: bytes, lines: int = 3) -> int:
+    """``kill_after_lines``, then ``torn`` appended to ``shard`` (a write the crash cut short); the number of complete
+    lines the shard had."""
+    kill_after_lines(command, env, shard, lines)
+    complete = shard.read_bytes().count(b"\n")
+    with shard.open("ab") as f:
+        f.write(torn)
+    return complete
+
+
 _TASKS: dict = {}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from conftest import ROOT, compose_config, kill_after_lines
+from conftest import ROOT, compose_config, kill_and_tear
 from genixer.evaluation.benchmarks import read_answers
 from genixer.pipelines import evaluate
 from genixer.runs.files import read_jsonl
@@ -95,11 +95,8 @@ def test_answering_resumes_after_kill(answered, small_world, tmp_path):
                "generation.max_new_tokens=12", f"paths.mini_world={small_world}", f"hydra.run.dir={run}"]
     env = {"GENIXER_RUNS": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
     shard = run / "mini_world_vqa/shards/rank0.jsonl"
-    kill_after_lines(command, env, shard)
+    done = kill_and_tear(command, env, shard, b'{"id": "12", "text": "ye')
     assert not (run / "manifest.json").exists()
-    done = shard.read_bytes().count(b"\n")
-    with shard.open("ab") as f:
-        f.write(b'{"id": "12", "text": "ye')
     proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_jsonl(run / "mini_world_vqa/answers.jsonl") == read_jsonl(out / "mini_world_vqa/answers.jsonl")

@@ -165,7 +165,7 @@ def test_best_of_resumes_after_kill(tmp_path, small_world):
     import subprocess
     import sys
 
-    from conftest import kill_after_lines
+    from conftest import kill_and_tear
     from genixer.pipelines import generate
 
     whole = tmp_path / "whole"
@@ -174,11 +174,8 @@ def test_best_of_resumes_after_kill(tmp_path, small_world):
     command = [sys.executable, str(ROOT / "generate.py"), "batch_size=1", *rec_best_of_3(small_world), f"hydra.run.dir={run}"]
     env = {"GENIXER_RUNS": str(tmp_path), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
     shard = run / "shards/rank0.jsonl"
-    kill_after_lines(command, env, shard, lines=5)
+    done = kill_and_tear(command, env, shard, b'{"id": "1000001/rec/0#2", "text": "Quest', lines=5)
     assert not (run / "manifest.json").exists()
-    done = shard.read_bytes().count(b"\n")
-    with shard.open("ab") as f:
-        f.write(b'{"id": "1000001/rec/0#2", "text": "Quest')
     proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     def picks(path):

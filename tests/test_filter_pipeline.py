@@ -12,7 +12,7 @@ import open_clip
 import pytest
 import torch
 
-from conftest import ROOT, accepted, compose_config, kill_after_lines, write_generation_run
+from conftest import ROOT, accepted, compose_config, kill_and_tear, write_generation_run
 from genixer.backbones.open_clip import save_open_clip
 from genixer.filtering.selection import Rule, select
 from genixer.tasks.boxes import normalize_box
@@ -151,10 +151,7 @@ def test_resume_after_kill_matches_uninterrupted_run(generation_run, reference, 
     command = filter_cmd(generation_run, f"hydra.run.dir={tmp_path / 'out'}", f"scores_dir={tmp_path / 'scores'}",
                          "filter.scorers.judge.batch_size=1")
     shard = tmp_path / "scores/judge/shards/rank0.jsonl"
-    kill_after_lines(command, ENV, shard)
-    complete = shard.read_bytes().count(b"\n")
-    with shard.open("ab") as f:
-        f.write(b'{"id": "005/common_vqa/0#0", "p_y')  # a write torn by the crash
+    complete = kill_and_tear(command, ENV, shard, b'{"id": "005/common_vqa/0#0", "p_y')
     run_filter(*command)
     lines = shard.read_text().splitlines()
     assert len(lines) == len({json.loads(line)["id"] for line in lines}) == 12
