@@ -68,6 +68,12 @@ def test_pick_ranks_within_kind_not_by_raw_likelihood():
     assert by_id["a"]["kind_z"] == pytest.approx((-10 + 14) / 4.3205, abs=1e-3)
     assert len(annotated) == len(rows) and sum(r["picked"] for r in annotated) == 5
     assert {r["id"] for r in annotated if r["picked"]} == {"a#0", "b#0", "c#0", "d#1", "e#0"}
+    # a share of the z-score over all candidates (mean -7.8, sd 6.1): a#1 stands 0.78 over it, a#0 0.36 under, so
+    # a#1 wins once 0.17 + w * 0.78 > 0.93 - w * 0.36 (w > 0.67); the other samples keep theirs
+    picked, _ = pick(rows, lambda r: r["kind"], overall=1.0)
+    assert [r["candidate"] for r in picked] == [1, 0, 0, 1, 0]
+    assert picked[0]["all_z"] == pytest.approx((-3 + 7.7857) / 6.1054, abs=1e-3)
+    assert pick(rows, lambda r: r["kind"], overall=0.5)[0][0]["candidate"] == 0
 
 
 def test_best_of_is_checked():
@@ -77,6 +83,11 @@ def test_best_of_is_checked():
     for bad in (0, -1, True, 2.5, "4"):
         with pytest.raises(ValueError, match="best_of must be a positive integer"):
             Decoding.from_config({**base, "best_of": bad})
+    assert Decoding.from_config({**base, "best_of": 3, "best_of_overall": 0.5}).settings()["best_of_overall"] == 0.5
+    assert "best_of_overall" not in Decoding.from_config({**base, "best_of": 3}).settings()
+    for bad in (-0.1, True, "x"):
+        with pytest.raises(ValueError, match="best_of_overall must be a number >= 0"):
+            Decoding.from_config({**base, "best_of": 2, "best_of_overall": bad})
     with pytest.raises(ValueError, match="do_sample=true"):
         Decoding.from_config({"max_new_tokens": 8, "best_of": 2})
 

@@ -5,6 +5,7 @@ expression slots) and loses the rest; picking one at random keeps every kind and
 log-likelihood is standardized against the run's other candidates *of its kind* (z-score over the run), and a sample
 keeps its candidate that stands highest among its own kind: the kinds stay about as often as sampling drew them, and
 within a kind the generator's most confident text wins. Parse failures never win over a parsed candidate.
+``overall`` > 0 adds that share of the z-score over all the run's candidates: likelier kinds gain ground.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ def sample_of(candidate: str) -> str:
     return candidate.rpartition(CANDIDATE_MARK)[0]
 
 
-def pick(candidates: list[dict], kind: Callable[[dict], str]) -> tuple[list[dict], list[dict]]:
+def pick(candidates: list[dict], kind: Callable[[dict], str], overall: float = 0.0) -> tuple[list[dict], list[dict]]:
     """``(one row per sample, every candidate annotated)``: each row is its sample's best candidate under its id
     (``candidate``: which one; ``logp``, ``kind_z``: why); a sample without a parsed candidate keeps its first.
 
     Candidates are rows with ``id`` ``<sample>#<k>``, ``status`` and, when generated, ``logp`` and ``logp_tokens``
-    (``genixer.generation.scoring``); ``kind(row)`` classifies a parsed row.
+    (``genixer.generation.scoring``); ``kind(row)`` classifies a parsed row. Ranked by ``kind_z + overall * all_z``.
     """
     kinds = {r["id"]: kind(r) for r in candidates if r["status"] == "ok"}
     scores = defaultdict(list)
@@ -36,17 +37,19 @@ def pick(candidates: list[dict], kind: Callable[[dict], str]) -> tuple[list[dict
         if r["id"] in kinds:
             scores[kinds[r["id"]]].append(r["logp"])
     spread = {k: (statistics.fmean(v), statistics.pstdev(v) or 1.0) for k, v in scores.items()}
+    every = [x for v in scores.values() for x in v]
+    mean_all, sd_all = (statistics.fmean(every), statistics.pstdev(every) or 1.0) if every else (0.0, 1.0)
     by_sample: dict[str, list[dict]] = defaultdict(list)
     for r in candidates:
         if r["id"] in kinds:
             mean, sd = spread[kinds[r["id"]]]
-            r = {**r, "kind_z": round((r["logp"] - mean) / sd, 4)}
+            r = {**r, "kind_z": round((r["logp"] - mean) / sd, 4), "all_z": round((r["logp"] - mean_all) / sd_all, 4)}
         by_sample[sample_of(r["id"])].append(r)
     rows, annotated = [], []
     for sample, group in by_sample.items():
         group.sort(key=lambda r: int(r["id"].rpartition(CANDIDATE_MARK)[2]))
         parsed = [r for r in group if "kind_z" in r]
-        best = max(parsed, key=lambda r: r["kind_z"]) if parsed else group[0]   # max: the first of equals
+        best = max(parsed, key=lambda r: r["kind_z"] + overall * r["all_z"]) if parsed else group[0]   # the first of equals
         rows.append({**best, "id": sample, "candidate": int(best["id"].rpartition(CANDIDATE_MARK)[2])})
         annotated += [{**r, "kind": kinds.get(r["id"]), "picked": r is best} for r in group]
     return rows, annotated

@@ -36,6 +36,7 @@ class Decoding:
     compile_prefill: bool | None = None  # the engine's prefill through compiled decoder layers (None: on a GPU)
     compile_decode: bool | None = None  # its decode steps too, inside their CUDA graphs (None: on a GPU)
     best_of: int = 1  # sampled candidates per sample; > 1: each sample keeps one (``genixer.generation.best_of``)
+    best_of_overall: float = 0.0  # the share of the z-score over all candidates in that choice, beside the kind's
     sampling: dict[str, Any] = field(default_factory=dict)  # temperature / top_p / top_k / min_p
     kwargs: dict[str, Any] = field(default_factory=dict)  # max_new_tokens, min_new_tokens, ...
 
@@ -51,6 +52,9 @@ class Decoding:
         best_of = kwargs.pop("best_of", 1)
         if isinstance(best_of, bool) or not isinstance(best_of, int) or best_of < 1:
             raise ValueError(f"generation.best_of must be a positive integer, got {best_of!r}")
+        overall = kwargs.pop("best_of_overall", 0.0)
+        if isinstance(overall, bool) or not isinstance(overall, (int, float)) or overall < 0:
+            raise ValueError(f"generation.best_of_overall must be a number >= 0, got {overall!r}")
         if best_of > 1 and not do_sample:
             raise ValueError("generation.best_of > 1 picks among sampled candidates: set generation.do_sample=true "
                              "(greedy candidates would all be the same text)")
@@ -90,9 +94,11 @@ class Decoding:
             raise ValueError(f"generation.cache={cache} decodes greedily or with the per-sample sampler; "
                              f"unsupported: {sorted(set(kwargs) - STATIC_KWARGS)}")
         sampling = {k: v for k, v in sampling.items() if v is not None} if do_sample else {}
-        return cls(cache, do_sample, slots, compile_prefill, compile_decode, best_of, sampling, kwargs)
+        return cls(cache, do_sample, slots, compile_prefill, compile_decode, best_of, float(overall), sampling, kwargs)
 
     def settings(self) -> dict[str, Any]:
         """What decides the generated text (the cache is only a speed option: both give the same tokens)."""
         best_of = {"best_of": self.best_of} if self.best_of > 1 else {}   # 1: as before the option existed
+        if self.best_of > 1 and self.best_of_overall:
+            best_of["best_of_overall"] = self.best_of_overall
         return {"do_sample": self.do_sample, **self.sampling, **self.kwargs, **best_of}

@@ -100,7 +100,7 @@ def run(cfg: DictConfig) -> dict:
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
     outputs = {"samples": str(out.samples)}
     if decoding.best_of > 1:   # every candidate kept beside the samples; each sample's pick among them
-        rows, candidates = pick(rows, kind)
+        rows, candidates = pick(rows, kind, decoding.best_of_overall)
         write_jsonl(out.path / CANDIDATES, candidates)
         outputs["candidates"] = str(out.path / CANDIDATES)
         counts["picked"] = dict(Counter(r["status"] for r in rows))
