@@ -20,8 +20,10 @@ def candidate_id(sample_id: str, k: int) -> str:
     return f"{sample_id}{CANDIDATE_MARK}{k}"
 
 
-def sample_of(candidate: str) -> str:
-    return candidate.rpartition(CANDIDATE_MARK)[0]
+def split_candidate(candidate: str) -> tuple[str, int]:
+    """``(sample id, k)`` of a candidate id."""
+    sample, _, k = candidate.rpartition(CANDIDATE_MARK)
+    return sample, int(k)
 
 
 def pick(candidates: list[dict], kind: Callable[[dict], str], overall: float = 0.0) -> tuple[list[dict], list[dict]]:
@@ -44,12 +46,12 @@ def pick(candidates: list[dict], kind: Callable[[dict], str], overall: float = 0
         if r["id"] in kinds:
             mean, sd = spread[kinds[r["id"]]]
             r = {**r, "kind_z": round((r["logp"] - mean) / sd, 4), "all_z": round((r["logp"] - mean_all) / sd_all, 4)}
-        by_sample[sample_of(r["id"])].append(r)
+        by_sample[split_candidate(r["id"])[0]].append(r)
     rows, annotated = [], []
     for sample, group in by_sample.items():
-        group.sort(key=lambda r: int(r["id"].rpartition(CANDIDATE_MARK)[2]))
+        group.sort(key=lambda r: split_candidate(r["id"])[1])
         parsed = [r for r in group if "kind_z" in r]
         best = max(parsed, key=lambda r: r["kind_z"] + overall * r["all_z"]) if parsed else group[0]   # the first of equals
-        rows.append({**best, "id": sample, "candidate": int(best["id"].rpartition(CANDIDATE_MARK)[2])})
+        rows.append({**best, "id": sample, "candidate": split_candidate(best["id"])[1]})
         annotated += [{**r, "kind": kinds.get(r["id"]), "picked": r is best} for r in group]
     return rows, annotated
