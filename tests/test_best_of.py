@@ -153,22 +153,31 @@ def test_generate_keeps_one_candidate_per_sample_and_every_candidate_beside(tmp_
 
 
 def test_every_cache_scores_its_rows_alike(mini):
-    """The engine streams finished rows from any batch: their scores equal the static loop's for the same tokens."""
+    """Candidates of one sample (the same prompt and image, their own seeds) side by side in a batch: HF generate
+    and the engine (a scoring forward) and the static loop (its own step scores, one prefill per prompt) give the same
+    texts and scores."""
     from types import SimpleNamespace
 
+    from genixer.generation.decoding import same_as_previous
     from genixer.generation.module import GenerationModule
 
     codec, model, batch = mini
-    batch = {**batch, "errors": [], "meta": [{"id": f"s{k}", **m} for k, m in enumerate(batch["meta"])]}
+    repeat = torch.tensor([3, 1, 2, 2])   # candidates per prompt
+    batch = {**{k: v.repeat_interleave(repeat, 0) for k, v in batch.items() if torch.is_tensor(v)}, "errors": [],
+             "meta": [{"id": f"s{k}#{j}", "seed": 100 * k + j} for k, n in enumerate(repeat.tolist()) for j in range(n)]}
+    first, row_of = same_as_previous(batch["input_ids"], batch["attention_mask"], batch["pixel_values"])
+    assert first.tolist() == [0, 3, 4, 6] and row_of.tolist() == [0, 0, 0, 1, 2, 2, 3, 3]
     rows = {}
-    for cache in ("static", "engine"):
+    for cache in ("dynamic", "static", "engine"):
         module = GenerationModule(None, codec, Decoding.from_config({
-            "cache": cache, "max_new_tokens": 16, "do_sample": True, "temperature": 1.0, "best_of": 2, "slots": 2}))
+            "cache": cache, "max_new_tokens": 16, "do_sample": True, "temperature": 1.0, "best_of": 2, "slots": 3}))
         module.model, module._trainer = model, SimpleNamespace(num_predict_batches=[1], predicting=False)
         rows[cache] = {r["id"]: (r["text"], r["logp_tokens"], r["logp"]) for r in module.predict_step(batch, 0)}
-    assert len(rows["engine"]) == len(PROMPTS)
-    for key, (text, tokens, logp) in rows["static"].items():
-        assert rows["engine"][key][:2] == (text, tokens) and rows["engine"][key][2] == pytest.approx(logp, abs=1e-3)
+    assert len(rows["engine"]) == len(rows["dynamic"]) == 8
+    assert len({text for text, _, _ in rows["static"].values()}) >= 6   # candidates of one prompt differ
+    for cache in ("static", "engine"):
+        for key, (text, tokens, logp) in rows["dynamic"].items():
+            assert rows[cache][key][:2] == (text, tokens) and rows[cache][key][2] == pytest.approx(logp, abs=1e-3)
 
 
 def test_best_of_resumes_after_kill(tmp_path, small_world):
@@ -205,3 +214,62 @@ def test_a_wrong_kind_function_fails_before_any_work(tmp_path):
         generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'run'}", "generation.do_sample=true",
                                                  "generation.best_of=2", "candidate_kinds={_target_: genixer.nope.kind}"]))
     assert not (tmp_path / "run").exists()
+
+
+def test_pick_keeps_each_family_at_its_shares():
+    """With shares, kinds fill up to their share of the family's samples in order of score; the rest of a sample's
+    candidates wait. A family without shares, or a sample whose kinds are all full, keeps its best candidate."""
+    def cand(sample, k, kind, logp, family="f"):
+        return {**candidate(sample, k, kind, logp), "family": family}
+    rows = [cand(s, 0, "a", -1.0 - i) for i, s in enumerate(["s1", "s2", "s3", "s4"])]     # a: likely
+    rows += [cand(s, 1, "b", -13.0 + i) for i, s in enumerate(["s1", "s2", "s3", "s4"])]   # b: unlikely, s4 best
+    rows += [cand("s5", 0, "a", -1.5, "g"), cand("s5", 1, "b", -20.0, "g")]                # family g: no shares
+    kind = lambda r: r["kind"]   # noqa: E731
+    free = {r["id"]: r["candidate"] for r in pick(rows, kind, overall=10.0)[0]}
+    assert free == {"s1": 0, "s2": 0, "s3": 0, "s4": 0, "s5": 0}   # likelihood alone: every sample says "a"
+    assert {r["id"]: r["candidate"] for r in pick(rows, kind, overall=10.0, shares={})[0]} == free
+    picked, annotated = pick(rows, kind, overall=10.0, shares={"f": {"a": 0.5, "b": 0.5}})
+    # f has 4 samples: 2 each. s1, s2 take a's room; s3, s4 wait and get b (s4's b first: the likeliest b)
+    assert {r["id"]: (r["candidate"], r["kind"]) for r in picked} == {
+        "s1": (0, "a"), "s2": (0, "a"), "s3": (1, "b"), "s4": (1, "b"), "s5": (0, "a")}
+    assert {r["id"] for r in annotated if r["picked"]} == {"s1#0", "s2#0", "s3#1", "s4#1", "s5#0"}
+    # rooms are rounded up (3 of 5 at 0.5), and a sample with no candidate of a kind with room keeps its best
+    rows5 = rows[:8] + [cand("s6", 0, "a", -0.5)]
+    picked = pick(rows5, kind, overall=10.0, shares={"f": {"a": 0.5, "b": 0.5}})[0]
+    assert sorted(r["id"] for r in picked if r["kind"] == "a") == ["s1", "s2", "s6"]
+    picked = pick(rows5, kind, overall=10.0, shares={"f": {"a": 0.2, "b": 0.2}})[0]   # room 1 each
+    assert {r["id"]: r["kind"] for r in picked} == {"s6": "a", "s4": "b", "s1": "a", "s2": "a", "s3": "a"}
+
+
+def test_generate_keeps_kinds_at_the_training_shares(tmp_path, small_world):
+    """candidate_shares=mini_world_genixer_s: the shares of the Genixer_S mixture on the run's world, recorded in
+    the manifest; each sample keeps the candidate ``pick`` gives under them."""
+    from genixer.miniworld.coverage import row_kind, training_shares
+    from genixer.pipelines import generate
+    from hydra.utils import instantiate
+
+    out = tmp_path / "run"
+    cfg = compose_config("generate", [f"paths.output_dir={out}", "batch_size=12", *rec_best_of_3(small_world),
+                                      "candidate_shares=mini_world_genixer_s"])
+    generate.run(cfg)
+    shares = json.loads((out / "manifest.json").read_text())["inputs"]["candidate_shares"]
+    assert shares == training_shares(instantiate(cfg.candidate_shares.mixture))
+    assert shares["rec"]["color+shape"] > 0.3 and sum(shares["rec"].values()) == pytest.approx(1.0)
+    assert set(shares) >= {"rec", "reg", "pointqa_local", "pointqa_v7w", "qca_box", "rd"}
+    annotated = ("kind", "kind_z", "all_z", "picked")
+    cands = [{k: v for k, v in json.loads(line).items() if k not in annotated}
+             for line in (out / "candidates.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    expected = pick(cands, row_kind, 0.0, shares)[0]
+    assert [(r["id"], r["candidate"]) for r in rows] == [(r["id"], r["candidate"]) for r in expected]
+
+
+def test_candidate_shares_are_checked_before_any_work(tmp_path, small_world):
+    from genixer.pipelines import generate
+
+    base = [*rec_best_of_3(small_world), "candidate_shares=mini_world_genixer_s"]
+    with pytest.raises(ValueError, match="set generation.best_of > 1"):
+        generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'one'}", *base, "generation.best_of=1"]))
+    with pytest.raises(ValueError, match=r"no shares for \['common_vqa'\]"):
+        generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'vqa'}", *base, "task=common_vqa"]))
+    assert not (tmp_path / "one").exists() and not (tmp_path / "vqa").exists()

@@ -28,7 +28,7 @@ def decode(mini, cache: str, new_tokens: int = 24, **settings) -> list[list[int]
     module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": new_tokens, **settings}))
     module.model = model
     with torch.no_grad():
-        return [ids[ids != codec.tokenizer.pad_token_id].tolist() for ids in module.generate(batch)]
+        return [ids[ids != codec.tokenizer.pad_token_id].tolist() for ids in module.generate(batch)[0]]
 
 
 def test_greedy_equals_hf_generate_under_refill(mini):

@@ -69,7 +69,7 @@ def test_static_cache_loop_matches_hf_generate():
             module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": 24, **sampling}))
             module.model = backbone.build(codec).eval()
             with torch.no_grad():
-                outputs.append([codec.decode(ids) for ids in module.generate(batch)])
+                outputs.append([codec.decode(ids) for ids in module.generate(batch)[0]])
         assert outputs[0] == outputs[1], sampling
     with pytest.raises(ValueError, match="unsupported"):  # refused before any model exists
         Decoding.from_config({"cache": "static", "max_new_tokens": 4, "num_beams": 2})

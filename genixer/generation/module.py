@@ -12,7 +12,7 @@ from genixer.backbones.protocol import Backbone
 from genixer.generation.decoding import decode_static
 from genixer.generation.engine import DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, box_marks, word_groups
-from genixer.generation.scoring import output_logprobs
+from genixer.generation.scoring import output_logprobs, until_eos
 from genixer.generation.settings import Decoding
 from genixer.runs.precision import fp32_rotary
 
@@ -56,16 +56,20 @@ class GenerationModule(L.LightningModule):
                                     [r.pixel_values for r, _ in finished], [ids for _, ids in finished])
         if batch["meta"]:
             prompts = [ids[mask.bool()] for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
-            rows += self.rows(batch["meta"], prompts, batch["pixel_values"], self.generate(batch).cpu())
+            new, logprobs = self.generate(batch)
+            rows += self.rows(batch["meta"], prompts, batch["pixel_values"], new.cpu(), logprobs)
         return rows
 
-    def rows(self, metas: list[dict], prompts: list[torch.Tensor], pixels, outputs) -> list[dict]:
+    def rows(self, metas: list[dict], prompts: list[torch.Tensor], pixels, outputs, logprobs=None) -> list[dict]:
         """The generated rows; with ``best_of`` > 1, each with how likely the model finds its text (``logp``, the
-        candidates' score, over ``logp_tokens`` tokens)."""
-        pad = self.codec.tokenizer.pad_token_id
+        candidates' score, over ``logp_tokens`` tokens): the decoding's own (``logprobs``) or one scoring forward."""
+        pad, eos = self.codec.tokenizer.pad_token_id, self.codec.tokenizer.eos_token_id
         rows = [{**meta, "text": self.codec.decode(ids), "new_tokens": int((ids != pad).sum())}
                 for meta, ids in zip(metas, outputs)]
-        if self.decoding.best_of > 1:
+        if self.decoding.best_of > 1 and logprobs is not None:
+            for row, ids, logp in zip(rows, outputs, logprobs.tolist()):
+                row.update(logp=round(logp, 4), logp_tokens=len(until_eos(ids, eos)))
+        elif self.decoding.best_of > 1:
             dtype = next(self.model.parameters()).dtype
             for start in range(0, len(rows), SCORE_ROWS):
                 part = slice(start, start + SCORE_ROWS)
@@ -131,11 +135,12 @@ class GenerationModule(L.LightningModule):
         self.slots = engine.slots
         return engine
 
-    def generate(self, batch: dict) -> torch.Tensor:
-        """New token ids per row: HF ``generate`` (dynamic cache), our static-cache loop or our engine."""
+    def generate(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(new token ids per row, their log-probabilities or None)``: HF ``generate`` (dynamic cache), our
+        static-cache loop (which scores its rows itself when ``best_of`` > 1) or our engine."""
         if self.decoding.cache == "engine":
             new = {r.key: ids for r, ids in self.stream(batch, drain=True, keys=list(range(len(batch["meta"]))))}
-            return torch.stack([new[i] for i in range(len(batch["meta"]))])
+            return torch.stack([new[i] for i in range(len(batch["meta"]))]), None
         ids, mask = batch["input_ids"], batch["attention_mask"]
         pixels = batch["pixel_values"].to(next(self.model.parameters()).dtype)
         pad, eos = self.codec.tokenizer.pad_token_id, self.codec.tokenizer.eos_token_id
@@ -143,12 +148,13 @@ class GenerationModule(L.LightningModule):
         sampler = self.sampler(seeds, ids.shape[1]) if self.decoding.do_sample else None
         kwargs = self.decoding.kwargs
         if self.decoding.cache == "static":
-            return decode_static(self.model, ids, mask, pixels, kwargs["max_new_tokens"], eos, pad,
-                                 kwargs.get("min_new_tokens", 0), sampler)
+            out = decode_static(self.model, ids, mask, pixels, kwargs["max_new_tokens"], eos, pad,
+                                kwargs.get("min_new_tokens", 0), sampler, return_logprobs=self.decoding.best_of > 1)
+            return out if self.decoding.best_of > 1 else (out, None)
         processors = {"logits_processor": LogitsProcessorList([sampler])} if sampler else {}
         out = self.model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, pad_token_id=pad,
                                   eos_token_id=eos, do_sample=False, **kwargs, **processors)
-        return out[:, ids.shape[1]:]
+        return out[:, ids.shape[1]:], None
 
     def sampler(self, seeds: list[int], prompt_length: int) -> PerSampleSampler:
         """Sampling, seeded per sample: greedy decoding over warped logits plus the sample's own noise

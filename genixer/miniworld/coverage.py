@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from genixer.data.instructions import InstructionDataset
 from genixer.data.mixture import Mixture
@@ -131,19 +131,10 @@ class Coverage:
     def training(self, ref: str, family: str) -> tuple[Counter, set[str]]:
         """(kind counts, forms) of ``family`` in a reference mixture: its targets as training renders them."""
         if (ref, family) not in self._train:
-            mixture = self.references[ref]
-            items = mixture.items()
-            dataset = InstructionDataset(items, mixture.tasks, codec=None, seed=mixture.seed)
             counts, forms = Counter(), set()
-            for i, (name, _) in enumerate(items):
-                task = mixture.tasks[name]
-                if task.family != family:
-                    continue
-                parsed = task.parse(dataset.render(i)[0][1])
-                if parsed.ok:
-                    row = (parsed.task or task).fields(parsed.record)
-                    counts.update(kinds(row))
-                    forms.update(map(form, texts(row)))
+            for row in training_rows(self.references[ref], family):
+                counts.update(kinds(row))
+                forms.update(map(form, texts(row)))
             self._train[ref, family] = counts, forms
         return self._train[ref, family]
 
@@ -178,6 +169,25 @@ class Coverage:
             "min_share_ratio": ratios[worst] if worst else None, "worst": worst,
             "covered": ratios[worst] >= self.covered_ratio if worst else None,
         }
+
+
+def training_rows(mixture: Mixture, family: str) -> Iterator[dict]:
+    """The fields of ``family``'s training targets in ``mixture``, rendered and parsed as training renders them."""
+    items = mixture.items()
+    dataset = InstructionDataset(items, mixture.tasks, codec=None, seed=mixture.seed)
+    for i, (name, _) in enumerate(items):
+        task = mixture.tasks[name]
+        if task.family == family:
+            parsed = task.parse(dataset.render(i)[0][1])
+            if parsed.ok:
+                yield (parsed.task or task).fields(parsed.record)
+
+
+def training_shares(mixture: Mixture) -> dict[str, dict[str, float]]:
+    """family -> row kind (``row_kind``) -> its share of the family's training rows in ``mixture``: the shares
+    ``generation.best_of`` keeps each family's kinds at (``candidate_shares``)."""
+    families = sorted({task.family for task in mixture.tasks.values()})
+    return {f: shares(Counter(map(row_kind, training_rows(mixture, f)))) for f in families}
 
 
 def checked(row: dict, check: Check | None) -> list[tuple[str, bool | None]]:

@@ -34,6 +34,23 @@ log = logging.getLogger(__name__)
 CANDIDATES = "candidates.jsonl"   # generation.best_of > 1: every candidate, scored, with the one each sample kept
 
 
+def candidate_shares(cfg: DictConfig, task, best_of: int) -> dict[str, dict[str, float]] | None:
+    """``candidate_shares`` (family -> kind -> share) for ``generation.best_of``, checked: a share for every family
+    the task writes; None when not set."""
+    if not cfg.get("candidate_shares"):
+        return None
+    if best_of < 2:
+        raise ValueError("candidate_shares keeps kinds among candidates: set generation.best_of > 1 with it")
+    shares = instantiate(cfg.candidate_shares)
+    shares = {str(f): {str(k): float(v) for k, v in kinds.items()} for f, kinds in dict(shares).items()}
+    families = {t.family for t in getattr(task, "tasks", [task])}
+    missing = sorted(f for f in families if not shares.get(f))
+    if missing:
+        raise ValueError(f"candidate_shares has no shares for {missing}, families of task {task.name} "
+                         f"(it has {sorted(shares)})")
+    return shares
+
+
 def run(cfg: DictConfig) -> dict:
     out = RunDir(cfg.paths.output_dir)
     with keep_nothing_on_error(cfg):
@@ -44,6 +61,7 @@ def run(cfg: DictConfig) -> dict:
         # generation.best_of: what a candidate's kind is (checked here, not after the generation)
         kind = instantiate(cfg.candidate_kinds) if cfg.get("candidate_kinds") else lambda row: "all"
         prepare(cfg)
+        shares = candidate_shares(cfg, task, decoding.best_of)
         queries = load_queries(cfg.queries)
         if not queries:
             raise ValueError(f"{cfg.queries} lists no images")
@@ -53,7 +71,7 @@ def run(cfg: DictConfig) -> dict:
         inputs = {"generator": str(Path(cfg.backbone.path).resolve()), "task": task.name,
                   "queries": str(Path(cfg.queries).resolve()), "image_root": str(image_root.resolve()),
                   "max_pixels": cfg.max_pixels, "seed": cfg.seed, "samples_per_image": cfg.samples_per_image,
-                  "generation": decoding.settings()}
+                  "generation": decoding.settings(), **({"candidate_shares": shares} if shares else {})}
         # Shards only ever hold one configuration's samples (precision changes the tokens, the process count does not);
         # the task's texts by content, so an edited template file is another configuration, not a resume.
         texts = hashlib.sha256("\n".join(task.corpus()).encode()).hexdigest()[:16]
@@ -100,7 +118,7 @@ def run(cfg: DictConfig) -> dict:
     failed = failure("samples", Counter(r["reason"] for r in rows if r["status"] == "error"), len(rows), cfg.error_ceiling)
     outputs = {"samples": str(out.samples)}
     if decoding.best_of > 1:   # every candidate kept beside the samples; each sample's pick among them
-        rows, candidates = pick(rows, kind, decoding.best_of_overall)
+        rows, candidates = pick(rows, kind, decoding.best_of_overall, shares)
         write_jsonl(out.path / CANDIDATES, candidates)
         outputs["candidates"] = str(out.path / CANDIDATES)
         counts["picked"] = dict(Counter(r["status"] for r in rows))
