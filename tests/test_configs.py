@@ -30,6 +30,7 @@ SUPPLIED = {
 GROUP_HOMES = {
     "backbone": (["train", "generate"], "backbone={}"),
     "callbacks": (["train"], "callbacks={}"),
+    "candidate_shares": (["generate"], "candidate_shares={}"),
     "conversation": (["train"], "conversation@backbone.conversation={}"),   # every backbone picks one
     "data": (["train"], "data={}"),
     "data/mixture": (["train"], "data/mixture={}"),
