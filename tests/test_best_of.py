@@ -243,14 +243,14 @@ def test_pick_keeps_each_family_at_its_shares():
 
 def test_generate_keeps_kinds_at_the_training_shares(tmp_path, small_world):
     """candidate_shares=mini_world_genixer_s: the shares of the Genixer_S mixture on the run's world, recorded in
-    the manifest; each sample keeps the candidate ``pick`` gives under them."""
+    the manifest; each sample keeps the candidate ``pick`` gives under them (the static loop, as the demo runs it)."""
     from genixer.miniworld.coverage import row_kind, training_shares
     from genixer.pipelines import generate
     from hydra.utils import instantiate
 
     out = tmp_path / "run"
     cfg = compose_config("generate", [f"paths.output_dir={out}", "batch_size=12", *rec_best_of_3(small_world),
-                                      "candidate_shares=mini_world_genixer_s"])
+                                      "candidate_shares=mini_world_genixer_s", "generation.cache=static"])
     generate.run(cfg)
     shares = json.loads((out / "manifest.json").read_text())["inputs"]["candidate_shares"]
     assert shares == training_shares(instantiate(cfg.candidate_shares.mixture))
@@ -272,4 +272,6 @@ def test_candidate_shares_are_checked_before_any_work(tmp_path, small_world):
         generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'one'}", *base, "generation.best_of=1"]))
     with pytest.raises(ValueError, match=r"no shares for \['common_vqa'\]"):
         generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'vqa'}", *base, "task=common_vqa"]))
-    assert not (tmp_path / "one").exists() and not (tmp_path / "vqa").exists()
+    with pytest.raises(ValueError, match="set candidate_kinds"):   # else no kind would match a share
+        generate.run(compose_config("generate", [f"paths.output_dir={tmp_path / 'kinds'}", *base, "candidate_kinds=null"]))
+    assert not any((tmp_path / d).exists() for d in ("one", "vqa", "kinds"))

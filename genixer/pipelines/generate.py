@@ -41,6 +41,8 @@ def candidate_shares(cfg: DictConfig, task, best_of: int) -> dict[str, dict[str,
         return None
     if best_of < 2:
         raise ValueError("candidate_shares keeps kinds among candidates: set generation.best_of > 1 with it")
+    if not cfg.get("candidate_kinds"):
+        raise ValueError("candidate_shares are shares of kinds: set candidate_kinds (the mini world's experiments do)")
     shares = instantiate(cfg.candidate_shares)
     shares = {str(f): {str(k): float(v) for k, v in kinds.items()} for f, kinds in dict(shares).items()}
     families = {t.family for t in getattr(task, "tasks", [task])}
