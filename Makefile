@@ -79,7 +79,8 @@ demo-filter:
 # strict-correct (issue 10's target) by their one-sided 95% lower confidence bound, not just as measured on these
 # 300 images. REG is filtered at it and shown, but does not choose it (since session 38: the REG rows CLIP scores
 # highest already hold errors, so no threshold proves 97% for them). With session 40's best-of-4 decodings it finds no
-# threshold at all (a wrong Genixer_S REC row ranks 4th of 300), and conf/filter/clip_mini.yaml keeps session 38's.
+# threshold at all (a wrong Genixer_S REC row ranks 4th of 300), nor with session 41's best of 8 within the shares
+# (0.815917 keeps 174 of 179 Genixer_S REC val rows right, 97.2%), and conf/filter/clip_mini.yaml keeps session 38's.
 # Needs the demo world (make demo); CPU, ~6 minutes.
 THRESHOLD := runs/demo_threshold
 VAL := queries='$${paths.mini_world}/images/val.jsonl'
