@@ -16,15 +16,17 @@ from transformers import StaticCache
 @torch.no_grad()
 def decode_static(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
                   max_new_tokens: int, eos_token_id: int, pad_token_id: int, min_new_tokens: int = 0,
-                  logits_processor=None, sync_every: int = 16, return_logprobs: bool = False):
+                  logits_processor=None, sync_every: int = 16, return_logprobs: bool = False, share_prefill: bool = True):
     """New token ids ``(batch, <= max_new_tokens)`` for left-padded prompts; pad after each row's EOS.
     ``return_logprobs``: also each row's ``log p(new ids | image, prompt)`` under the model itself (no temperature, no
-    processor), summed up to and including its EOS: what ``scoring.output_logprobs`` computes, without a forward."""
+    processor), summed up to and including its EOS: what ``scoring.output_logprobs`` computes, without a forward.
+    ``share_prefill=False`` prefills every row (benchmarks/best_of.py compares the two)."""
     batch, prompt = input_ids.shape
     cache = StaticCache(config=model.config, max_cache_len=prompt + max_new_tokens)
     mask = torch.cat([attention_mask, attention_mask.new_ones(batch, max_new_tokens)], dim=1)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-    first, row_of = same_as_previous(input_ids, attention_mask, pixel_values)
+    first, row_of = (same_as_previous(input_ids, attention_mask, pixel_values) if share_prefill
+                     else (torch.arange(batch, device=input_ids.device),) * 2)
     logits = model(input_ids=input_ids[first], pixel_values=pixel_values[first], attention_mask=mask[first, :prompt],
                    position_ids=positions[first], past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
     if len(first) < batch:   # each row reads its prompt's prefill
