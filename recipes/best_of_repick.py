@@ -19,11 +19,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from genixer.generation.best_of import pick, split_candidate
+from genixer.generation.best_of import ANNOTATIONS, pick, split_candidate
 from genixer.miniworld.coverage import row_kind
 from genixer.runs.files import write_jsonl
-
-ANNOTATIONS = ("kind", "kind_z", "all_z", "picked")   # what a pick added to each candidate
 
 
 def shares_for(option: str, world: str) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT, compose_config, shipped_mini_batch, world_overrides
-from genixer.generation.best_of import pick
+from genixer.generation.best_of import ANNOTATIONS, pick
 from genixer.generation.scoring import output_logprobs
 from genixer.generation.settings import Decoding
 
@@ -256,8 +256,7 @@ def test_generate_keeps_kinds_at_the_training_shares(tmp_path, small_world):
     assert shares == training_shares(instantiate(cfg.candidate_shares.mixture))
     assert shares["rec"]["color+shape"] > 0.3 and sum(shares["rec"].values()) == pytest.approx(1.0)
     assert set(shares) >= {"rec", "reg", "pointqa_local", "pointqa_v7w", "qca_box", "rd"}
-    annotated = ("kind", "kind_z", "all_z", "picked")
-    cands = [{k: v for k, v in json.loads(line).items() if k not in annotated}
+    cands = [{k: v for k, v in json.loads(line).items() if k not in ANNOTATIONS}
              for line in (out / "candidates.jsonl").read_text().splitlines()]
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     expected = pick(cands, row_kind, 0.0, shares)[0]

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 CANDIDATE_MARK = "#"   # candidate ids are ``<sample id>#<k>``
+ANNOTATIONS = ("kind", "kind_z", "all_z", "picked")   # what ``pick`` adds to each candidate (candidates.jsonl)
 
 
 def candidate_id(sample_id: str, k: int) -> str:

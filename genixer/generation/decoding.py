@@ -25,11 +25,12 @@ def decode_static(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     cache = StaticCache(config=model.config, max_cache_len=prompt + max_new_tokens)
     mask = torch.cat([attention_mask, attention_mask.new_ones(batch, max_new_tokens)], dim=1)
     positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-    first, row_of = (same_as_previous(input_ids, attention_mask, pixel_values) if share_prefill
-                     else (torch.arange(batch, device=input_ids.device),) * 2)
-    logits = model(input_ids=input_ids[first], pixel_values=pixel_values[first], attention_mask=mask[first, :prompt],
-                   position_ids=positions[first], past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
-    if len(first) < batch:   # each row reads its prompt's prefill
+    first, row_of = same_as_previous(input_ids, attention_mask, pixel_values) if share_prefill else (None, None)
+    shared = first is not None and len(first) < batch
+    rows = first if shared else slice(None)   # the rows prefilled (a slice: every row, no copy)
+    logits = model(input_ids=input_ids[rows], pixel_values=pixel_values[rows], attention_mask=mask[rows, :prompt],
+                   position_ids=positions[rows], past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    if shared:   # each row reads its prompt's prefill
         cache.reorder_cache(row_of)
         logits = logits[row_of]
     tokens = input_ids.new_full((batch, max_new_tokens), pad_token_id)

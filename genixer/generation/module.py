@@ -74,7 +74,7 @@ class GenerationModule(L.LightningModule):
             for start in range(0, len(rows), SCORE_ROWS):
                 part = slice(start, start + SCORE_ROWS)
                 scores = output_logprobs(self.model, prompts[part], torch.stack(list(pixels[part])).to(dtype),
-                                         outputs[part], self.codec.tokenizer.eos_token_id, pad)
+                                         outputs[part], eos, pad)
                 for row, (logp, tokens) in zip(rows[part], scores):
                     row.update(logp=round(logp, 4), logp_tokens=tokens)
         return rows

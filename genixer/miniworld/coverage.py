@@ -171,13 +171,14 @@ class Coverage:
         }
 
 
-def training_rows(mixture: Mixture, family: str) -> Iterator[dict]:
-    """The fields of ``family``'s training targets in ``mixture``, rendered and parsed as training renders them."""
+def training_rows(mixture: Mixture, family: str | None = None) -> Iterator[dict]:
+    """The fields of ``family``'s (None: every family's) training targets in ``mixture``, rendered and parsed as
+    training renders them."""
     items = mixture.items()
     dataset = InstructionDataset(items, mixture.tasks, codec=None, seed=mixture.seed)
     for i, (name, _) in enumerate(items):
         task = mixture.tasks[name]
-        if task.family == family:
+        if family is None or task.family == family:
             parsed = task.parse(dataset.render(i)[0][1])
             if parsed.ok:
                 yield (parsed.task or task).fields(parsed.record)
@@ -186,8 +187,10 @@ def training_rows(mixture: Mixture, family: str) -> Iterator[dict]:
 def training_shares(mixture: Mixture) -> dict[str, dict[str, float]]:
     """family -> row kind (``row_kind``) -> its share of the family's training rows in ``mixture``: the shares
     ``generation.best_of`` keeps each family's kinds at (``candidate_shares``)."""
-    families = sorted({task.family for task in mixture.tasks.values()})
-    return {f: shares(Counter(map(row_kind, training_rows(mixture, f)))) for f in families}
+    counts: dict[str, Counter] = {f: Counter() for f in sorted({task.family for task in mixture.tasks.values()})}
+    for row in training_rows(mixture):   # one pass over the mixture for every family
+        counts[row["family"]][row_kind(row)] += 1
+    return {f: shares(c) for f, c in counts.items()}
 
 
 def checked(row: dict, check: Check | None) -> list[tuple[str, bool | None]]:
