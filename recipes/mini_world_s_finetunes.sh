@@ -55,6 +55,11 @@
 #   axis_twr    : rel3_twr's overrides with the twin rows (REC and REG) only where the twins are within 15% of the side
 #                 on one axis (the position word must name the other; twins_close=0.15), 4x
 #   (no help at 925 steps: REC 81.9%, REG 91.5%, positions too close to call 26 / 23 against 26 / 22; RECIPE.md)
+#   from rel3_twr_w40 (shipped), 2,000 steps more with rel3_twr's overrides on a world of 80,000 training images
+#   (NUM_TRAIN=80000: its 40,000 and 40,000 new; session 37's step from 20,000 to 40,000 moved every family up):
+#   rel3_twr_w80
+#   from rel3_twr_w80, 2,000 steps more with the same overrides on a world of 120,000 (NUM_TRAIN=120000, 40,000 new):
+#   rel3_twr_w120
 # Usage: bash recipes/mini_world_s_finetunes.sh BASE RUNS_DIR OUT_DIR [STEPS]
 #   BASE: the checkpoint to start from (checkpoints/genixer_s_mini); OUT_DIR gets <variant>.tgz.part* (checkpoint,
 #   manifest, resolved config; cat the parts | tar -xz) and logs.tgz. VARIANTS: which run (default: all);
@@ -90,6 +95,8 @@ declare -A mix=(
   [rel3_twl2]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(listener 2)"
 )
 mix[rd5r_tw]=${mix[rd5_tw]}   # the same overrides; the world differs (RD_REASONING_FIRST=true)
+mix[rel3_twr_w80]=${mix[rel3_twr]}   # the same overrides; the world differs (NUM_TRAIN=80000)
+mix[rel3_twr_w120]=${mix[rel3_twr]}
 mix[deep_twr]=${mix[rel3_twr]}   # the same overrides; the base differs (deepened)
 mix[deep_twr_s1]="${mix[rel3_twr]} seed=1"
 mix[axis_twr]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins_rec 4) \
