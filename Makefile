@@ -81,9 +81,10 @@ demo-filter:
 # one-sided 95% lower confidence bound, not just as measured. REG is filtered at it and shown, but does not choose it
 # (since session 38: the REG rows CLIP scores highest already hold errors). On the demo world's 300 val images the
 # best-of-k decodings found no threshold (sessions 40-42: ~180 kept Genixer_S REC rows cannot prove 97% with a few
-# errors among them); on 1,000 (session 42): 0.8163508. CPU, ~18 minutes.
+# errors among them); on 1,000 (session 42): 0.8163508. CPU, ~16 minutes (built on first use, the world ~1 more).
 THRESHOLD := runs/demo_threshold
-VAL := queries='$${paths.mini_world}/images/val.jsonl' paths.mini_world=runs/grade_world_1000 world.num_val=1000
+GRADE_WORLD := paths.mini_world=runs/grade_world_1000 world.num_val=1000
+VAL := queries='$${paths.mini_world}/images/val.jsonl' $(GRADE_WORLD)
 demo-threshold: $(STAMP)
 	$(PY) generate.py experiment=mini_world_demo $(VAL) generator=$(GENERATOR) task=rec $(SAMPLE_L) \
 		hydra.run.dir=$(THRESHOLD)/generate/main_rec
@@ -92,8 +93,7 @@ demo-threshold: $(STAMP)
 	$(PY) generate.py experiment=mini_world_demo $(VAL) generator=$(GENERATOR_S) task=reg $(REG_S) \
 		hydra.run.dir=$(THRESHOLD)/generate/s_reg
 	for run in main_rec s_rec s_reg; do $(PY) filter.py run=$(THRESHOLD)/generate/$$run filter=clip_mini || exit 1; done
-	$(PY) evaluate.py experiment=mini_world_demo paths.mini_world=runs/grade_world_1000 world.num_val=1000 oracle.split=val \
-		filters=[$(THRESHOLD)/generate] \
+	$(PY) evaluate.py experiment=mini_world_demo $(GRADE_WORLD) oracle.split=val filters=[$(THRESHOLD)/generate] \
 		choose_threshold='{scorer: clip, field: cosine, min_precision: 0.97, confidence: 0.95, families: [rec]}' hydra.run.dir=$(THRESHOLD)/evaluate
 
 # Two lanes on the 2 cores: the study's end-to-end test (a chain of entry-point processes, mostly one core), the

@@ -1,4 +1,4 @@
-"""``generation.best_of``'s decoding cost: k candidates per sample, each scored, three ways in one process.
+"""``generation.best_of``'s decoding cost: k candidates per sample, each scored, four ways in one process.
 
   hf_dynamic+score  HF ``generate`` with the per-sample sampler, then one teacher-forced scoring forward (session 40's
                     demo path: ``generation.best_of`` with the default cache)
@@ -106,17 +106,17 @@ def main() -> None:
     def score(out):
         return output_logprobs(model, prompts, pixels, list(out), eos, pad)
 
+    def generate(**extra):   # HF generate with the per-sample sampler, forced to ``new`` tokens
+        return model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=new,
+                              min_new_tokens=new, do_sample=False, pad_token_id=pad, eos_token_id=eos,
+                              logits_processor=LogitsProcessorList([sampler()]), **extra)
+
     def hf():
-        out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=new,
-                             min_new_tokens=new, do_sample=False, pad_token_id=pad, eos_token_id=eos,
-                             logits_processor=LogitsProcessorList([sampler()]))[:, ids.shape[1]:]
+        out = generate()[:, ids.shape[1]:]
         return out, score(out)
 
     def hf_logits():   # HF's own step logits instead of a scoring forward
-        out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=new,
-                             min_new_tokens=new, do_sample=False, pad_token_id=pad, eos_token_id=eos,
-                             logits_processor=LogitsProcessorList([sampler()]), output_logits=True,
-                             return_dict_in_generate=True)
+        out = generate(output_logits=True, return_dict_in_generate=True)
         chosen = out.sequences[:, ids.shape[1]:]
         logp = torch.stack([torch.log_softmax(step.float(), -1) for step in out.logits], 1)
         return chosen, logp.gather(-1, chosen[..., None])[..., 0].sum(-1)

@@ -96,7 +96,7 @@ declare -A mix=(
 )
 mix[rd5r_tw]=${mix[rd5_tw]}   # the same overrides; the world differs (RD_REASONING_FIRST=true)
 mix[rel3_twr_w80]=${mix[rel3_twr]}   # the same overrides; the world differs (NUM_TRAIN=80000)
-mix[rel3_twr_w120]=${mix[rel3_twr]}
+mix[rel3_twr_w120]=${mix[rel3_twr]}   # the same again (NUM_TRAIN=120000, base rel3_twr_w80)
 mix[deep_twr]=${mix[rel3_twr]}   # the same overrides; the base differs (deepened)
 mix[deep_twr_s1]="${mix[rel3_twr]} seed=1"
 mix[axis_twr]="module.optimizer.lr=2.0e-4 $(repeat 2 reg pointqa_local) $(repeat 3 qca_box rd) $(twins_rec 4) \
