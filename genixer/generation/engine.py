@@ -1,9 +1,9 @@
 """A continuous-batching decode engine (the ``cache: engine`` generation option).
 
 A fixed set of KV-cache *slots* (``SlotCache``) holds one sequence each, at its own columns, so a finished
-sequence's slot takes a waiting prompt without touching the others. The decode step has fixed shapes (the
-first ``bucket`` slots, one token each, the cache's whole width, masked per row); on CUDA it is captured as one
-CUDA graph per bucket and replayed, one launch per step instead of the eager forward's Python. Once no prompt
+sequence's slot takes a waiting prompt without touching the others. The decode step (``DecodeStep``) has fixed
+shapes (the first ``bucket`` slots, one token each, the cache's whole width, masked per row); on CUDA it is captured
+as one CUDA graph per bucket and replayed, one launch per step instead of the eager forward's Python. Once no prompt
 waits, finished rows are compacted into the low slots so that decode runs over fewer. The host looks at the
 GPU every ``sync_every`` steps: it collects finished rows and launches the prefill of ``prefill_rows`` waiting
 prompts (right-padded, straight into free slots) on a side stream, beside the next decode steps, with the
@@ -19,7 +19,6 @@ a margin, over the bytes one slot's K/V takes; at most ``max_slots``).
 """
 from __future__ import annotations
 
-import inspect
 import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
@@ -29,9 +28,10 @@ from typing import Any
 import torch
 
 from genixer.generation.compiled_layers import CompiledLayers
+from genixer.generation.decode_step import DecodeStep, cache_kwarg
 from genixer.generation.engine_attention import attending_as_engine, engine_attention
 from genixer.generation.mt19937 import uses_kernel
-from genixer.generation.sampling import PerSampleSampler, next_box_state
+from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.slot_cache import SlotCache
 
 
@@ -50,11 +50,6 @@ class Request:
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
 
 
-def _cache_kwarg(module: torch.nn.Module) -> str:
-    """transformers renamed ``past_key_values`` to ``cache`` (5.2x); pass whichever the forward names."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
-
-
 class DecodeEngine:
     """Continuous batching over ``slots`` sequences of up to ``max_prompt`` + ``max_new_tokens`` tokens."""
 
@@ -64,20 +59,18 @@ class DecodeEngine:
                  memory_margin: float = 0.1, probe: list[Request] | None = None, max_slots: int | None = None,
                  timed: bool = False, compile_prefill: bool | None = None, compile_decode: bool | None = None) -> None:
         self.model, self.sampler = model, sampler
-        self.max_new, self.min_new, self.eos, self.pad = max_new_tokens, min_new_tokens, eos_token_id, pad_token_id
+        self.max_new, self.pad = max_new_tokens, pad_token_id
         self.max_prompt, self.width = max_prompt, -(-(max_prompt + max_new_tokens) // 16) * 16  # aligned rows
         self.prefill_rows, self.sync_every = prefill_rows, sync_every
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
-        self.decoder, self.head = model.get_decoder(), model.get_output_embeddings()
-        self.cache_kwarg, self.prefill_cache_kwarg = _cache_kwarg(self.decoder), _cache_kwarg(model.model)
+        self.prefill_cache_kwarg = cache_kwarg(model.model)
         # Prefill forwards and decode steps run the decoder's layers compiled (``CompiledLayers``; default: on a GPU).
         on_gpu = self.device.type == "cuda"
         prefill, decode = (on_gpu if flag is None else flag for flag in (compile_prefill, compile_decode))
-        layers = CompiledLayers(self.decoder, engine_attention) if prefill or decode else None
-        self.compiled_prefill, self.compiled_decode = layers if prefill else None, layers if decode else None
-        self.vocab = self.head.weight.shape[0]
-        self.text_config = model.config.get_text_config()
+        layers = CompiledLayers(model.get_decoder(), engine_attention) if prefill or decode else None
+        self.compiled_prefill = layers if prefill else None
+        self.text_config, self.vocab = model.config.get_text_config(), model.get_output_embeddings().weight.shape[0]
         self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, graph capture)
         if self.compiled_prefill and probe:
             with self._setup_clock("prefill_compile"):
@@ -86,37 +79,24 @@ class DecodeEngine:
             with self._setup_clock("slot_probe"):
                 slots = min(self._slot_count(probe, memory_margin), max_slots or float("inf"))
         self.slots = int(slots)
-        n = self.slots
-        self.cache = SlotCache(self.text_config, n, self.width, self.dtype, self.device)
-        # The decode step's state, updated in place (a CUDA graph replays these very tensors).
-        self.tokens = torch.full((n,), pad_token_id, dtype=torch.long, device=self.device)
-        self.steps = torch.zeros(n, dtype=torch.long, device=self.device)  # tokens generated so far
-        self.seeds = torch.zeros(n, dtype=torch.long, device=self.device)
-        self.done = torch.ones(n, dtype=torch.bool, device=self.device)
-        self.limits = torch.full((n,), max_new_tokens, dtype=torch.long, device=self.device)
-        self.out = torch.full((n, max_new_tokens), pad_token_id, dtype=torch.long, device=self.device)
-        self.columns = torch.arange(self.width, device=self.device)
-        marks = sampler.box_marks if sampler is not None else None
-        self.box_marks = None if marks is None else marks.to(self.device)
-        self.in_box = None if marks is None else torch.zeros(n, dtype=torch.bool, device=self.device)
+        self.cache = SlotCache(self.text_config, self.slots, self.width, self.dtype, self.device)
         # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
         self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
-        self.noise = torch.zeros(n, self.vocab, device=self.device, dtype=torch.float32) if self.host_noise else None
-        self.occupant: list[Request | None] = [None] * n
-        self.host_steps = [0] * n  # the host's copy of ``steps`` (CPU noise needs it)
+        self.decode = DecodeStep(model, self.cache, max_new_tokens, min_new_tokens, eos_token_id, pad_token_id, sampler,
+                                 self._attention, layers if decode else None, self.host_noise)
+        self.occupant: list[Request | None] = [None] * self.slots
+        self.host_steps = [0] * self.slots  # the host's copy of the decode step's ``steps`` (CPU noise needs it)
         self.waiting: deque[Request] = deque()
         self.pending = None  # the launched prefill chunk, until it lands
-        self.side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self.side = torch.cuda.Stream(self.device) if on_gpu else None
         # Seconds in prefill / decode / collect, prompts prefilled, decode steps (``timed`` syncs to measure).
         self.timed, self.stats = timed, {"prefill_s": 0.0, "decode_s": 0.0, "collect_s": 0.0, "prefilled": 0, "steps": 0}
-        use_graphs = self.device.type == "cuda" if graphs is None else graphs
         # Decode runs over the first ``bucket`` slots, the smallest bucket holding every occupied slot (finished
-        # rows are compacted downwards once no prompt waits); one CUDA graph per bucket, sharing one memory pool.
-        self.buckets = sorted({-(-n * j // 8) for j in range(1, 9)})
-        self.graphs = None
-        if use_graphs:
-            with self._setup_clock("graph_capture"):   # with compile_decode: the decode step's compile too
-                self.graphs = self._capture()
+        # rows are compacted downwards once no prompt waits); on CUDA one graph per bucket.
+        self.buckets = sorted({-(-self.slots * j // 8) for j in range(1, 9)})
+        if on_gpu if graphs is None else graphs:
+            with self._setup_clock("graph_capture"):   # with compiled decode layers: their compile too
+                self.decode.capture(self.buckets, max_prompt)
 
     # -- public ---------------------------------------------------------------------------------------------
     def submit(self, requests: list[Request]) -> None:
@@ -229,9 +209,9 @@ class DecodeEngine:
             pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
             hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
             last = torch.tensor(lengths, device=self.device) - 1
-            logits = self.head(hidden[torch.arange(len(batch), device=self.device), last])
+            logits = self.decode.head(hidden[torch.arange(len(batch), device=self.device), last])
             seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
-            first = self._choose(logits, torch.zeros_like(seeds), seeds, None if noise is None else noise.to(self.device))
+            first = self.decode.choose(logits, torch.zeros_like(seeds), seeds, None if noise is None else noise.to(self.device))
             limits = torch.tensor([r.max_new_tokens or self.max_new for r in batch], device=self.device)
             ready = torch.cuda.Event() if self.side is not None else None
             if ready is not None:
@@ -248,14 +228,8 @@ class DecodeEngine:
         slots, batch, index, first, seeds, last, limits, ready = self.pending
         if ready is not None:
             torch.cuda.current_stream().wait_event(ready)
-        self.tokens[index], self.seeds[index], self.steps[index] = first, seeds, 1
+        self.decode.admit(index, first, seeds, limits)
         self.cache.positions[index] = last + 1  # where the first new token's K/V goes
-        self.out[index] = self.pad
-        self.out[index, 0] = first
-        self.limits[index] = limits
-        self.done[index] = (first == self.eos) | (limits <= 1)
-        if self.in_box is not None:
-            self.in_box[index] = next_box_state(self.box_marks, torch.zeros_like(first, dtype=torch.bool), first)
         for s, r in zip(slots, batch):
             self.occupant[s], self.host_steps[s] = r, 1
         self.pending = None
@@ -279,11 +253,11 @@ class DecodeEngine:
 
     def _collect(self) -> list[tuple[Request, torch.Tensor]]:
         """Free the slots whose sequence finished (one host sync)."""
-        done = self.done.tolist()
+        done = self.decode.done.tolist()
         finished = [s for s, r in enumerate(self.occupant) if r is not None and r is not RESERVED and done[s]]
         if not finished:
             return []
-        out = self.out[finished].cpu()
+        out = self.decode.out[finished].cpu()
         result = []
         for row, s in enumerate(finished):
             result.append((self.occupant[s], out[row]))
@@ -298,73 +272,23 @@ class DecodeEngine:
         if not movers:
             return
         holes = [s for s in range(len(occupied)) if self.occupant[s] is None]
-        src, dst = torch.tensor(movers, device=self.device), torch.tensor(holes, device=self.device)
-        self.cache.move(src, dst)
-        for state in (self.tokens, self.steps, self.seeds, self.done, self.out, self.limits, self.cache.positions,
-                      self.in_box):
-            if state is not None:
-                state[dst] = state[src]
+        self.decode.move(torch.tensor(movers, device=self.device), torch.tensor(holes, device=self.device))
         for s, d in zip(movers, holes):
             self.occupant[d], self.host_steps[d], self.occupant[s] = self.occupant[s], self.host_steps[s], None
-        self.done[src] = True
 
-    # -- the decode step ------------------------------------------------------------------------------------
+    # -- decode steps -------------------------------------------------------------------------------------
     def _decode(self) -> None:
+        """One decode step over the smallest bucket holding every occupied slot."""
         if self.host_noise:
             live = [s for s, r in enumerate(self.occupant) if r is not None and r is not RESERVED]
             noise = self._cpu_noise([self.occupant[s].seed for s in live], [self.host_steps[s] for s in live])
-            self.noise[live] = noise.to(self.device, non_blocking=True)
+            self.decode.noise[live] = noise.to(self.device, non_blocking=True)
         for s, r in enumerate(self.occupant):
             if r is not None:
                 self.host_steps[s] += 1
         top = max((s for s, r in enumerate(self.occupant) if r is not None), default=0) + 1
         bucket = next(b for b in self.buckets if b >= top)
-        if self.graphs is not None:
-            self.graphs[bucket].replay()
-        else:
-            self._step(bucket)
-
-    def _step(self, n: int) -> None:
-        """One token for each of the first ``n`` slots, in place; finished and empty ones compute too."""
-        self.cache.active = n
-        # A finished, empty or reserved (prefilling) slot writes at the last column, which no sequence reaches,
-        # and attends to column 0 alone: its result is thrown away, and reading its whole row cost as much as
-        # a live row's.
-        idle = self.done[:n]
-        positions = torch.where(idle, self.width - 1, self.cache.positions[:n].clamp(max=self.width - 1))
-        mask = torch.where(idle[:, None], self.columns[None] == 0, self.columns[None] <= positions[:, None])[:, None, None]
-        self.cache.positions[:n] = positions
-        with self._attention(), self.compiled_decode() if self.compiled_decode else nullcontext():
-            hidden = self.decoder(input_ids=self.tokens[:n, None], attention_mask=mask, position_ids=positions[:, None],
-                                  use_cache=True, **{self.cache_kwarg: self.cache}).last_hidden_state
-        steps, done, rows = self.steps[:n], self.done[:n], self.cache.rows[:n]
-        in_box = None if self.in_box is None else self.in_box[:n]
-        chosen = self._choose(self.head(hidden[:, -1]), steps, self.seeds[:n], None if self.noise is None else self.noise[:n],
-                              in_box)
-        if in_box is not None:
-            in_box.copy_(next_box_state(self.box_marks, in_box, chosen))
-        live = ~done
-        step = steps.clamp(max=self.max_new - 1)
-        self.out[rows, step] = torch.where(live, chosen, self.out[rows, step])
-        done |= live & ((chosen == self.eos) | (steps + 1 >= self.limits[:n]))
-        self.tokens[:n] = chosen
-        steps += 1
-        self.cache.positions[:n] += 1
-
-    def _choose(self, logits, steps, seeds, noise, in_box=None) -> torch.Tensor:
-        """The next token of each row: EOS barred before ``min_new_tokens``, then greedy or sampled (greedy where
-        ``in_box``)."""
-        scores = logits.float()
-        if self.min_new:
-            barred = (steps < self.min_new)[:, None] & (torch.arange(scores.shape[-1], device=scores.device) == self.eos)
-            scores = scores.masked_fill(barred, float("-inf"))
-        if self.sampler is not None:
-            noise = self.sampler.gumbel(seeds, steps, scores) if noise is None else noise
-            sampled = self.sampler.sample_scores(scores, noise)
-            if self.sampler.sample_tokens is not None:
-                sampled = torch.where((steps < self.sampler.sample_tokens)[:, None], sampled, scores)
-            scores = self.sampler.greedy_in_boxes(sampled, scores, in_box)
-        return scores.argmax(-1)
+        self.decode(bucket)
 
     def _cpu_noise(self, seeds: list[int], steps: list[int]) -> torch.Tensor:
         """mt19937 noise for rows that still sample (zeros past ``sample_tokens``), pinned for the copy."""
@@ -374,31 +298,3 @@ class DecodeEngine:
         if rows:
             noise[rows] = self.sampler.gumbel([seeds[i] for i in rows], [steps[i] for i in rows], noise)
         return noise.pin_memory() if self.device.type == "cuda" else noise
-
-    def _capture(self) -> dict[int, torch.cuda.CUDAGraph]:
-        """Warm the decode step up on a side stream, then capture it per bucket, largest first (slots all
-        idle: nothing is lost). Replays never overlap and write only the engine's own state, so the graphs
-        share one memory pool."""
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        # Warm-up rows are live and a whole prompt long: the decode attention kernel is tuned at its first call,
-        # and rows of one column would tune it for launch overhead rather than for reading a real row.
-        self.done.fill_(False)
-        self.cache.positions.fill_(self.max_prompt)
-        with torch.cuda.stream(stream), torch.no_grad():
-            # The largest bucket first (where the kernel tunes); compiled decode layers warm every bucket, so that
-            # they compile before capture, never inside it (a bucket of 1 compiles apart).
-            for _ in range(2):
-                for n in reversed(self.buckets) if self.compiled_decode else [self.slots]:
-                    self._step(n)
-        torch.cuda.current_stream().wait_stream(stream)
-        graphs, pool = {}, torch.cuda.graph_pool_handle()
-        for n in sorted(self.buckets, reverse=True):
-            graphs[n] = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graphs[n], pool=pool), torch.no_grad():
-                self._step(n)
-        self.steps.zero_()
-        self.cache.positions.zero_()
-        self.done.fill_(True)
-        self.out.fill_(self.pad)
-        return graphs
