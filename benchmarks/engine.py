@@ -28,6 +28,7 @@ from torch._dynamo.utils import counters
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
+from genixer.generation.decode_step import DecodeStep
 from genixer.generation.engine import RESERVED, DecodeEngine, Request
 from genixer.generation.sampling import PerSampleSampler, counter_gumbel
 from genixer.runs.roofline import kv_bytes_per_token, request_seconds
@@ -48,22 +49,26 @@ class ForceEOS(LogitsProcessor):
         return torch.where(at, forced, scores)
 
 
-class ForcedLengthEngine(DecodeEngine):
+class ForcedLengthStep(DecodeStep):
     """Ends each request at its drawn length with an EOS token: its limit is the length, and the token chosen
     at the last step is EOS (the same work as a model that says EOS there)."""
 
-    def _step(self, n: int) -> None:
+    def step(self, n: int) -> None:
         self.decoding = True
         try:
-            super()._step(n)
+            super().step(n)
         finally:
             self.decoding = False
 
-    def _choose(self, logits, steps, seeds, noise):
-        chosen = super()._choose(logits, steps, seeds, noise)
+    def choose(self, logits, steps, seeds, noise, in_box=None):
+        chosen = super().choose(logits, steps, seeds, noise, in_box)
         if not getattr(self, "decoding", False):  # prefill: lengths are >= 16, never the first token
             return chosen
         return torch.where(steps + 1 == self.limits[:len(steps)], self.eos, chosen)
+
+
+class ForcedLengthEngine(DecodeEngine):
+    step_class = ForcedLengthStep
 
 
 def matmul_rate() -> float:
@@ -321,7 +326,7 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     engine.submit(requests)
     finished = engine.run(drain=False)   # until the last request has a slot: the slots stay full up to here
     torch.cuda.synchronize()
-    steps = engine.steps.tolist()   # tokens so far of the rows still in their slots
+    steps = engine.decode.steps.tolist()   # tokens so far of the rows still in their slots
     in_flight = sum(steps[s] for s, r in enumerate(engine.occupant) if r is not None and r is not RESERVED)
     def tokens(rows) -> int:   # up to each row's last non-pad token (a random model may choose the pad id)
         return sum(int(torch.nonzero(ids != pad).max()) + 1 if (ids != pad).any() else 0 for _, ids in rows)

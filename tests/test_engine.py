@@ -71,6 +71,22 @@ def test_engine_counts_and_limits(mini):
         DecodeEngine(model, 10, 4, tok.eos_token_id, tok.pad_token_id)
 
 
+def test_the_mixed_benchmarks_engine_ends_each_row_with_eos_at_its_length(mini):
+    """``benchmarks/engine.py``'s mixed-length workload: EOS chosen at each request's own last step (EOS barred
+    before: no row could end early by itself)."""
+    from benchmarks.engine import ForcedLengthEngine
+
+    _, codec, model, batch = mini
+    tok = codec.tokenizer
+    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    engine = ForcedLengthEngine(model, max(map(len, ids)), 12, tok.eos_token_id, tok.pad_token_id, min_new_tokens=12,
+                                slots=2)
+    engine.submit([Request(k, ids[k], batch["pixel_values"][k], max_new_tokens=3 + k) for k in range(len(ids))])
+    for request, row in engine.run():
+        real = row[row != tok.pad_token_id].tolist()
+        assert len(real) == 3 + request.key and real[-1] == tok.eos_token_id and tok.eos_token_id not in real[:-1]
+
+
 def test_the_module_times_building_its_engine(mini):
     """``engine_setup_s`` (the generation manifest's): the engine is built, and timed, once for batches that fit it."""
     from genixer.generation.module import GenerationModule

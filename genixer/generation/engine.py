@@ -53,6 +53,8 @@ RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant wh
 class DecodeEngine:
     """Continuous batching over ``slots`` sequences of up to ``max_prompt`` + ``max_new_tokens`` tokens."""
 
+    step_class = DecodeStep   # the decode step (a subclass may change how tokens are chosen)
+
     def __init__(self, model, max_prompt: int, max_new_tokens: int, eos_token_id: int, pad_token_id: int,
                  min_new_tokens: int = 0, sampler: PerSampleSampler | None = None, slots: int | str = "auto",
                  prefill_rows: int = 16, sync_every: int = 8, graphs: bool | None = None,
@@ -82,7 +84,7 @@ class DecodeEngine:
         self.cache = SlotCache(self.text_config, self.slots, self.width, self.dtype, self.device)
         # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
         self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
-        self.decode = DecodeStep(model, self.cache, max_new_tokens, min_new_tokens, eos_token_id, pad_token_id, sampler,
+        self.decode = self.step_class(model, self.cache, max_new_tokens, min_new_tokens, eos_token_id, pad_token_id, sampler,
                                  self._attention, layers if decode else None, self.host_noise)
         self.occupant: list[Request | None] = [None] * self.slots
         self.host_steps = [0] * self.slots  # the host's copy of the decode step's ``steps`` (CPU noise needs it)
