@@ -141,6 +141,44 @@ def sanity() -> dict:
     return result
 
 
+def prefill_cache_write(slots: int = 267, rows: int = 16, length: int = 628, width: int = 768, reps: int = 20) -> dict:
+    """One layer's prefill K/V write into the slot cache at 7B shape (bf16): microseconds for ``index_copy_`` into
+    the column slice (the engine before session 43) and for ``SlotCache.prefill_into``'s copies, with the chunk's
+    slots in one run and in ``rows`` scattered ones."""
+    from transformers import LlamaConfig
+
+    from genixer.generation.slot_cache import SlotCache
+    config = LlamaConfig(hidden_size=4096, num_attention_heads=32, num_key_value_heads=32, num_hidden_layers=1)
+    cache = SlotCache(config, slots, width, torch.bfloat16, torch.device("cuda"))
+    key = torch.randn(rows, length, 32, 128, device="cuda", dtype=torch.bfloat16).transpose(1, 2)  # as the layers give
+    value = torch.randn_like(key)
+    out = {"slots": slots, "rows": rows, "length": length, "MB_written": round(2 * key.numel() * 2 / 1e6, 1)}
+    scattered = list(range(0, rows * 16, 16))
+    def index_copy():
+        index = torch.arange(rows, device="cuda")
+        cache.keys[0].narrow(2, 0, length).index_copy_(0, index, key)
+        cache.values[0].narrow(2, 0, length).index_copy_(0, index, value)
+    def runs(slots):
+        def write():
+            with cache.prefill_into(slots):
+                cache.update(key, value, 0)
+        return write
+    for name, fn in (("index_copy", index_copy), ("one_run", runs(list(range(rows)))), ("scattered", runs(scattered))):
+        fn()
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        out[f"{name}_us"] = round(1e3 * start.elapsed_time(end) / reps, 1)
+    expect = torch.zeros_like(cache.keys[0])
+    expect[scattered, :, :length] = key
+    out["scattered_written_right"] = bool(torch.equal(cache.keys[0][scattered], expect[scattered]))
+    return out
+
+
 def attention_kernels(slots: int = 128, width: int = 768, reps: int = 20) -> dict:
     """One decode step's attention of one layer at 7B shape (32 heads x 128, bf16), rows' lengths drawn from
     640-768 of ``width`` columns: microseconds per call of our kernel and of SDPA's kernels that run it."""
@@ -253,6 +291,10 @@ def main() -> None:
     flops_rate, bandwidth = matmul_rate(), copy_bandwidth()
     result.update(params=params, matmul_TFLOPs=round(flops_rate / 1e12, 1), copy_bandwidth_GBps=round(bandwidth / 1e9),
                   prompt_tokens_mean=round(sum(map(len, prompts)) / len(prompts), 1), requests=args.requests, runs=[])
+    try:
+        result["prefill_cache_write"] = prefill_cache_write()
+    except Exception as err:  # noqa: BLE001 - report it and still measure
+        result["prefill_cache_write"] = f"{type(err).__name__}: {err}"
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}), flush=True)
     if args.profile:
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -250,3 +250,23 @@ def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
                                     pad_token_id=codec.tokenizer.pad_token_id)
         assert greedy[0, prefix.shape[1]:].tolist() == ids[opened:closed]
     assert checked >= 3
+
+
+def test_a_prefill_writes_each_prompt_to_its_slot():
+    """``SlotCache.prefill_into``: rows go to their slots, in runs of consecutive slots; the rest stay untouched."""
+    from transformers import LlamaConfig
+
+    from genixer.generation.slot_cache import SlotCache
+
+    cache = SlotCache(LlamaConfig(hidden_size=16, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=1),
+                      6, 8, torch.float32, torch.device("cpu"))
+    key, value = torch.randn(4, 2, 5, 8), torch.randn(4, 2, 5, 8)
+    with cache.prefill_into([4, 0, 1, 3]):
+        assert cache.prefill_runs == [(4, 0, 1), (0, 1, 2), (3, 3, 1)]
+        keys, values = cache.update(key, value, 0)
+        assert keys is key and values is value   # the prompts attend to their own keys only
+    assert cache.prefill_runs is None
+    for got, new in ((cache.keys[0], key), (cache.values[0], value)):
+        want = torch.zeros(6, 2, 8, 8)
+        want[[4, 0, 1, 3], :, :5] = new
+        assert torch.equal(got, want)

@@ -10,6 +10,7 @@ the softmax online in float32. The result equals SDPA's with the same mask up to
 """
 from __future__ import annotations
 
+import inspect
 import logging
 
 import torch
@@ -113,8 +114,10 @@ if triton is not None:
     # On a GPU the block size, warps and pipeline depth are tuned per cache width, at the first call (the engine's
     # warm-up step, before its CUDA graphs are captured); the interpreter runs the plain kernel. The candidates
     # surround the best of 27 on an H200 at 7B shape (64 columns, 2 warps, 2 stages: 413 us against 391 for
-    # cuDNN's SDPA and 743 for the memory-efficient one); all 27 cost a generation run ~20 s of start-up.
+    # cuDNN's SDPA and 743 for the memory-efficient one); all 27 cost a generation run ~20 s of start-up. The choice
+    # is kept in Triton's cache directory: a machine tunes once per width.
     _tuned_kernel = triton.autotune(
         [triton.Config({"BLOCK": b}, num_warps=w, num_stages=s)
          for b, w, s in ((64, 2, 2), (64, 2, 3), (64, 4, 2), (32, 2, 2), (128, 4, 2), (128, 8, 2))],
-        key=["width", "D", "GROUP"])(_decode_kernel)
+        key=["width", "D", "GROUP"],
+        **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}))(_decode_kernel)

@@ -120,12 +120,14 @@ class DecodeEngine:
         Each round: the previous round's prefill joins the decode, one chunk of waiting prompts is prefilled
         on a side stream while ``sync_every`` decode steps run on the main one (meant to overlap, compute beside
         memory traffic; on an H200 they run one after the other), then the finished rows are collected. (Landing
-        the chunk before this round's steps instead would add 2% busy rows per step: not worth a switch.)"""
+        the chunk before this round's steps instead would add 2% busy rows per step: not worth a switch.) Without
+        ``drain`` the last round returns before its collect: its steps keep the GPU busy while the caller fetches
+        more prompts, and the next call collects them."""
         finished = []
         while True:
             self._land()
             running = any(r is not None for r in self.occupant)
-            if not (running or self.waiting) or (not drain and not self.waiting):
+            if not (running or self.waiting):
                 return finished
             self._launch()
             if running:
@@ -133,6 +135,8 @@ class DecodeEngine:
                     for _ in range(self.sync_every):
                         self._decode()
                 self.stats["steps"] += self.sync_every
+            if not drain and not self.waiting:
+                return finished
             with self._clock("collect_s"):
                 finished += self._collect()
             if not self.waiting and self.pending is None:
@@ -164,7 +168,7 @@ class DecodeEngine:
         ids[:, :len(probe.input_ids)] = probe.input_ids.to(self.device)
         pixels = probe.pixel_values.to(self.device, self.dtype)[None].expand(rows, *probe.pixel_values.shape)
         with torch.no_grad():
-            self._forward_prefill(ids, pixels, cache, torch.arange(rows, device=self.device))
+            self._forward_prefill(ids, pixels, cache, list(range(rows)))
 
     def _compile_prefill(self, probe: Request) -> None:
         """Compile the prefill for chunks of one prompt and of several (a size of 1 compiles apart) now: a compile
@@ -209,7 +213,7 @@ class DecodeEngine:
             self.side.wait_stream(torch.cuda.current_stream())
         with self._clock("prefill_s"), torch.cuda.stream(self.side) if self.side is not None else nullcontext():
             pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
-            hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, index)
+            hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, slots)
             last = torch.tensor(lengths, device=self.device) - 1
             logits = self.decode.head(hidden[torch.arange(len(batch), device=self.device), last])
             seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
@@ -236,17 +240,13 @@ class DecodeEngine:
             self.occupant[s], self.host_steps[s] = r, 1
         self.pending = None
 
-    def _forward_prefill(self, ids, pixels, cache: SlotCache, index) -> torch.Tensor:
+    def _forward_prefill(self, ids, pixels, cache: SlotCache, slots: list[int]) -> torch.Tensor:
         n = ids.shape[1]
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
-        cache.prefill_slots = index
-        try:
-            with self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
-                out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
-                                       position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
-                                       use_cache=True, **{self.prefill_cache_kwarg: cache})
-        finally:
-            cache.prefill_slots = None
+        with cache.prefill_into(slots), self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
+            out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
+                                   position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
+                                   use_cache=True, **{self.prefill_cache_kwarg: cache})
         return out.last_hidden_state
 
     def _attention(self):

@@ -1,6 +1,8 @@
 """The engine's KV cache: one row ("slot") per sequence, each written at its own columns."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from genixer.runs.roofline import head_dim, kv_bytes_per_token
@@ -10,9 +12,9 @@ class SlotCache:
     """Per-layer K/V ``(slots, kv_heads, width, head_dim)``, written per slot.
 
     The model calls ``update`` from every attention layer (duck-typed for transformers' ``Cache``). In prefill
-    (``self.prefill_slots`` set) the new keys go to columns 0..n-1 of those slots and attention sees only
-    them; in decode each slot's one new key goes to its own column (``self.positions``) and attention sees
-    the whole width under the caller's mask.
+    (``prefill_into``: the chunk's slots, row by row) the new keys go to columns 0..n-1 of those slots and attention
+    sees only them; in decode each slot's one new key goes to its own column (``self.positions``) and attention
+    sees the whole width under the caller's mask.
     """
 
     def __init__(self, text_config, slots: int, width: int, dtype: torch.dtype, device: torch.device) -> None:
@@ -21,7 +23,7 @@ class SlotCache:
         self.values = [torch.zeros_like(k) for k in self.keys]
         self.rows = torch.arange(slots, device=device)
         self.positions = torch.zeros(slots, dtype=torch.long, device=device)
-        self.prefill_slots: torch.Tensor | None = None
+        self.prefill_runs: list[tuple[int, int, int]] | None = None   # (first slot, first row, count)
         self.active = slots  # decode touches slots [0, active) only
 
     @staticmethod
@@ -30,16 +32,33 @@ class SlotCache:
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         k, v = self.keys[layer_idx], self.values[layer_idx]
-        if self.prefill_slots is not None:
+        if self.prefill_runs is not None:
             n = key.shape[2]
-            k.narrow(2, 0, n).index_copy_(0, self.prefill_slots, key)
-            v.narrow(2, 0, n).index_copy_(0, self.prefill_slots, value)
+            for slot, row, count in self.prefill_runs:  # a strided copy per run of consecutive slots
+                k[slot:slot + count, :, :n].copy_(key[row:row + count])
+                v[slot:slot + count, :, :n].copy_(value[row:row + count])
             return key, value
         n = self.active
         k, v = k[:n], v[:n]
         k[self.rows[:n], :, self.positions[:n]] = key[:, :, 0]
         v[self.rows[:n], :, self.positions[:n]] = value[:, :, 0]
         return k, v
+
+    @contextmanager
+    def prefill_into(self, slots: list[int]):
+        """Inside: the forward's prompts (rows, in order) are written to ``slots``. Runs of consecutive slots are
+        copied whole: ``index_copy_`` into the column slice ran at a fifth of the copy bandwidth (an H200)."""
+        runs = []
+        for row, slot in enumerate(slots):
+            if runs and slot == runs[-1][0] + runs[-1][2]:
+                runs[-1][2] += 1
+            else:
+                runs.append([slot, row, 1])
+        self.prefill_runs = [tuple(run) for run in runs]
+        try:
+            yield
+        finally:
+            self.prefill_runs = None
 
     def move(self, src: torch.Tensor, dst: torch.Tensor) -> None:
         """Copy slots ``src``' K/V to slots ``dst`` (compaction)."""
