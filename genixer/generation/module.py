@@ -32,6 +32,7 @@ class GenerationModule(L.LightningModule):
         self.model, self.engine, self.slots = None, None, None
         self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
         self.engine_setup_parts_s: dict[str, float] = {}   # the same by part (``DecodeEngine.setup_s``)
+        self.engine_run_s = 0.0   # the host's time inside the engine's runs (the rest of a run's time is the loop's)
         self.box_marks = None   # ``greedy_boxes``' bracket table, built on first use
         self.word_groups = None   # ``word_groups``' token ids, built on first use
 
@@ -95,7 +96,9 @@ class GenerationModule(L.LightningModule):
             self.engine = self.new_engine(longest, requests)
         if self.engine is not None:
             self.engine.submit(requests)
+            start = time.perf_counter()
             finished += self.engine.run(drain)
+            self.engine_run_s += time.perf_counter() - start
         return finished
 
     def on_predict_end(self) -> None:
