@@ -102,17 +102,6 @@ def test_the_module_times_building_its_engine(mini):
     assert module.engine_setup_parts_s == {}   # on a CPU with set slots: no compile, no probe, no graphs
 
 
-def test_the_engine_takes_its_batches_from_host_memory(mini):
-    """Lightning's batch transfer is skipped for the engine (it copies each prefill chunk itself), kept otherwise."""
-    from genixer.generation.module import GenerationModule
-
-    backbone, codec, _, batch = mini
-    for cache, moved in (("engine", False), ("static", True)):
-        module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": 4}))
-        out = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
-        assert (out["input_ids"].device.type == "meta") == moved and (out is batch) != moved
-
-
 def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):
     """Prefill hands SDPA no mask (right-padded prompts: causal is exact, and takes the flash kernel); a decode step
     hands it its mask; the model's own attention setting is back afterwards."""

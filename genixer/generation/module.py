@@ -61,13 +61,6 @@ class GenerationModule(L.LightningModule):
             rows += self.rows(batch["meta"], prompts, batch["pixel_values"], new.cpu(), logprobs)
         return rows
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
-        """The engine takes its prompts from host memory and copies each prefill chunk itself: a batch moved here
-        would have the loop wait (its first read syncs) for the decode steps still queued on the GPU."""
-        if self.decoding.cache == "engine":
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def rows(self, metas: list[dict], prompts: list[torch.Tensor], pixels, outputs, logprobs=None) -> list[dict]:
         """The generated rows; with ``best_of`` > 1, each with how likely the model finds its text (``logp``, the
         candidates' score, over ``logp_tokens`` tokens): the decoding's own (``logprobs``) or one scoring forward."""
@@ -78,10 +71,10 @@ class GenerationModule(L.LightningModule):
             for row, ids, logp in zip(rows, outputs, logprobs.tolist()):
                 row.update(logp=round(logp, 4), logp_tokens=len(until_eos(ids, eos)))
         elif self.decoding.best_of > 1:
-            param = next(self.model.parameters())
+            dtype = next(self.model.parameters()).dtype
             for start in range(0, len(rows), SCORE_ROWS):
                 part = slice(start, start + SCORE_ROWS)
-                scores = output_logprobs(self.model, prompts[part], torch.stack(list(pixels[part])).to(param.device, param.dtype),
+                scores = output_logprobs(self.model, prompts[part], torch.stack(list(pixels[part])).to(dtype),
                                          outputs[part], eos, pad)
                 for row, (logp, tokens) in zip(rows[part], scores):
                     row.update(logp=round(logp, 4), logp_tokens=tokens)
@@ -90,8 +83,9 @@ class GenerationModule(L.LightningModule):
     def stream(self, batch: dict, drain: bool, keys: list | None = None) -> list[tuple]:
         """Queue the batch's prompts on the engine; ``(request, new ids)`` of the sequences finished meanwhile
         (a request's key: its row's meta, unless given)."""
+        dtype = next(self.model.parameters()).dtype
         keys = batch["meta"] if keys is None else keys
-        requests = [Request(key, ids[mask.bool()], pixels, meta.get("seed", 0)) for key, meta, ids, mask, pixels
+        requests = [Request(key, ids[mask.bool()], pixels.to(dtype), meta.get("seed", 0)) for key, meta, ids, mask, pixels
                     in zip(keys, batch["meta"], batch.get("input_ids", []), batch.get("attention_mask", []),
                            batch.get("pixel_values", []))]
         longest = max((len(r.input_ids) for r in requests), default=0)
