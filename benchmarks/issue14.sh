@@ -4,7 +4,8 @@
 #           session 28 measured here the overlap switches it then removed: results/engine_NVIDIA_H200_overlap.json)
 #   rest    sampled and mixed (WORKLOADS), 1,024 requests, HF at --hf-batch vs the engine (VARIANT: a list, default
 #           compiled_decode; TAG names the result file)
-#   e2e     generation.py --cache engine on 2,048 JPEGs (the compiler's cache as the machine has it)
+#   e2e     generation.py --cache engine on IMAGES JPEGs (default 2,048; the compiler's cache as the machine has it)
+#   e2e8k   the same on 8,192 JPEGs after a 256-image run that warms the compiler's cache (session 43: ~420 s)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
 #           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
@@ -12,7 +13,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, rest, e2e or hfmax}
+stage=${1:?stage: greedy, rest, e2e, e2e8k or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -26,12 +27,16 @@ case $stage in
            --variants "${VARIANTS:-compiled_decode,rows32}" --tag "greedy_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/greedy.log" ;;
   rest)  timeout 560 $py -m benchmarks.engine --workloads "${WORKLOADS:-sampled,mixed}" --requests 1024 --hf-batch "$hf" --skip-sanity \
            --variants "${VARIANT:-compiled_decode}" --tag "${TAG:-rest}_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
-  e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images 2048 --batch-size 128 --workers 12 \
-           --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e.log" | tail -22 ;;
+  e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images "${IMAGES:-2048}" --batch-size 128 --workers 12 \
+           --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e.log" | tail -25 ;;
+  e2e8k) timeout 150 $py -m benchmarks.generation --cache engine --images 256 --batch-size 128 --workers 12 \
+           --reference 0 --out "$out/warmup" > "$out/e2e8k_warmup.log" 2>&1
+         timeout 420 $py -m benchmarks.generation --cache engine --images 8192 --batch-size 128 --workers 12 \
+           --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e8k.log" | tail -25 ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, rest, e2e, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, rest, e2e, e2e8k, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"

@@ -253,20 +253,22 @@ def test_greedy_boxes_is_greedy_inside_boxes_on_every_path():
 
 
 def test_a_prefill_writes_each_prompt_to_its_slot():
-    """``SlotCache.prefill_into``: rows go to their slots, in runs of consecutive slots; the rest stay untouched."""
+    """``SlotCache.prefill_into``: rows go to their slots (in runs of consecutive slots, or by index when the runs
+    are many); the rest stay untouched."""
     from transformers import LlamaConfig
 
     from genixer.generation.slot_cache import SlotCache
 
-    cache = SlotCache(LlamaConfig(hidden_size=16, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=1),
-                      6, 8, torch.float32, torch.device("cpu"))
-    key, value = torch.randn(4, 2, 5, 8), torch.randn(4, 2, 5, 8)
-    with cache.prefill_into([4, 0, 1, 3]):
-        assert cache.prefill_runs == [(4, 0, 1), (0, 1, 2), (3, 3, 1)]
-        keys, values = cache.update(key, value, 0)
-        assert keys is key and values is value   # the prompts attend to their own keys only
-    assert cache.prefill_runs is None
-    for got, new in ((cache.keys[0], key), (cache.values[0], value)):
-        want = torch.zeros(6, 2, 8, 8)
-        want[[4, 0, 1, 3], :, :5] = new
-        assert torch.equal(got, want)
+    config = LlamaConfig(hidden_size=16, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=1)
+    for slots, runs in (([4, 0, 1, 3], [(4, 0, 1), (0, 1, 2), (3, 3, 1)]), ([8, 0, 6, 2, 4], None)):
+        cache = SlotCache(config, 10, 8, torch.float32, torch.device("cpu"))
+        key, value = torch.randn(len(slots), 2, 5, 8), torch.randn(len(slots), 2, 5, 8)
+        with cache.prefill_into(slots):
+            assert cache.prefill_runs == runs and (cache.prefill_index is None) == (runs is not None)
+            keys, values = cache.update(key, value, 0)
+            assert keys is key and values is value   # the prompts attend to their own keys only
+        assert cache.prefill_runs is None and cache.prefill_index is None
+        for got, new in ((cache.keys[0], key), (cache.values[0], value)):
+            want = torch.zeros(10, 2, 8, 8)
+            want[slots, :, :5] = new
+            assert torch.equal(got, want)
