@@ -141,6 +141,18 @@ def sanity() -> dict:
     return result
 
 
+def gpu_us(fn, reps: int) -> float:
+    """Microseconds of GPU time per call of ``fn`` over ``reps`` calls (after whatever ran before)."""
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return round(1e3 * start.elapsed_time(end) / reps, 1)
+
+
 def prefill_cache_write(slots: int = 267, rows: int = 16, length: int = 628, width: int = 768, reps: int = 20) -> dict:
     """One layer's prefill K/V write into the slot cache at 7B shape (bf16), microseconds: ``SlotCache.prefill_into``
     with the chunk's slots in one run, in four, and scattered, those both as one ``index_copy_`` (the engine's way
@@ -164,16 +176,9 @@ def prefill_cache_write(slots: int = 267, rows: int = 16, length: int = 628, wid
                 cache.update(key, value, 0)
         try:
             write()
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(reps):
-                write()
-            end.record()
-            torch.cuda.synchronize()
+            out[f"{name}_us"] = gpu_us(write, reps)
         finally:
             slot_cache.MAX_RUNS = default
-        out[f"{name}_us"] = round(1e3 * start.elapsed_time(end) / reps, 1)
         out[f"{name}_written_right"] = bool(torch.equal(cache.keys[0][targets, :, :length], key))
     return out
 
@@ -201,14 +206,7 @@ def attention_kernels(slots: int = 128, width: int = 768, reps: int = 20) -> dic
         try:
             with torch.no_grad():
                 got = fn()
-                torch.cuda.synchronize()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                for _ in range(reps):
-                    fn()
-                end.record()
-                torch.cuda.synchronize()
-            out[name] = {"us": round(1e3 * start.elapsed_time(end) / reps, 1), "max_abs_err": float((got.float() - want).abs().max())}
+                out[name] = {"us": gpu_us(fn, reps), "max_abs_err": float((got.float() - want).abs().max())}
         except Exception as err:  # noqa: BLE001 - a kernel that cannot run this input
             out[name] = f"{type(err).__name__}: {str(err)[:200]}"
     from genixer.generation import decode_attention as module
