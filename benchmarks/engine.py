@@ -71,6 +71,50 @@ class ForcedLengthEngine(DecodeEngine):
     step_class = ForcedLengthStep
 
 
+class SerialLaunch:
+    """Variant ``serial``: the host waits for each prefill chunk before it queues the round's decode steps, as
+    the engine did up to session 43 (its chunk's host values crossed by blocking copies after the forward)."""
+
+    def _launch(self):
+        super()._launch()
+        if self.side is not None:
+            self.side.synchronize()
+
+
+class CarvedPrefill:
+    """Variant ``carve<n>``: the prefill's cuBLAS matmuls leave ``carveout`` SMs to the decode steps beside them."""
+
+    carveout = 0
+
+    def _forward_prefill(self, *args, **kwargs):
+        torch._C._set_sm_carveout_experimental(self.carveout)
+        try:
+            return super()._forward_prefill(*args, **kwargs)
+        finally:
+            torch._C._set_sm_carveout_experimental(None)
+
+
+def variant_engine(base: type, variant: str) -> tuple[type, dict, bool]:
+    """``(engine class, its keyword arguments, decode on a high-priority stream)`` for a ``+``-joined variant:
+    compiled (prefill compiled), compiled_decode (and the decode step's layers), eager, rows<n> (n prompts per
+    prefill chunk), serial (``SerialLaunch``), carve<n> (``CarvedPrefill``), priority; all but compiled and eager
+    imply compiled_decode."""
+    parts, mixins, attrs = variant.split("+"), [], {}
+    kwargs = {"compile_prefill": "eager" not in parts, "compile_decode": not {"compiled", "eager"} & set(parts)}
+    for part in parts:
+        if rows := re.fullmatch(r"rows(\d+)", part):
+            kwargs["prefill_rows"] = int(rows[1])
+        elif carve := re.fullmatch(r"carve(\d+)", part):
+            mixins.append(CarvedPrefill)
+            attrs["carveout"] = int(carve[1])
+        elif part == "serial":
+            mixins.append(SerialLaunch)
+        elif part not in ("compiled", "compiled_decode", "eager", "priority"):
+            raise ValueError(f"unknown engine variant {part!r} in {variant!r}")
+    cls = type(f"{base.__name__}_{variant}", (*mixins, base), attrs) if mixins else base
+    return cls, kwargs, "priority" in parts
+
+
 def matmul_rate() -> float:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     for _ in range(3):
@@ -122,6 +166,7 @@ def sanity() -> dict:
         result[f"engine_equals_static_loop_fp32{name}"] = all(
             ours[k][:len(ref)] == ref and all(t == codec.tokenizer.pad_token_id for t in ours[k][len(ref):])
             for k, ref in refs.items())
+    result["launch_syncs"] = launch_syncs(engine, requests[:3])
     seeds, steps = torch.randint(0, 2**62, (64,)), torch.randint(0, 300, (64,))
     cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
     result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
@@ -139,6 +184,23 @@ def sanity() -> dict:
     q, mask = torch.zeros(1, 32, 1, 128, device="cuda", dtype=torch.bfloat16), torch.ones(1, 1, 1, 16, dtype=torch.bool, device="cuda")
     result["decode_attention_kernel_used"] = usable(q, q.expand(1, 32, 16, 128), q.expand(1, 32, 16, 128), mask)
     return result
+
+
+def launch_syncs(engine: DecodeEngine, requests: list[Request]) -> list[str]:
+    """Where one prefill launch makes the host wait for the GPU (torch's sync debug mode), as ``file:line``. None
+    may come after the prefill's layers are queued, or the round's decode steps cannot run beside them."""
+    import warnings
+    engine.submit(requests)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            engine._launch()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    engine.run()
+    return [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
 
 
 def gpu_us(fn, reps: int) -> float:
@@ -260,10 +322,8 @@ def main() -> None:
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--hf-batch", type=int, default=HF_BATCH, help="HF's batch (192 fits on an H200)")
     parser.add_argument("--skip-sanity", action="store_true", help="skip the tiny-model checks (a baseline-only call)")
-    parser.add_argument("--variants", default="compiled", help="engine variants, each a row against the same HF run: "
-                        "compiled (prefill through CompiledLayers, the engine's default on a GPU), compiled_decode (the "
-                        "decode step's layers too, inside its CUDA graphs), eager (neither), rows<n> (compiled_decode, n prompts per "
-                        "prefill chunk)")
+    parser.add_argument("--variants", default="compiled_decode", help="engine variants, each a row against the same "
+                        "HF run (see ``variant_engine``; compiled_decode is the engine's default on a GPU)")
     parser.add_argument("--profile", action="store_true", help="first: where the engine's time goes")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="result file suffix: engine_<gpu>_<tag>.json")
@@ -345,14 +405,19 @@ def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, p
     """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill's
     compile untimed)."""
     sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
-    cls = ForcedLengthEngine if workload == "mixed" else DecodeEngine
+    cls, kwargs, priority = variant_engine(ForcedLengthEngine if workload == "mixed" else DecodeEngine, variant)
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()
-    rows = re.fullmatch(r"rows(\d+)", variant)
     engine = cls(model, max(map(len, prompts)), new_tokens, eos, pad, min_new_tokens=0 if workload == "mixed" else new_tokens,
-                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], compile_prefill=variant != "eager",
-                 compile_decode=variant not in ("compiled", "eager"), **({"prefill_rows": int(rows[1])} if rows else {}))
+                 sampler=sampler, slots=slots, probe=[Request(0, prompts[0], pixels[0])], **kwargs)
     setup = time.perf_counter() - started
+    stream = torch.cuda.Stream(priority=-1) if priority else torch.cuda.current_stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):   # the decode steps (and the engine's other main-stream work) on it
+        run_timed(engine, prompts, pixels, drawn, workload, args, row, pad, setup)
+
+
+def run_timed(engine, prompts, pixels, drawn, workload, args, row, pad, setup) -> None:
     requests = [Request(i, prompts[i], pixels[i % 16], seed=i,
                         max_new_tokens=int(drawn[i]) if workload == "mixed" else None) for i in range(args.requests)]
     warm = [Request(-1 - i, prompts[i], pixels[0]) for i in range(min(engine.slots, 16))]

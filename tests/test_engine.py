@@ -87,6 +87,30 @@ def test_the_mixed_benchmarks_engine_ends_each_row_with_eos_at_its_length(mini):
         assert len(real) == 3 + request.key and real[-1] == tok.eos_token_id and tok.eos_token_id not in real[:-1]
 
 
+def test_the_benchmarks_engine_variants(mini):
+    """``benchmarks/engine.py --variants``: parts joined by ``+`` pick the mixins and arguments; the serial and
+    carved variants decode what the engine decodes; an unknown part is refused."""
+    from benchmarks.engine import CarvedPrefill, ForcedLengthEngine, SerialLaunch, variant_engine
+
+    cls, kwargs, priority = variant_engine(ForcedLengthEngine, "serial+rows4+priority")
+    assert issubclass(cls, SerialLaunch) and issubclass(cls, ForcedLengthEngine) and not issubclass(cls, CarvedPrefill)
+    assert kwargs == {"compile_prefill": True, "compile_decode": True, "prefill_rows": 4} and priority
+    cls, kwargs, priority = variant_engine(DecodeEngine, "eager+carve16")
+    assert cls.carveout == 16 and kwargs == {"compile_prefill": False, "compile_decode": False} and not priority
+    assert variant_engine(DecodeEngine, "compiled_decode")[0] is DecodeEngine
+    with pytest.raises(ValueError, match="unknown engine variant 'carve'"):
+        variant_engine(DecodeEngine, "serial+carve")
+    _, codec, model, batch = mini
+    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    outs = []
+    for variant in ("eager", "serial+eager"):
+        cls, kwargs, _ = variant_engine(DecodeEngine, variant)
+        engine = cls(model, max(map(len, ids)), 6, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id, slots=2, **kwargs)
+        engine.submit([Request(k, ids[k], batch["pixel_values"][k]) for k in range(len(ids))])
+        outs.append({r.key: row.tolist() for r, row in engine.run()})
+    assert outs[0] == outs[1] and len(outs[0]) == len(ids)
+
+
 def test_the_module_times_building_its_engine(mini):
     """``engine_setup_s`` (the generation manifest's): the engine is built, and timed, once for batches that fit it."""
     from genixer.generation.module import GenerationModule
@@ -100,6 +124,23 @@ def test_the_module_times_building_its_engine(mini):
         module.generate(batch)
     assert first > 0 and module.engine_setup_s == first
     assert module.engine_setup_parts_s == {}   # on a CPU with set slots: no compile, no probe, no graphs
+
+
+def test_with_the_engine_only_the_pixels_go_to_the_device(mini):
+    """The engine cuts prompts on the host (no wait for the GPU): Lightning's move to the device takes the pixels
+    alone; the other caches move the whole batch."""
+    from genixer.generation.module import GenerationModule
+
+    backbone, codec, _, batch = mini
+    batch = {**batch, "errors": []}
+    for cache, prompts_on in (("engine", "cpu"), ("static", "meta")):
+        module = GenerationModule(backbone, codec, Decoding.from_config({"cache": cache, "max_new_tokens": 4}))
+        moved = module.transfer_batch_to_device(batch, torch.device("meta"), 0)
+        assert moved["pixel_values"].device.type == "meta" and moved["meta"] == batch["meta"]
+        assert moved["input_ids"].device.type == moved["attention_mask"].device.type == prompts_on
+    errors_only = {"meta": [], "errors": [{"id": "x", "status": "error"}]}
+    assert GenerationModule(backbone, codec, Decoding.from_config({"cache": "engine", "max_new_tokens": 4})).transfer_batch_to_device(
+        errors_only, torch.device("meta"), 0) == errors_only
 
 
 def test_prompts_attend_causally_without_a_mask(mini, monkeypatch):

@@ -202,23 +202,25 @@ class DecodeEngine:
             return
         batch = [self.waiting.popleft() for _ in range(min(len(free), len(self.waiting)))]
         slots = free[:len(batch)]
-        index = torch.tensor(slots, device=self.device)
-        self.cache.positions[index] = self.width - 1
         lengths = [len(r.input_ids) for r in batch]
         ids = torch.full((len(batch), max(lengths)), self.pad, dtype=torch.long)
         for row, r in enumerate(batch):
             ids[row, :lengths[row]] = r.input_ids
+        # The chunk's host values in one copy that does not wait for the GPU, so that this round's decode steps are
+        # queued while the prefill runs (a plain host-to-GPU copy blocks until its stream is idle).
+        index, last, seeds, limits = self._upload(torch.tensor(
+            [slots, [n - 1 for n in lengths], [r.seed for r in batch], [r.max_new_tokens or self.max_new for r in batch]]))
+        self.cache.positions[index] = self.width - 1
         noise = self._cpu_noise([r.seed for r in batch], [0] * len(batch)) if self.host_noise else None
         if self.side is not None:
             self.side.wait_stream(torch.cuda.current_stream())
         with self._clock("prefill_s"), torch.cuda.stream(self.side) if self.side is not None else nullcontext():
-            pixels = torch.stack([r.pixel_values for r in batch]).to(self.device, self.dtype)
-            hidden = self._forward_prefill(ids.to(self.device), pixels, self.cache, slots)
-            last = torch.tensor(lengths, device=self.device) - 1
+            pixels = torch.stack([r.pixel_values for r in batch])
+            pixels = (self._upload(pixels) if pixels.device.type == "cpu" else pixels).to(self.dtype)
+            hidden = self._forward_prefill(self._upload(ids), pixels, self.cache, slots, index)
             logits = self.decode.head(hidden[torch.arange(len(batch), device=self.device), last])
-            seeds = torch.tensor([r.seed for r in batch], dtype=torch.long, device=self.device)
-            first = self.decode.choose(logits, torch.zeros_like(seeds), seeds, None if noise is None else noise.to(self.device))
-            limits = torch.tensor([r.max_new_tokens or self.max_new for r in batch], device=self.device)
+            first = self.decode.choose(logits, torch.zeros_like(seeds), seeds,
+                                       None if noise is None else noise.to(self.device, non_blocking=True))
             ready = torch.cuda.Event() if self.side is not None else None
             if ready is not None:
                 ready.record()
@@ -226,6 +228,10 @@ class DecodeEngine:
         self.stats["prefilled"] += len(batch)
         for s in slots:
             self.occupant[s] = RESERVED
+
+    def _upload(self, host: torch.Tensor) -> torch.Tensor:
+        """``host`` on the engine's device, copied from pinned memory without waiting for the GPU."""
+        return host.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else host
 
     def _land(self) -> None:
         """The launched chunk's slots join the decode (after its prefill, on the main stream)."""
@@ -240,10 +246,10 @@ class DecodeEngine:
             self.occupant[s], self.host_steps[s] = r, 1
         self.pending = None
 
-    def _forward_prefill(self, ids, pixels, cache: SlotCache, slots: list[int]) -> torch.Tensor:
+    def _forward_prefill(self, ids, pixels, cache: SlotCache, slots: list[int], index=None) -> torch.Tensor:
         n = ids.shape[1]
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
-        with cache.prefill_into(slots), self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
+        with cache.prefill_into(slots, index), self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
             out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
                                    position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
                                    use_cache=True, **{self.prefill_cache_kwarg: cache})

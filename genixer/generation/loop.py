@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Subset
@@ -50,7 +51,8 @@ def predict(cfg: DictConfig, shards: Path, dataset: PromptDataset, todo: list[in
     started = time.time()
     if todo:
         loader = DataLoader(Subset(dataset, todo), batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                            collate_fn=PromptCollator(dataset.codec.tokenizer.pad_token_id))
+                            collate_fn=PromptCollator(dataset.codec.tokenizer.pad_token_id),
+                            pin_memory=torch.cuda.is_available())   # batches cross to the GPU without a host wait
         trainer.predict(module, loader, return_predictions=False)
         trainer.strategy.barrier("predict:merge")  # every rank's shard is complete before rank 0 reads them
     return trainer, time.time() - started

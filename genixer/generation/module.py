@@ -40,6 +40,13 @@ class GenerationModule(L.LightningModule):
         if self.model is None:
             self.model = self.backbone.build(self.codec).eval().requires_grad_(False)
 
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        """With the engine, only the pixels go to the device: the prompts are cut and queued on the host, where
+        reading them does not wait for the decode steps still running on the GPU."""
+        if self.decoding.cache != "engine" or "pixel_values" not in batch:
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        return {**batch, "pixel_values": super().transfer_batch_to_device(batch["pixel_values"], device, dataloader_idx)}
+
     def on_predict_start(self) -> None:
         fp32_rotary(self.model)   # after the precision plugin's cast (bf16-true)
 
@@ -85,9 +92,9 @@ class GenerationModule(L.LightningModule):
         (a request's key: its row's meta, unless given)."""
         dtype = next(self.model.parameters()).dtype
         keys = batch["meta"] if keys is None else keys
-        requests = [Request(key, ids[mask.bool()], pixels.to(dtype), meta.get("seed", 0)) for key, meta, ids, mask, pixels
-                    in zip(keys, batch["meta"], batch.get("input_ids", []), batch.get("attention_mask", []),
-                           batch.get("pixel_values", []))]
+        pixels = batch["pixel_values"].to(dtype) if "pixel_values" in batch else []
+        requests = [Request(key, ids[mask.bool()], image, meta.get("seed", 0)) for key, meta, ids, mask, image
+                    in zip(keys, batch["meta"], batch.get("input_ids", []), batch.get("attention_mask", []), pixels)]
         longest = max((len(r.input_ids) for r in requests), default=0)
         finished = []
         if self.engine is not None and longest > self.engine.max_prompt:  # a longer prompt: a wider engine

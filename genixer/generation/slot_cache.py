@@ -53,10 +53,11 @@ class SlotCache:
         return k, v
 
     @contextmanager
-    def prefill_into(self, slots: list[int]):
-        """Inside: the forward's prompts (rows, in order) are written to ``slots``: a strided copy per run of
-        consecutive slots when there are at most ``MAX_RUNS``, else one ``index_copy_`` (one layer's K/V of 16
-        prompts on an H200: one run 238 us, ``index_copy_`` 327, 16 runs of one slot 544)."""
+    def prefill_into(self, slots: list[int], index: torch.Tensor | None = None):
+        """Inside: the forward's prompts (rows, in order) are written to ``slots`` (``index``: the same on the
+        device, if the caller has them): a strided copy per run of consecutive slots when there are at most
+        ``MAX_RUNS``, else one ``index_copy_`` (one layer's K/V of 16 prompts on an H200: one run 238 us,
+        ``index_copy_`` 327, 16 runs of one slot 544)."""
         runs = []
         for row, slot in enumerate(slots):
             if runs and slot == runs[-1][0] + runs[-1][2]:
@@ -66,7 +67,7 @@ class SlotCache:
         if len(runs) <= MAX_RUNS:
             self.prefill_runs = [tuple(run) for run in runs]
         else:
-            self.prefill_index = torch.tensor(slots, device=self.rows.device)
+            self.prefill_index = torch.tensor(slots, device=self.rows.device) if index is None else index
         try:
             yield
         finally:
