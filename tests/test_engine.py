@@ -111,6 +111,26 @@ def test_the_benchmarks_engine_variants(mini):
     assert outs[0] == outs[1] and len(outs[0]) == len(ids)
 
 
+def test_an_engine_is_freed_when_dropped(mini):
+    """No reference cycle: the last reference gone, the engine (and its K/V slots) goes at once, not when Python's
+    collector runs (a new engine's slot count reads free memory)."""
+    import gc
+    import weakref
+
+    _, codec, model, batch = mini
+    ids = batch["input_ids"][0][batch["attention_mask"][0].bool()]
+    engine = DecodeEngine(model, len(ids), 4, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id, slots=2)
+    engine.submit([Request(0, ids, batch["pixel_values"][0])])
+    engine.run()
+    gc.disable()
+    try:
+        ref = weakref.ref(engine)
+        del engine
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
 def test_the_module_times_building_its_engine(mini):
     """``engine_setup_s`` (the generation manifest's): the engine is built, and timed, once for batches that fit it."""
     from genixer.generation.module import GenerationModule

@@ -59,8 +59,10 @@ class DecodeStep:
 
     def admit(self, index: torch.Tensor, first: torch.Tensor, seeds: torch.Tensor, limits: torch.Tensor) -> None:
         """Slots ``index`` start their sequences: ``first`` token (from the prefill), ``seeds``, token ``limits``."""
-        self.tokens[index], self.seeds[index], self.steps[index] = first, seeds, 1
-        self.out[index] = self.pad
+        # Scalars by ``index_fill_``: ``t[index] = scalar`` copies the scalar to the GPU and waits for it.
+        self.tokens[index], self.seeds[index] = first, seeds
+        self.steps.index_fill_(0, index, 1)
+        self.out.index_fill_(0, index, self.pad)
         self.out[index, 0] = first
         self.limits[index] = limits
         self.done[index] = (first == self.eos) | (limits <= 1)
@@ -74,7 +76,7 @@ class DecodeStep:
                       self.in_box):
             if state is not None:
                 state[dst] = state[src]
-        self.done[src] = True
+        self.done.index_fill_(0, src, True)
 
     def step(self, n: int) -> None:
         """One token for each of the first ``n`` slots, in place."""

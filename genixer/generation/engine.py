@@ -23,6 +23,7 @@ import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -73,6 +74,9 @@ class DecodeEngine:
         layers = CompiledLayers(model.get_decoder(), engine_attention) if prefill or decode else None
         self.compiled_prefill = layers if prefill else None
         self.text_config, self.vocab = model.config.get_text_config(), model.get_output_embeddings().weight.shape[0]
+        # The forwards' attention context (``attending_as_engine``); not a bound method, which would tie the decode
+        # step back to the engine: a cycle that keeps the K/V slots allocated until Python's collector runs.
+        self.attention = partial(attending_as_engine, self.text_config)
         self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, graph capture)
         if self.compiled_prefill and probe:
             with self._setup_clock("prefill_compile"):
@@ -85,7 +89,7 @@ class DecodeEngine:
         # mt19937 noise off a GPU is drawn on the CPU and copied in per step; on a GPU it is computed there.
         self.host_noise = sampler is not None and sampler.noise == "mt19937" and not uses_kernel(self.device)
         self.decode = self.step_class(model, self.cache, max_new_tokens, min_new_tokens, eos_token_id, pad_token_id, sampler,
-                                 self._attention, layers if decode else None, self.host_noise)
+                                 self.attention, layers if decode else None, self.host_noise)
         self.occupant: list[Request | None] = [None] * self.slots
         self.host_steps = [0] * self.slots  # the host's copy of the decode step's ``steps`` (CPU noise needs it)
         self.waiting: deque[Request] = deque()
@@ -210,7 +214,7 @@ class DecodeEngine:
         # queued while the prefill runs (a plain host-to-GPU copy blocks until its stream is idle).
         index, last, seeds, limits = self._upload(torch.tensor(
             [slots, [n - 1 for n in lengths], [r.seed for r in batch], [r.max_new_tokens or self.max_new for r in batch]]))
-        self.cache.positions[index] = self.width - 1
+        self.cache.positions.index_fill_(0, index, self.width - 1)   # (``t[i] = scalar`` waits for the GPU)
         noise = self._cpu_noise([r.seed for r in batch], [0] * len(batch)) if self.host_noise else None
         if self.side is not None:
             self.side.wait_stream(torch.cuda.current_stream())
@@ -249,15 +253,11 @@ class DecodeEngine:
     def _forward_prefill(self, ids, pixels, cache: SlotCache, slots: list[int], index=None) -> torch.Tensor:
         n = ids.shape[1]
         causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()[None, None].expand(len(ids), 1, n, n)
-        with cache.prefill_into(slots, index), self._attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
+        with cache.prefill_into(slots, index), self.attention(), self.compiled_prefill() if self.compiled_prefill else nullcontext():
             out = self.model.model(input_ids=ids, pixel_values=pixels, attention_mask=causal,
                                    position_ids=torch.arange(n, device=self.device)[None].expand(len(ids), n),
                                    use_cache=True, **{self.prefill_cache_kwarg: cache})
         return out.last_hidden_state
-
-    def _attention(self):
-        """The forwards inside use ``engine_attention`` (``attending_as_engine``)."""
-        return attending_as_engine(self.text_config)
 
     def _collect(self) -> list[tuple[Request, torch.Tensor]]:
         """Free the slots whose sequence finished (one host sync)."""
