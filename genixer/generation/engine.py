@@ -122,8 +122,9 @@ class DecodeEngine:
         returns the finished ``(request, new token ids)``, ids padded with ``pad_token_id`` after EOS.
 
         Each round: the previous round's prefill joins the decode, one chunk of waiting prompts is prefilled
-        on a side stream while ``sync_every`` decode steps run on the main one (meant to overlap, compute beside
-        memory traffic; on an H200 they run one after the other), then the finished rows are collected. (Landing
+        on a side stream while ``sync_every`` decode steps run on the main one (queued beside it, the host not
+        waiting for it; meant to overlap compute with memory traffic, but on an H200 the GPU runs them one after the
+        other: ``docs/engine.md``), then the finished rows are collected. (Landing
         the chunk before this round's steps instead would add 2% busy rows per step: not worth a switch.) Without
         ``drain`` the last round returns before its collect: its steps keep the GPU busy while the caller fetches
         more prompts, and the next call collects them."""
