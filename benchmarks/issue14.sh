@@ -2,6 +2,8 @@
 # Issue 14: the engine against HF static + compile at its largest batch, each stage one device call (< 600 s):
 #   greedy  greedy, 1,024 requests: HF at engine.py's HF_BATCH (192) vs the engine (VARIANTS: compiled_decode, rows32;
 #           session 28 measured here the overlap switches it then removed: results/engine_NVIDIA_H200_overlap.json)
+#   overlap greedy, 1,024 requests, no HF: the engine against the variants that would overlap prefill and decode
+#           (VARIANTS, default: the engine, serial, priority, priority+carve16, the engine again; session 44, ~250 s)
 #   rest    sampled and mixed (WORKLOADS), 1,024 requests, HF at --hf-batch vs the engine (VARIANT: a list, default
 #           compiled_decode; TAG names the result file)
 #   e2e     generation.py --cache engine on IMAGES JPEGs (default 2,048; the compiler's cache as the machine has it)
@@ -13,7 +15,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, rest, e2e, e2e8k or hfmax}
+stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -25,6 +27,9 @@ start=$SECONDS
 case $stage in
   greedy) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
            --variants "${VARIANTS:-compiled_decode,rows32}" --tag "greedy_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/greedy.log" ;;
+  overlap) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --skip-hf --tag "${TAG:-overlap_variants}" \
+           --variants "${VARIANTS:-compiled_decode,serial,priority,priority+carve16,compiled_decode}" --out "$out" 2>&1 \
+           | grep -v -i warn | tee "$out/overlap.log" ;;
   rest)  timeout 560 $py -m benchmarks.engine --workloads "${WORKLOADS:-sampled,mixed}" --requests 1024 --hf-batch "$hf" --skip-sanity \
            --variants "${VARIANT:-compiled_decode}" --tag "${TAG:-rest}_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/rest.log" ;;
   e2e)   timeout 300 $py -m benchmarks.generation --cache engine --images "${IMAGES:-2048}" --batch-size 128 --workers 12 \
@@ -37,6 +42,6 @@ case $stage in
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, rest, e2e, e2e8k, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
