@@ -23,6 +23,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from PIL import Image
+from torch._dynamo.utils import compilation_time_metrics, counters
 from torch.utils.data import DataLoader, Subset
 
 from benchmarks.llava7b import (
@@ -140,6 +141,10 @@ def main() -> None:
         after = seconds - module.engine_setup_s
         result.update(after_setup_req_per_s=round(len(rows) / after, 2), engine_run_s=round(module.engine_run_s, 1),
                       outside_engine_s=round(after - module.engine_run_s, 1))
+    # torch.compile in this process: graphs compiled (each traced anew, even when the FX graph cache holds it) and
+    # the seconds spent compiling them, most of the engine's start once the cache is warm
+    result.update(dynamo_graphs=counters["stats"]["unique_graphs"],
+                  dynamo_compile_s=round(sum(compilation_time_metrics.get("_compile.compile_inner", [])), 2))
     # every rank's items over the window of all ranks (benchmarks/timing.py); not for the engine, whose first
     # batch only prefills (its rows come back later, so a window after it would count them without their prefill)
     steady = stopwatch.steady_rate() if args.cache != "engine" else None
