@@ -21,6 +21,11 @@ def mini():
     return shipped_mini_batch(PROMPTS)
 
 
+def unpadded(batch: dict) -> list[torch.Tensor]:
+    """The batch's prompts without their left padding."""
+    return [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+
+
 def decode(mini, cache: str, new_tokens: int = 24, **settings) -> list[list[int]]:
     from genixer.generation.module import GenerationModule
 
@@ -56,7 +61,7 @@ def test_engine_counts_and_limits(mini):
     """Per-request limits, the stats, and requests refused before decoding."""
     backbone, codec, model, batch = mini
     tok = codec.tokenizer
-    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    ids = unpadded(batch)
     engine = DecodeEngine(model, max(map(len, ids)), 16, tok.eos_token_id, tok.pad_token_id, min_new_tokens=16,
                           slots=2, timed=True)
     engine.submit([Request(k, ids[k], batch["pixel_values"][k], max_new_tokens=3 + k) for k in range(len(ids))])
@@ -78,7 +83,7 @@ def test_the_mixed_benchmarks_engine_ends_each_row_with_eos_at_its_length(mini):
 
     _, codec, model, batch = mini
     tok = codec.tokenizer
-    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    ids = unpadded(batch)
     engine = ForcedLengthEngine(model, max(map(len, ids)), 12, tok.eos_token_id, tok.pad_token_id, min_new_tokens=12,
                                 slots=2)
     engine.submit([Request(k, ids[k], batch["pixel_values"][k], max_new_tokens=3 + k) for k in range(len(ids))])
@@ -101,7 +106,7 @@ def test_the_benchmarks_engine_variants(mini):
     with pytest.raises(ValueError, match="unknown engine variant 'carve'"):
         variant_engine(DecodeEngine, "serial+carve")
     _, codec, model, batch = mini
-    ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    ids = unpadded(batch)
     outs = []
     for variant in ("eager", "serial+eager"):
         cls, kwargs, _ = variant_engine(DecodeEngine, variant)
@@ -118,7 +123,7 @@ def test_an_engine_is_freed_when_dropped(mini):
     import weakref
 
     _, codec, model, batch = mini
-    ids = batch["input_ids"][0][batch["attention_mask"][0].bool()]
+    ids = unpadded(batch)[0]
     engine = DecodeEngine(model, len(ids), 4, codec.tokenizer.eos_token_id, codec.tokenizer.pad_token_id, slots=2)
     engine.submit([Request(0, ids, batch["pixel_values"][0])])
     engine.run()

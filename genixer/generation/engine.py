@@ -225,7 +225,7 @@ class DecodeEngine:
             hidden = self._forward_prefill(self._upload(ids), pixels, self.cache, slots, index)
             logits = self.decode.head(hidden[torch.arange(len(batch), device=self.device), last])
             first = self.decode.choose(logits, torch.zeros_like(seeds), seeds,
-                                       None if noise is None else noise.to(self.device, non_blocking=True))
+                                       None if noise is None else self._upload(noise))
             ready = torch.cuda.Event() if self.side is not None else None
             if ready is not None:
                 ready.record()
@@ -291,7 +291,7 @@ class DecodeEngine:
         if self.host_noise:
             live = [s for s, r in enumerate(self.occupant) if r is not None and r is not RESERVED]
             noise = self._cpu_noise([self.occupant[s].seed for s in live], [self.host_steps[s] for s in live])
-            self.decode.noise[live] = noise.to(self.device, non_blocking=True)
+            self.decode.noise[live] = self._upload(noise)
         for s, r in enumerate(self.occupant):
             if r is not None:
                 self.host_steps[s] += 1
@@ -300,10 +300,10 @@ class DecodeEngine:
         self.decode(bucket)
 
     def _cpu_noise(self, seeds: list[int], steps: list[int]) -> torch.Tensor:
-        """mt19937 noise for rows that still sample (zeros past ``sample_tokens``), pinned for the copy."""
+        """mt19937 noise for rows that still sample (zeros past ``sample_tokens``), on the host."""
         limit = self.sampler.sample_tokens
         noise = torch.zeros(len(seeds), self.vocab, dtype=torch.float32)
         rows = [i for i, step in enumerate(steps) if limit is None or step < limit]
         if rows:
             noise[rows] = self.sampler.gumbel([seeds[i] for i in rows], [steps[i] for i in rows], noise)
-        return noise.pin_memory() if self.device.type == "cuda" else noise
+        return noise
