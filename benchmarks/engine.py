@@ -7,6 +7,7 @@ of memory in the issue's measurement; mixed lengths fit 128 only), with one unti
 compile time is excluded. Workloads:
   greedy   forced 128 new tokens (EOS barred)
   sampled  temperature 0.2, top_p 0.9 (HF: its own sampler; ours: per-sample counter noise), forced 128
+  sampled_mt19937  the same with our default noise (mt19937)
   mixed    new tokens drawn per sample from 16-256 (seeded), EOS forced there (HF: a logits processor)
 Prints req/s, output tokens/s, ours / HF, and the physical limit of each workload on this GPU (``limits``: prefill
 FLOPs at the measured matmul rate, the decode matmuls, K/V bytes at the measured copy bandwidth; with and without
@@ -30,7 +31,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from benchmarks.llava7b import build_llava_7b, copy_bandwidth
 from genixer.generation.decode_step import DecodeStep
 from genixer.generation.engine import RESERVED, DecodeEngine, Request
-from genixer.generation.sampling import PerSampleSampler, counter_gumbel
+from genixer.generation.counter import counter_gumbel, counter_gumbel_reference
+from genixer.generation.sampling import PerSampleSampler
 from genixer.runs.roofline import kv_bytes_per_token, request_seconds
 
 HF_BATCH = 192
@@ -169,6 +171,10 @@ def sanity() -> dict:
     result["launch_syncs"] = launch_syncs(engine, requests[:3])
     seeds, steps = torch.randint(0, 2**62, (64,)), torch.randint(0, 300, (64,))
     cpu, gpu = counter_gumbel(seeds, steps, 32064), counter_gumbel(seeds.cuda(), steps.cuda(), 32064).cpu()
+    from genixer.generation.counter import uses_kernel as counter_kernel
+    result["counter_kernel_used"] = counter_kernel(torch.device("cuda"))
+    result["counter_kernel_equals_gpu_reference"] = bool(torch.equal(
+        gpu, counter_gumbel_reference(seeds.cuda(), steps.cuda(), 32064).cpu()))
     result["counter_noise_gpu_vs_cpu_max_abs"] = float((cpu - gpu).abs().max())
     result["counter_noise_argmax_equal"] = bool(torch.equal(cpu.argmax(-1), gpu.argmax(-1)))
     # mt19937 on the GPU (the default noise): the kernel's uniforms are the CPU generator's bits; Gumbel noise
@@ -296,7 +302,7 @@ def hf_run(model, batches, eos, pad, new_tokens, workload, lengths) -> float:
             kwargs["min_new_tokens"] = 0
         else:
             kwargs["min_new_tokens"] = new_tokens
-        if workload == "sampled":
+        if workload.startswith("sampled"):
             kwargs.update(do_sample=True, temperature=0.2, top_p=0.9)
         else:
             kwargs["do_sample"] = False
@@ -404,7 +410,8 @@ def main() -> None:
 def run_engine(model, prompts, pixels, drawn, workload, new_tokens, args, row, pad, eos, variant="compiled") -> None:
     """Our engine on every request after a warm-up of one slot-full (graph capture, slot sizing and the prefill's
     compile untimed)."""
-    sampler = PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="counter") if workload == "sampled" else None
+    sampler = (PerSampleSampler([], 0, temperature=0.2, top_p=0.9, noise="mt19937" if workload == "sampled_mt19937" else "counter")
+               if workload.startswith("sampled") else None)
     cls, kwargs, priority = variant_engine(ForcedLengthEngine if workload == "mixed" else DecodeEngine, variant)
     slots = int(args.slots) if args.slots.isdigit() else args.slots
     started = time.perf_counter()

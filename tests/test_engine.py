@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import ROOT, shipped_mini_batch
 from genixer.generation.engine import DecodeEngine, Request
-from genixer.generation.sampling import PerSampleSampler, bits_to_uniform, counter_gumbel
+from genixer.generation.counter import bits_to_uniform, counter_gumbel
+from genixer.generation.sampling import PerSampleSampler
 from genixer.generation.settings import Decoding
 
 PROMPTS = ["Ask a question about the image and answer it.\nThis is the Common VQA task.",

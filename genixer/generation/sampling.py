@@ -11,8 +11,9 @@ Two noise sources (``generation.noise``), both independent of batch and rank:
            it). With logits on a GPU the same uniforms are computed there (``genixer.generation.mt19937``, bit for
            bit), so nothing is drawn on the host and the decode engine captures it in its CUDA graphs; the GPU's
            log may round the Gumbel transform an ulp apart from the CPU's.
-  counter  a counter-based hash of (seed, step, token) in int64 tensor ops, computed where the logits are:
-           the same bits on CPU and GPU. Its draws differ from mt19937's (another stream), not its distribution.
+  counter  a counter-based hash of (seed, step, token), computed where the logits are (``genixer.generation.counter``:
+           on a GPU one kernel): the same bits on CPU and GPU. Its draws differ from mt19937's (another stream), not
+           its distribution.
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ import torch
 from transformers import (LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
                           TopPLogitsWarper)
 
+from genixer.generation.counter import counter_gumbel
 from genixer.generation.mt19937 import cpu_uniform, mt19937_uniform, uses_kernel
 
 NOISES = ("mt19937", "counter")
-_MASK32 = 0xFFFFFFFF
 
 
 def sample_seed(seed: int, sample_id: str) -> int:
@@ -47,33 +48,6 @@ def mt19937_gumbel_rows(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> 
 
 def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(uniform.clamp_(1e-10, 1.0)))
-
-
-def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
-    """``x * c mod 2**32`` for ``0 <= x < 2**32`` without int64 overflow (products stay below 2**48)."""
-    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _MASK32
-
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit avalanche hash (Wellons' lowbias32), on int64 tensors holding 32-bit values."""
-    x = _mul32(x ^ (x >> 16), 0x7FEB352D)
-    x = _mul32(x ^ (x >> 15), 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def counter_gumbel(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
-    """Gumbel noise ``(rows, size)`` for int64 ``seeds`` and ``steps`` (one per row), on their device."""
-    low, high, step = seeds & _MASK32, (seeds >> 32) & _MASK32, steps & _MASK32
-    key = _mix32(low ^ _mix32(high ^ _mix32(step)))[:, None]
-    key2 = _mix32(key ^ 0x9E3779B9)
-    tokens = torch.arange(size, device=seeds.device)[None]
-    return -torch.log(-torch.log(bits_to_uniform(_mix32(_mix32(key ^ tokens) ^ key2))))
-
-
-def bits_to_uniform(bits: torch.Tensor) -> torch.Tensor:
-    """32-bit hash values -> float32 uniforms strictly inside (0, 1): 23 bits, exact in float32 (24 would round
-    the top value to 1.0, whose Gumbel noise is infinite)."""
-    return ((bits >> 9).float() + 0.5) * 2.0**-23
 
 
 def box_marks(tokenizer, vocab_size: int | None = None) -> torch.Tensor:
