@@ -43,22 +43,23 @@ def test_compiled_forwards_equal_the_eager_modules_inside_their_context_only(min
 
 def test_engine_with_compiled_layers_gives_hf_generates_greedy_tokens(mini, monkeypatch):  # noqa: F811
     hf = decode(mini, "dynamic", 40)
-    lengths = []   # query lengths through the compiled layers: prompts (> 1) and decode steps (1)
+    tokens = []   # tokens through the compiled layers: prompts' (> 2) and decode steps' (one per slot, 2 slots)
     real_output = compiled_layers.attention_output
-    monkeypatch.setattr(compiled_layers, "attention_output", lambda x, *a: lengths.append(x.shape[1]) or real_output(x, *a))
-    assert decode(mini, "engine", 40, slots=2) == hf and not lengths   # auto: off on a CPU
+    monkeypatch.setattr(compiled_layers, "attention_output", lambda x, *a: tokens.append(len(x)) or real_output(x, *a))
+    assert decode(mini, "engine", 40, slots=2) == hf and not tokens   # auto: off on a CPU
     with torch.inference_mode():   # as under Lightning's predict
         assert decode(mini, "engine", 40, slots=2, compile_prefill=True) == hf
-    assert lengths and min(lengths) > 1   # every prefill, and no decode step, ran through the compiled layers
-    lengths.clear()
+    assert tokens and min(tokens) > 2   # every prefill, and no decode step, ran through the compiled layers
+    tokens.clear()
     with torch.inference_mode():   # the generation setting reaches the engine
         assert decode(mini, "engine", 40, slots=2, compile_prefill=True, compile_decode=True) == hf
-    assert 1 in lengths and max(lengths) > 1   # now the decode steps too
+    assert min(tokens) <= 2 < max(tokens)   # now the decode steps too
 
 
 def test_the_engine_compiles_its_prefill_before_it_runs(mini):  # noqa: F811
-    """Chunks of one prompt and of several compile apart (sizes of 1 are specialized); both happen when the engine
-    is built (from its probe request), none while it runs."""
+    """The layers compile when the engine is built (from its probe request), once for chunks of one prompt and of
+    several and for the decode steps (their tokens flattened: no batch or length of 1 to specialize; 16 slots: every
+    decode bucket holds 2 slots or more), none while it runs."""
     from torch._dynamo.utils import counters
     from genixer.generation.engine import Request
 
@@ -67,9 +68,11 @@ def test_the_engine_compiles_its_prefill_before_it_runs(mini):  # noqa: F811
     ids = [row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
     requests = [Request(k, ids[k], batch["pixel_values"][k]) for k in range(len(ids))]
     with torch.inference_mode():
-        engine = DecodeEngine(model, max(map(len, ids)), 6, tok.eos_token_id, tok.pad_token_id, slots=3,
-                              prefill_rows=2, probe=requests, compile_prefill=True)
+        before = counters["stats"]["unique_graphs"]
+        engine = DecodeEngine(model, max(map(len, ids)), 6, tok.eos_token_id, tok.pad_token_id, slots=16,
+                              prefill_rows=2, probe=requests, compile_prefill=True, compile_decode=True)
         compiled = counters["stats"]["unique_graphs"]
+        assert compiled - before <= 3   # attention inputs, attention output, the final norm (fewer if an earlier test compiled them)
         engine.submit(requests)
         engine.run()
     assert engine.stats["prefilled"] == len(requests) and counters["stats"]["unique_graphs"] == compiled

@@ -5,11 +5,12 @@ embedding's ``cat``/``neg``/products, the transposes, the SiLU product, the resi
 ~625-token prompts they cost a third of the prefill, and in a decode step they are most of its launches. Here each
 layer runs as ``attention_inputs`` (input norm, q/k/v projections, rotary embedding), the cache write and the
 attention (eager: ``attend``), then ``attention_output`` (output projection, residual, norm, MLP, residual), the
-elementwise work fused around the matmuls. The functions take the weights as arguments, so one compile (dynamic
-shapes) serves every layer, batch and length (one-token steps compile once more: sizes of 1 are specialized).
-Only batch and length are dynamic: the weights, the head size and the attention output's heads are marked static
-(``mark_static``). Left symbolic (``dynamic=True`` makes every argument's size symbolic), they put runtime integer
-divisions by the head size into every element's index in the generated kernels.
+elementwise work fused around the matmuls. The functions take the weights as arguments and the batch's tokens
+flattened into one dimension, so one compile (dynamic shapes) serves every layer, batch and length, prefill chunks
+and decode steps alike (three graphs per process, not nine: a batch or a length of 1 would each compile apart, as
+sizes of 1 are specialized). Only the token count is dynamic: the weights, the head size and the attention output's
+heads are marked static (``mark_static``). Left symbolic (``dynamic=True`` makes every argument's size symbolic),
+they put runtime integer divisions by the head size into every element's index in the generated kernels.
 
 ``CompiledLayers`` swaps them in as the modules' instance ``forward`` only inside its context, which the engine
 enters for its prefill forwards (and, with ``compile_decode``, around its decode step before the CUDA graphs are
@@ -50,21 +51,19 @@ gated_mlp = torch.compile(_gated_mlp, dynamic=True)
 
 @torch.compile(dynamic=True)
 def attention_inputs(x, norm, eps: float, wq, wk, wv, cos, sin):
-    """A layer's input norm, q/k/v projections and rotary embedding (``cos``/``sin``: (b, n, head_dim), head_dim
-    static): q, k, v as (b, heads, n, head_dim)."""
-    b, n = x.shape[:2]
+    """A layer's input norm, q/k/v projections and rotary embedding over tokens ``x`` (tokens, hidden) (``cos``/
+    ``sin``: (tokens, head_dim), head_dim static): q, k, v as (tokens, heads, head_dim)."""
     h = _rms_norm(x, norm, eps)
-    q, k, v = (F.linear(h, w).view(b, n, -1, cos.shape[-1]).transpose(1, 2) for w in (wq, wk, wv))
+    q, k, v = (F.linear(h, w).view(len(x), -1, cos.shape[-1]) for w in (wq, wk, wv))
     cos, sin = cos[:, None], sin[:, None]
     return _rotate(q, cos, sin), _rotate(k, cos, sin), v
 
 
 @torch.compile(dynamic=True)
 def attention_output(x, attended, wo, norm, eps: float, gate, up, down):
-    """The rest of a layer after attention (``attended``: (b, n, heads, head_dim)): output projection, residual,
-    post-attention norm, MLP, residual."""
-    b, n = x.shape[:2]
-    h = x + F.linear(attended.reshape(b, n, -1), wo)
+    """The rest of a layer after attention over tokens ``x`` (tokens, hidden) (``attended``: (tokens, heads,
+    head_dim)): output projection, residual, post-attention norm, MLP, residual."""
+    h = x + F.linear(attended.flatten(1), wo)
     return h + _gated_mlp(_rms_norm(h, norm, eps), gate, up, down)
 
 
@@ -92,18 +91,26 @@ def _layer_forward(layer: nn.Module, attend: Callable):
 
     def forward(hidden_states, attention_mask=None, *args, position_embeddings=None, cache=None, past_key_values=None,
                 **kwargs):
-        cos, sin = position_embeddings
+        b, n, _ = hidden_states.shape
+        x = hidden_states.flatten(0, 1)
+        cos, sin = (e.expand(b, n, -1).flatten(0, 1) for e in position_embeddings)
         _static_last(cos, sin, dims=1)
-        q, k, v = attention_inputs(hidden_states, pre.weight, pre.variance_epsilon, attn.q_proj.weight,
-                                   attn.k_proj.weight, attn.v_proj.weight, cos, sin)
+        q, k, v = (t.unflatten(0, (b, n)).transpose(1, 2) for t in attention_inputs(
+            x, pre.weight, pre.variance_epsilon, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, cos, sin))
         cache = cache if cache is not None else past_key_values
         if cache is not None:
             k, v = cache.update(k, v, attn.layer_idx)
         attended, _ = attend(attn, q, k, v, attention_mask, dropout=0.0, scaling=attn.scaling)
+        attended = attended.flatten(0, 1)
         _static_last(attended, dims=2)
-        return attention_output(hidden_states, attended, attn.o_proj.weight, post.weight, post.variance_epsilon,
-                                mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
+        return attention_output(x, attended, attn.o_proj.weight, post.weight, post.variance_epsilon,
+                                mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight).unflatten(0, (b, n))
     return forward
+
+
+def _tokens(fn: Callable) -> Callable:
+    """``fn`` over ``x``'s tokens flattened into one dimension (see the module's doc), shaped back like ``x``."""
+    return lambda x: fn(x.flatten(0, -2)).view_as(x)
 
 
 class CompiledLayers:
@@ -116,9 +123,9 @@ class CompiledLayers:
         inside = {id(m) for layer in layers for m in layer.modules()}
         rest = [m for m in decoder.modules() if id(m) not in inside]
         self.forwards = [(m, _layer_forward(m, attend)) for m in layers]
-        self.forwards += [(m, lambda x, m=m: rms_norm(x, m.weight, m.variance_epsilon))
+        self.forwards += [(m, _tokens(lambda x, m=m: rms_norm(x, m.weight, m.variance_epsilon)))
                           for m in rest if type(m).__name__ == "LlamaRMSNorm"]
-        self.forwards += [(m, lambda x, m=m: gated_mlp(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight))
+        self.forwards += [(m, _tokens(lambda x, m=m: gated_mlp(x, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight)))
                           for m in rest if _plain_mlp(m)]
         self.pieces, self.layers = len(self.forwards), len(layers)
         for module, _ in self.forwards:   # weight sizes are the same in every call: static (see the module's doc)

@@ -176,10 +176,9 @@ class DecodeEngine:
             self._forward_prefill(ids, pixels, cache, list(range(rows)))
 
     def _compile_prefill(self, probe: Request) -> None:
-        """Compile the prefill for chunks of one prompt and of several (a size of 1 compiles apart) now: a compile
-        in the middle of a run would hold the decode up for seconds."""
-        for rows in (2, 1):
-            self._probe_prefill(probe, rows, len(probe.input_ids))
+        """Compile the layers now (one compile serves every chunk and decode step: ``CompiledLayers``): a compile in
+        the middle of a run would hold the decode up for seconds."""
+        self._probe_prefill(probe, 1, len(probe.input_ids))
 
     def _slot_count(self, probe: list[Request] | None, margin: float) -> int:
         """As many slots as free memory holds once a prefill of ``prefill_rows`` prompts (``probe``'s first
