@@ -101,7 +101,7 @@ class DecodeEngine:
         # rows are compacted downwards once no prompt waits); on CUDA one graph per bucket.
         self.buckets = sorted({-(-self.slots * j // 8) for j in range(1, 9)})
         if on_gpu if graphs is None else graphs:
-            with self._setup_clock("graph_capture"):   # with compiled decode layers: their compile too
+            with self._setup_clock("graph_capture"):   # compiles only what the probe did not (a bucket of 1: <= 8 slots)
                 self.decode.capture(self.buckets, max_prompt)
 
     # -- public ---------------------------------------------------------------------------------------------
