@@ -78,8 +78,8 @@ def _kernel_matches(device: torch.device) -> bool:
 def _kernel_gumbel(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
     out = torch.empty(len(seeds), size, dtype=torch.float32, device=seeds.device)
     if len(seeds):
-        _gumbel_kernel[(len(seeds), triton.cdiv(size, BLOCK))](seeds.to(torch.int64), steps.to(torch.int64), out, size,
-                                                              BLOCK=BLOCK)
+        seeds, steps = (t.to(torch.int64).contiguous() for t in (seeds, steps))   # the kernel reads them densely
+        _gumbel_kernel[(len(seeds), triton.cdiv(size, BLOCK))](seeds, steps, out, size, BLOCK=BLOCK)
     return out
 
 
