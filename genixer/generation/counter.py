@@ -7,11 +7,9 @@ on that device (``genixer.generation.kernels``).
 """
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from genixer.generation.kernels import kernel_enabled
+from genixer.generation.kernels import kernel_enabled, kernel_matches
 
 try:
     import triton
@@ -19,7 +17,6 @@ try:
 except ImportError:  # a CPU-only install: the reference serves
     triton = None
 
-log = logging.getLogger(__name__)
 _MASK32 = 0xFFFFFFFF
 BLOCK = 1024   # tokens per kernel program
 
@@ -32,6 +29,7 @@ def counter_gumbel(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch
 
 
 def counter_gumbel_reference(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:
+    """``counter_gumbel`` in int64 tensor ops (32-bit values), on any device."""
     low, high, step = seeds & _MASK32, (seeds >> 32) & _MASK32, steps & _MASK32
     key = _mix32(low ^ _mix32(high ^ _mix32(step)))[:, None]
     key2 = _mix32(key ^ 0x9E3779B9)
@@ -64,15 +62,12 @@ def uses_kernel(device: torch.device) -> bool:
 def _kernel_matches(device: torch.device) -> bool:
     seeds = torch.tensor([0, 5, 2**62 + 17, 2**63 - 1, -3])
     steps = torch.tensor([0, 7, 255, 2**33 + 1, 1])
-    try:
+
+    def compare():
         same = torch.equal(_kernel_gumbel(seeds.to(device), steps.to(device), 3000),
                            counter_gumbel_reference(seeds.to(device), steps.to(device), 3000))
-        problem = None if same else "gave other bits than the reference"
-    except Exception as err:  # noqa: BLE001 - any failure means: use the reference
-        problem = f"failed ({type(err).__name__}: {err})"
-    if problem:
-        log.warning("the counter-noise kernel on %s %s; the reference's tensor ops serve instead", device, problem)
-    return problem is None
+        return None if same else "gave other bits than the reference"
+    return kernel_matches("counter-noise", device, compare, "the reference's tensor ops serve instead")
 
 
 def _kernel_gumbel(seeds: torch.Tensor, steps: torch.Tensor, size: int) -> torch.Tensor:

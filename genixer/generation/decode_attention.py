@@ -11,11 +11,10 @@ the softmax online in float32. The result equals SDPA's with the same mask up to
 from __future__ import annotations
 
 import inspect
-import logging
 
 import torch
 
-from genixer.generation.kernels import kernel_enabled
+from genixer.generation.kernels import kernel_enabled, kernel_matches
 
 try:
     import triton
@@ -23,7 +22,6 @@ try:
 except ImportError:  # a CPU-only install: SDPA serves
     triton = None
 
-log = logging.getLogger(__name__)
 BLOCK = 64   # key columns per step of a program's walk in the interpreter (tuned on a GPU)
 
 
@@ -68,15 +66,12 @@ def _kernel_matches(device: torch.device) -> bool:
     mask = torch.arange(200)[None] < torch.tensor([1, 63, 64, 65, 130, 200])[:, None]
     mask[5, ::3] = False
     mask = mask[:, None, None].to(device)
-    try:
+
+    def compare():
         got, want = decode_attention(q, k, v, mask, 0.088), reference(q, k, v, mask, 0.088)
-        problem = None if torch.allclose(got.float(), want.float(), atol=2e-2, rtol=2e-2) else \
+        return None if torch.allclose(got.float(), want.float(), atol=2e-2, rtol=2e-2) else \
             f"differs from SDPA by {float((got.float() - want.float()).abs().max()):.3g}"
-    except Exception as err:  # noqa: BLE001 - any failure means: use SDPA
-        problem = f"failed ({type(err).__name__}: {err})"
-    if problem:
-        log.warning("the decode attention kernel on %s %s; decode steps use SDPA instead", device, problem)
-    return problem is None
+    return kernel_matches("decode attention", device, compare, "decode steps use SDPA instead")
 
 
 if triton is not None:

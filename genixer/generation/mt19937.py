@@ -9,11 +9,9 @@ stretches of 227 words, each reading only words that earlier stretches have fini
 """
 from __future__ import annotations
 
-import logging
-
 import torch
 
-from genixer.generation.kernels import kernel_enabled
+from genixer.generation.kernels import kernel_enabled, kernel_matches
 
 try:
     import triton
@@ -21,7 +19,6 @@ try:
 except ImportError:  # a CPU-only install: the CPU generator serves
     triton = None
 
-log = logging.getLogger(__name__)
 STATE = 624   # words of state per row
 BLOCK = 256   # words a program handles at once: one twist stretch (227) or a third of the state
 
@@ -41,14 +38,11 @@ def uses_kernel(device: torch.device) -> bool:
 
 def _kernel_matches(device: torch.device) -> bool:
     keys = torch.tensor([0, 5489, 2**40 + 12345, 2**32 - 1])
-    try:
+
+    def compare():
         same = torch.equal(_kernel_uniform(keys.to(device), 1500).cpu(), cpu_uniform(keys, 1500))
-        problem = None if same else "gave other bits than the CPU generator"
-    except Exception as err:  # noqa: BLE001 - any failure means: use the CPU generator
-        problem = f"failed ({type(err).__name__}: {err})"
-    if problem:
-        log.warning("the MT19937 kernel on %s %s; mt19937 sampling noise is drawn on the CPU instead", device, problem)
-    return problem is None
+        return None if same else "gave other bits than the CPU generator"
+    return kernel_matches("MT19937", device, compare, "mt19937 sampling noise is drawn on the CPU instead")
 
 
 def cpu_uniform(keys: torch.Tensor, size: int) -> torch.Tensor:
