@@ -8,6 +8,9 @@
 #           compiled_decode; TAG names the result file)
 #   e2e     generation.py --cache engine on IMAGES JPEGs (default 2,048; the compiler's cache as the machine has it)
 #   e2e8k   the same on 8,192 JPEGs after a 256-image run that warms the compiler's cache (session 43: ~420 s)
+#   e2e2    2 GPUs against 1 (the issue's >= 1.9x): after a 256-image warm-up, IMAGES JPEGs (default 4,096) on one GPU,
+#           then twice as many on two (torchrun; the same work and start per GPU), both --cache engine (~6 min;
+#           needs nvidia-h200-x2; not yet run)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
 #           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
@@ -15,7 +18,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k or hfmax}
+stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2 or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -38,10 +41,18 @@ case $stage in
            --reference 0 --out "$out/warmup" > "$out/e2e8k_warmup.log" 2>&1
          timeout 420 $py -m benchmarks.generation --cache engine --images 8192 --batch-size 128 --workers 12 \
            --reference 0 --out "$out" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e8k.log" | tail -25 ;;
+  e2e2)  n=${IMAGES:-4096}
+         timeout 120 $py -m benchmarks.generation --cache engine --images 256 --batch-size 128 --workers 12 \
+           --reference 0 --out "$out/warmup" > "$out/e2e2_warmup.log" 2>&1
+         timeout 220 $py -m benchmarks.generation --cache engine --images "$n" --batch-size 128 --workers 12 \
+           --reference 0 --out "$out/gpu1" 2>&1 | grep -v -i "warn\|_pytree" | tee "$out/e2e2_gpu1.log" | tail -8
+         timeout 220 $py -m torch.distributed.run --nproc-per-node 2 -m benchmarks.generation --cache engine \
+           --images $((2 * n)) --batch-size 128 --workers 12 --reference 0 --out "$out/gpu2" 2>&1 \
+           | grep -v -i "warn\|_pytree" | tee "$out/e2e2_gpu2.log" | tail -8 ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
