@@ -16,8 +16,10 @@ from types import SimpleNamespace
 
 import torch
 
+from benchmarks.engine_checks import gpu_us
 from genixer.generation.decode_step import DecodeStep
-from genixer.generation.sampling import PerSampleSampler, counter_gumbel, mt19937_gumbel_rows
+from genixer.generation.counter import counter_gumbel
+from genixer.generation.sampling import PerSampleSampler, mt19937_gumbel_rows
 
 
 def graph_us(fn, reps: int = 50) -> float:
@@ -32,14 +34,7 @@ def graph_us(fn, reps: int = 50) -> float:
     with torch.cuda.graph(graph):
         fn()
     graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return round(1e3 * start.elapsed_time(end) / reps, 1)
+    return gpu_us(graph.replay, reps)
 
 
 def chooser(sampler: PerSampleSampler | None, eos: int = 2):
