@@ -2,8 +2,7 @@
 
 One layer at 7B shape (32 heads of 128), ``--slots`` rows of a 768-column cache, each row's length drawn around 690:
 the engine's tuned kernel (``genixer.generation.decode_attention``), its body with block size, warps and pipeline
-stages set by hand (``plain_``), the same body given each row's end instead of finding it in the mask (``ends_``), a
-kernel on the same grid that only reads the rows' keys and values (``read_ceiling_``: what this access pattern can
+stages set by hand (``plain_``), a kernel on the same grid that only reads the rows' keys and values (``read_ceiling_``: what this access pattern can
 reach), and cuDNN's and the memory-efficient SDPA. Microseconds and TB/s of keys and values read.
 
     python -m benchmarks.decode_attention --out benchmarks/results/attn_variants.json
@@ -20,33 +19,6 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from benchmarks.engine_checks import gpu_us
 from genixer.generation.decode_attention import _decode_kernel, decode_attention
-
-
-@triton.jit
-def _ends_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, end_ptr, out_ptr, scale, sqb, sqh, skb, skh, skn, svb, svh, svn,
-                 smb, smn, sob, soh, GROUP: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
-    row, head = tl.program_id(0).to(tl.int64), tl.program_id(1)
-    kv = head // GROUP
-    d = tl.arange(0, D)
-    q = tl.load(q_ptr + row * sqb + head * sqh + d).to(tl.float32) * scale
-    keys, values, kept = k_ptr + row * skb + kv * skh, v_ptr + row * svb + kv * svh, mask_ptr + row * smb
-    end = tl.load(end_ptr + row)
-    best = tl.max(tl.full([BLOCK], -1e30, tl.float32), 0)
-    total = tl.sum(tl.zeros([BLOCK], tl.float32), 0)
-    acc = tl.zeros([D], tl.float32)
-    for start in range(0, end, BLOCK):
-        cols = start + tl.arange(0, BLOCK)
-        keep = tl.load(kept + cols * smn, mask=cols < end, other=0) != 0
-        k = tl.load(keys + cols[:, None] * skn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
-        v = tl.load(values + cols[:, None] * svn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
-        scores = tl.where(keep, tl.sum(k * q[None, :], 1), float("-inf"))
-        new = tl.maximum(best, tl.max(scores, 0))
-        p = tl.exp(scores - new)
-        alpha = tl.exp(best - new)
-        total = total * alpha + tl.sum(p, 0)
-        acc = acc * alpha + tl.sum(p[:, None] * v, 0)
-        best = new
-    tl.store(out_ptr + row * sob + head * soh + d, (acc / total).to(out_ptr.dtype.element_ty))
 
 
 @triton.jit
@@ -67,7 +39,7 @@ def main(slots: int, kept: int = 690, width: int = 768) -> dict:
     k, v = (torch.randn(slots, 32, width, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     lengths = torch.randint(kept - 100, kept + 60, (slots,), device="cuda")
     mask = (torch.arange(width, device="cuda")[None] < lengths[:, None])[:, None, None].contiguous()
-    rows, ends, out = mask[:, 0, 0].view(torch.uint8), lengths.int(), torch.empty_like(q)
+    rows, out = mask[:, 0, 0].view(torch.uint8), torch.empty_like(q)
     gb = float(2 * lengths.sum() * 32 * 128 * 2) / 1e9   # keys and values the rows read
     want = decode_attention(q, k, v, mask, 0.088)
     res = {"slots": slots, "GB": round(gb, 3)}
@@ -89,8 +61,6 @@ def main(slots: int, kept: int = 690, width: int = 768) -> dict:
     for block, warps, stages in [(64, 2, 2), (64, 2, 3), (64, 4, 3), (64, 4, 4), (32, 2, 3), (32, 4, 4), (128, 4, 3),
                                  (128, 8, 3), (64, 8, 4)]:
         config = dict(GROUP=1, D=128, BLOCK=block, num_warps=warps, num_stages=stages)
-        timed(f"ends_b{block}_w{warps}_s{stages}", check=True,
-              fn=lambda: _ends_kernel[(slots, 32)](q, k, v, rows, ends, out, 0.088, *strides, **config))
         timed(f"plain_b{block}_w{warps}_s{stages}", check=True,
               fn=lambda: _decode_kernel[(slots, 32)](q, k, v, rows, out, width, 0.088, *strides, **config))
     sink = torch.empty(slots * 32 * 128, device="cuda")

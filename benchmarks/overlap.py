@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks.engine_checks import gpu_us
 from genixer.generation.decode_attention import decode_attention
 
 HIDDEN, HEADS, FFN = 4096, 32, 11008
@@ -61,15 +62,8 @@ def device_copy(nbytes: int):
 
 
 def ms(fn, reps: int = 5) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(reps):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / reps
+    fn()   # warm-up (a kernel's first call tunes or compiles it)
+    return gpu_us(fn, reps) / 1e3
 
 
 def together(a, na: int, b, nb: int, stream_a, stream_b, carveout: int | None = None):
