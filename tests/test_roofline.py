@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from genixer.runs.roofline import forward_limit, fraction, generation_limit, kv_bytes_per_token
+from genixer.runs.roofline import BURST, forward_limit, fraction, generation_limit, kv_bytes_per_token
 
 LIMITS = {"device": "test", "matmul_flops": 1e12, "copy_bytes_per_s": 1e11}
 
@@ -34,6 +34,12 @@ def test_generation_limit_adds_prefill_compute_decode_matmuls_and_kv_traffic():
 
 def test_forward_limit_is_compute_bound():
     assert forward_limit(2e9 * 500, LIMITS, devices=2)["limit_items_per_s"] == pytest.approx(2 * 1e12 / (2e9 * 500))
+
+
+def test_a_limit_says_how_its_rates_were_measured():
+    """A measured device's limits are a burst's (a long run at the power cap runs below them): the manifest says so."""
+    assert forward_limit(1e9, LIMITS)["rates"] == "given"
+    assert forward_limit(1e9, {**LIMITS, "rates": BURST})["rates"] == BURST and BURST.startswith("burst")
 
 
 def test_fraction_keeps_three_significant_digits():

@@ -5,7 +5,10 @@ decode (per new token: the weights once per decode step, shared by the rows of t
 own K/V cache, memory-bound). ``serial`` adds the two; ``overlap`` takes the larger (prefill and decode on
 the GPU at once). Forward-only scorers (judge, CLIP) are compute-bound: 2 x parameters x tokens per item,
 counted by the scorer on the batches it actually scored.
-Limits are measured on the device (a bf16 matmul and a device-to-device copy), not taken from a spec sheet.
+Limits are measured on the device (a bf16 matmul and a device-to-device copy), not taken from a spec sheet, in a
+burst of ~10 ms each: a GPU held at its power cap over a long run computes slower (an H200's matmuls by ~18%,
+``benchmarks/sustained.py``), so a long run's fraction of these limits understates how close it comes. Each limit
+says so (``rates``).
 """
 from __future__ import annotations
 
@@ -13,6 +16,10 @@ import functools
 import time
 
 import torch
+
+
+BURST = ("burst: 50 bf16 4096-square matmuls, 20 1 GiB copies; a GPU at its power cap runs below these "
+         "(an H200's matmuls ~18%: benchmarks/sustained.py)")
 
 
 @functools.cache
@@ -34,7 +41,8 @@ def device_limits(index: int = 0) -> dict:
     src = torch.empty(1 << 30, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     bandwidth = 2 * src.numel() * rate(lambda: dst.copy_(src), 20)
-    return {"device": torch.cuda.get_device_name(device), "matmul_flops": flops, "copy_bytes_per_s": bandwidth}
+    return {"device": torch.cuda.get_device_name(device), "matmul_flops": flops, "copy_bytes_per_s": bandwidth,
+            "rates": BURST}
 
 
 def head_dim(text_config) -> int:
@@ -66,8 +74,8 @@ def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_st
     kv = kv_bytes_per_token(model.config.get_text_config()) * new_tokens * (prompt_tokens + new_tokens / 2)
     serial, overlap = request_seconds(2 * params * prompt_tokens, new_tokens, 2 * params, weight_bytes / rows_per_step,
                                       kv, limits)
-    return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
-            "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9), "prompt_tokens_mean": round(prompt_tokens, 1),
+    return {"device": limits["device"], "devices": devices, "rates": limits.get("rates", "given"),
+            "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1), "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9), "prompt_tokens_mean": round(prompt_tokens, 1),
             "new_tokens_mean": round(new_tokens, 1), "rows_per_step": rows_per_step,
             "limit_samples_per_s_serial": round(devices / serial, 2),
             "limit_samples_per_s_overlap": round(devices / overlap, 2)}
@@ -80,6 +88,6 @@ def fraction(rate: float, limit: float) -> float:
 
 def forward_limit(flops_per_item: float, limits: dict, devices: int = 1) -> dict:
     """Items per second of a compute-bound forward pass (``flops_per_item``: 2 x parameters x tokens)."""
-    return {"device": limits["device"], "devices": devices, "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1),
-            "GFLOPs_per_item": round(flops_per_item / 1e9, 2),
+    return {"device": limits["device"], "devices": devices, "rates": limits.get("rates", "given"),
+            "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1), "GFLOPs_per_item": round(flops_per_item / 1e9, 2),
             "limit_items_per_s": round(devices * limits["matmul_flops"] / flops_per_item, 2)}
