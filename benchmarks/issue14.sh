@@ -11,6 +11,8 @@
 #   e2e2    2 GPUs against 1 (the issue's >= 1.9x): after a 256-image warm-up, IMAGES JPEGs (default 4,096) on one GPU,
 #           then twice as many on two (torchrun; the same work and start per GPU), both --cache engine (~6 min;
 #           needs nvidia-h200-x2; not yet run)
+#   limits  the GPU's own limits, no engine (~2 min): overlap.py (prefill matmuls beside the decode attention),
+#           decode_attention.py (the kernel against a read-only ceiling), sustained.py (burst vs power-capped rates)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
 #           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
@@ -18,7 +20,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2 or hfmax}
+stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2, limits or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -49,10 +51,15 @@ case $stage in
          timeout 220 $py -m torch.distributed.run --nproc-per-node 2 -m benchmarks.generation --cache engine \
            --images $((2 * n)) --batch-size 128 --workers 12 --reference 0 --out "$out/gpu2" 2>&1 \
            | grep -v -i "warn\|_pytree" | tee "$out/e2e2_gpu2.log" | tail -8 ;;
+  limits) timeout 150 $py -m benchmarks.overlap --out "$out" 2>&1 | grep -v -i warn | tee "$out/limits.log" | tail -3
+          timeout 120 $py -m benchmarks.decode_attention --out "$out/attn_variants.json" 2>&1 | grep -v -i warn \
+            | tee -a "$out/limits.log" | grep "current\|ceiling_b128"
+          timeout 120 $py -m benchmarks.sustained --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/limits.log" \
+            | grep "TFLOPs\|GBps\|limit" ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, limits, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
