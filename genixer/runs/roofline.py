@@ -75,9 +75,9 @@ def generation_limit(model, prompt_tokens: float, new_tokens: float, rows_per_st
     serial, overlap = request_seconds(2 * params * prompt_tokens, new_tokens, 2 * params, weight_bytes / rows_per_step,
                                       kv, limits)
     return {"device": limits["device"], "devices": devices, "rates": limits.get("rates", "given"),
-            "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1), "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9), "prompt_tokens_mean": round(prompt_tokens, 1),
-            "new_tokens_mean": round(new_tokens, 1), "rows_per_step": rows_per_step,
-            "limit_samples_per_s_serial": round(devices / serial, 2),
+            "matmul_TFLOPs": round(limits["matmul_flops"] / 1e12, 1), "copy_GBps": round(limits["copy_bytes_per_s"] / 1e9),
+            "prompt_tokens_mean": round(prompt_tokens, 1), "new_tokens_mean": round(new_tokens, 1),
+            "rows_per_step": rows_per_step, "limit_samples_per_s_serial": round(devices / serial, 2),
             "limit_samples_per_s_overlap": round(devices / overlap, 2)}
 
 
