@@ -3,8 +3,7 @@
 One layer at 7B shape (32 heads of 128), ``--slots`` rows of a 768-column cache, each row's length drawn around 690:
 the engine's tuned kernel (``genixer.generation.decode_attention``), its body with block size, warps and pipeline
 stages set by hand (``plain_``), a kernel on the same grid that only reads the rows' keys and values (``read_ceiling_``: what this access pattern can
-reach), and cuDNN's and the memory-efficient SDPA; and the kernel reading a prefix every row shares from one copy
-(``shared_prefix_<n>``: its TB/s count the bytes as read per row). Microseconds and TB/s of keys and values read.
+reach), and cuDNN's and the memory-efficient SDPA. Microseconds and TB/s of keys and values read.
 
     python -m benchmarks.decode_attention --out benchmarks/results/attn_variants.json
 """
@@ -57,14 +56,11 @@ def main(slots: int, kept: int = 690, width: int = 768) -> dict:
             res[name] = f"{type(err).__name__}: {err}"[:200]
 
     timed("current", lambda: decode_attention(q, k, v, mask, 0.088))
-    for n in (27, 38):   # a prompt prefix every row shares (the engine's: 27 tokens here, ~38 with Vicuna's tokenizer)
-        shared = (k[0, :, :n].contiguous(), v[0, :, :n].contiguous(), torch.full((slots,), n, dtype=torch.int32, device="cuda"))
-        timed(f"shared_prefix_{n}", lambda: decode_attention(q, k, v, mask, 0.088, shared))
     strides = (q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
-               rows.stride(0), rows.stride(1), out.stride(0), out.stride(1), k, v, rows, k.stride(1), k.stride(2))
+               rows.stride(0), rows.stride(1), out.stride(0), out.stride(1))
     for block, warps, stages in [(64, 2, 2), (64, 2, 3), (64, 4, 3), (64, 4, 4), (32, 2, 3), (32, 4, 4), (128, 4, 3),
                                  (128, 8, 3), (64, 8, 4)]:
-        config = dict(GROUP=1, D=128, SHARED=False, BLOCK=block, num_warps=warps, num_stages=stages)
+        config = dict(GROUP=1, D=128, BLOCK=block, num_warps=warps, num_stages=stages)
         timed(f"plain_b{block}_w{warps}_s{stages}", check=True,
               fn=lambda: _decode_kernel[(slots, 32)](q, k, v, rows, out, width, 0.088, *strides, **config))
     sink = torch.empty(slots * 32 * 128, device="cuda")

@@ -25,27 +25,21 @@ except ImportError:  # a CPU-only install: SDPA serves
 BLOCK = 64   # key columns per step of a program's walk in the interpreter (tuned on a GPU)
 
 
-def decode_attention(query, key, value, mask, scale: float, shared=None) -> torch.Tensor:
+def decode_attention(query, key, value, mask, scale: float) -> torch.Tensor:
     """``softmax(q k^T * scale, masked) v`` for ``query (b, heads, 1, d)``, ``key``/``value (b, kv_heads, width, d)``
     (kv_heads dividing heads) and a boolean ``mask (b, 1, 1, width)``; returns ``(b, heads, 1, d)``. Every row needs
-    at least one true column (SDPA would give NaN there).
-
-    ``shared``: ``(keys, values, lengths)``, a prefix that rows hold in common (``(kv_heads, n, d)`` each) and the
-    int32 count of its columns each row reads from there instead of its own (0 or n): the same values, which every
-    row's program then reads from the GPU's L2 cache, not its memory."""
+    at least one true column (SDPA would give NaN there)."""
     b, heads, _, d = query.shape
     out = torch.empty_like(query)
     if b:
         rows = mask[:, 0, 0]
-        sk, sv, lengths = shared if shared is not None else (key, value, rows)
         args = (query, key, value, rows.view(torch.uint8), out, key.shape[2], scale, query.stride(0), query.stride(1),
                 key.stride(0), key.stride(1), key.stride(2), value.stride(0), value.stride(1), value.stride(2),
-                rows.stride(0), rows.stride(1), out.stride(0), out.stride(1), sk, sv, lengths, sk.stride(-3), sk.stride(-2))
-        flags = dict(GROUP=heads // key.shape[1], D=d, SHARED=shared is not None)
+                rows.stride(0), rows.stride(1), out.stride(0), out.stride(1))
         if query.device.type == "cuda":
-            _tuned_kernel[(b, heads)](*args, **flags)
+            _tuned_kernel[(b, heads)](*args, GROUP=heads // key.shape[1], D=d)
         else:   # Triton's interpreter
-            _decode_kernel[(b, heads)](*args, **flags, BLOCK=BLOCK)
+            _decode_kernel[(b, heads)](*args, GROUP=heads // key.shape[1], D=d, BLOCK=BLOCK)
     return out
 
 
@@ -83,8 +77,7 @@ def _kernel_matches(device: torch.device) -> bool:
 if triton is not None:
     @triton.jit
     def _decode_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, out_ptr, width, scale, sqb, sqh, skb, skh, skn, svb, svh, svn,
-                       smb, smn, sob, soh, sk_ptr, sv_ptr, len_ptr, ssh, ssn, GROUP: tl.constexpr, D: tl.constexpr,
-                       SHARED: tl.constexpr, BLOCK: tl.constexpr):
+                       smb, smn, sob, soh, GROUP: tl.constexpr, D: tl.constexpr, BLOCK: tl.constexpr):
         row, head = tl.program_id(0).to(tl.int64), tl.program_id(1)
         kv = head // GROUP
         d = tl.arange(0, D)
@@ -102,13 +95,8 @@ if triton is not None:
         for start in range(0, end, BLOCK):   # masked-off columns are not loaded
             cols = start + tl.arange(0, BLOCK)
             keep = tl.load(kept + cols * smn, mask=cols < end, other=0) != 0
-            k_at, v_at = keys + cols[:, None] * skn + d[None, :], values + cols[:, None] * svn + d[None, :]
-            if SHARED:   # the shared prefix's columns from its one copy
-                inside = (cols < tl.load(len_ptr + row))[:, None]
-                k_at = tl.where(inside, sk_ptr + kv * ssh + cols[:, None] * ssn + d[None, :], k_at)
-                v_at = tl.where(inside, sv_ptr + kv * ssh + cols[:, None] * ssn + d[None, :], v_at)
-            k = tl.load(k_at, mask=keep[:, None], other=0.0).to(tl.float32)
-            v = tl.load(v_at, mask=keep[:, None], other=0.0).to(tl.float32)
+            k = tl.load(keys + cols[:, None] * skn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
+            v = tl.load(values + cols[:, None] * svn + d[None, :], mask=keep[:, None], other=0.0).to(tl.float32)
             scores = tl.where(keep, tl.sum(k * q[None, :], 1), float("-inf"))
             new = tl.maximum(best, tl.max(scores, 0))
             p = tl.exp(scores - new)
@@ -126,5 +114,5 @@ if triton is not None:
     _tuned_kernel = triton.autotune(
         [triton.Config({"BLOCK": b}, num_warps=w, num_stages=s)
          for b, w, s in ((64, 2, 2), (64, 2, 3), (64, 4, 2), (32, 2, 2), (128, 4, 2), (128, 8, 2))],
-        key=["width", "D", "GROUP", "SHARED"],
+        key=["width", "D", "GROUP"],
         **({"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}))(_decode_kernel)
