@@ -12,7 +12,11 @@
 #           then twice as many on two (torchrun; the same work and start per GPU), both --cache engine (~6 min;
 #           needs nvidia-h200-x2; not yet run)
 #   limits  the GPU's own limits, no engine (~2 min): overlap.py (prefill matmuls beside the decode attention),
-#           decode_attention.py (the kernel against a read-only ceiling), sustained.py (burst vs power-capped rates)
+#           decode_attention.py (the kernel against a read-only ceiling), sustained.py (burst vs power-capped rates),
+#           prefill_attention.py (the prompts' attention by SDPA kernel)
+#   ab      this tree against an older one, where the engine's time goes (engine.py --profile: prefill ms per prompt,
+#           decode ms per step, the top kernels; 512 requests) in the order new / old / new (~4 min; OLD: the older
+#           tree's folder, default ab_old, made by: mkdir ab_old && git archive REV genixer benchmarks conf | tar -x -C ab_old)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
 #           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
@@ -20,7 +24,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2, limits or hfmax}
+stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -55,11 +59,22 @@ case $stage in
           timeout 120 $py -m benchmarks.decode_attention --out "$out/attn_variants.json" 2>&1 | grep -v -i warn \
             | tee -a "$out/limits.log" | grep "current\|ceiling_b128"
           timeout 120 $py -m benchmarks.sustained --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/limits.log" \
-            | grep "TFLOPs\|GBps\|limit" ;;
+            | grep "TFLOPs\|GBps\|limit"
+          timeout 60 $py -m benchmarks.prefill_attention --out "$out/prefill_attention.json" 2>&1 | grep -v -i warn \
+            | tee -a "$out/limits.log" | grep "whole" ;;
+  ab)    old=$(cd "${OLD:-ab_old}" && pwd)
+         for t in new1 old new2; do
+           dir=$PWD; [ $t = old ] && dir=$old
+           flags=--skip-sanity; [ $t = new1 ] && flags=   # the GPU sanity checks on this tree, once
+           mkdir -p "$out/$t"
+           (cd "$dir" && PYTHONPATH=/tmp/site:$dir timeout 170 $py -m benchmarks.engine --profile $flags --skip-hf \
+              --workloads "" --requests 512 --out "$out/$t" > "$out/$t/log.txt" 2>&1) || echo "$t failed"
+           echo "== $t"; grep '^{' "$out/$t/log.txt" | cut -c1-600
+         done ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, limits, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
