@@ -17,6 +17,8 @@
 #   ab      this tree against an older one, where the engine's time goes (engine.py --profile: prefill ms per prompt,
 #           decode ms per step, the top kernels; 512 requests) in the order new / old / new (~4 min; OLD: the older
 #           tree's folder, default ab_old, made by: mkdir ab_old && git archive REV genixer benchmarks conf | tar -x -C ab_old)
+#   abe2e   the same trees end to end (generation.py --cache engine on IMAGES JPEGs, default 2,048; the engine's start
+#           by part), after a 256-image warm-up on this tree: new / old / new (~6 min)
 #   hfmax   HF alone, greedy, at batches 224 and 256 (one process each: an OOM reports itself in the row), to find
 #           its largest batch before the ratios are claimed against it (SIZES: other batches)
 # Usage (repo root, on the GPU machine, wheels carried in .whl): OUT=<folder> bash benchmarks/issue14.sh <stage>
@@ -24,7 +26,7 @@
 set -euo pipefail
 py=${PYTHON:-python3}
 out=${OUT:?set OUT to the result folder}
-stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab or hfmax}
+stage=${1:?stage: greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab, abe2e or hfmax}
 mkdir -p "$out"
 export HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/site:$PWD
 if [ -d .whl ] && ! $py -c "import hydra, omegaconf" 2>/dev/null; then
@@ -69,12 +71,23 @@ case $stage in
            mkdir -p "$out/$t"
            (cd "$dir" && PYTHONPATH=/tmp/site:$dir timeout 170 $py -m benchmarks.engine --profile $flags --skip-hf \
               --workloads "" --requests 512 --out "$out/$t" > "$out/$t/log.txt" 2>&1) || echo "$t failed"
-           echo "== $t"; grep '^{' "$out/$t/log.txt" | cut -c1-600
+           echo "== $t"; grep '^{' "$out/$t/log.txt" | cut -c1-600 || true
+         done ;;
+  abe2e) old=$(cd "${OLD:-ab_old}" && pwd)
+         timeout 120 $py -m benchmarks.generation --cache engine --images 256 --batch-size 128 --workers 12 \
+           --reference 0 --out "$out/warmup" > "$out/abe2e_warmup.log" 2>&1 || echo "warm-up failed"
+         for t in new1 old new2; do
+           dir=$PWD; [ $t = old ] && dir=$old
+           mkdir -p "$out/$t"
+           (cd "$dir" && PYTHONPATH=/tmp/site:$dir timeout 150 $py -m benchmarks.generation --cache engine \
+              --images "${IMAGES:-2048}" --batch-size 128 --workers 12 --reference 0 --out "$out/$t" \
+              > "$out/$t/log.txt" 2>&1) || echo "$t failed"
+           echo "== $t"; grep "req_per_s\|setup\|outside" "$out/$t/log.txt" || true
          done ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
              --variants "" --tag "hf$b" --out "$out" 2>&1 | grep -v -i warn | tee -a "$out/hfmax.log" | tail -1
          done ;;
-  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab, hfmax)"; exit 2 ;;
+  *) echo "unknown stage $stage (greedy, overlap, rest, e2e, e2e8k, e2e2, limits, ab, abe2e, hfmax)"; exit 2 ;;
 esac
 echo "$stage: $((SECONDS - start)) s"
