@@ -35,6 +35,13 @@ fi
 $py -c "import benchmarks.engine, benchmarks.generation"   # fail here, not after minutes
 hf=${HF_BATCH:-$($py -c "from benchmarks.engine import HF_BATCH; print(HF_BATCH)")}   # engine.py's default unless set
 start=$SECONDS
+in_tree() {   # ab stages: run "$@" in tree $1 (old: OLD's folder, default ab_old; else this one), output in $out/$1/log.txt
+  local t=$1 dir=$PWD; shift
+  [ "$t" = old ] && dir=$(cd "${OLD:-ab_old}" && pwd)
+  mkdir -p "$out/$t"
+  (cd "$dir" && PYTHONPATH=/tmp/site:$dir "$@" > "$out/$t/log.txt" 2>&1) || echo "$t failed"
+  echo "== $t"
+}
 case $stage in
   greedy) timeout 560 $py -m benchmarks.engine --workloads greedy --requests 1024 --hf-batch "$hf" \
            --variants "${VARIANTS:-compiled_decode,rows32}" --tag "greedy_hf$hf" --out "$out" 2>&1 | grep -v -i warn | tee "$out/greedy.log" ;;
@@ -64,25 +71,18 @@ case $stage in
             | grep "TFLOPs\|GBps\|limit"
           timeout 60 $py -m benchmarks.prefill_attention --out "$out/prefill_attention.json" 2>&1 | grep -v -i warn \
             | tee -a "$out/limits.log" | grep "whole" ;;
-  ab)    old=$(cd "${OLD:-ab_old}" && pwd)
-         for t in new1 old new2; do
-           dir=$PWD; [ $t = old ] && dir=$old
+  ab)    for t in new1 old new2; do
            flags=--skip-sanity; [ $t = new1 ] && flags=   # the GPU sanity checks on this tree, once
-           mkdir -p "$out/$t"
-           (cd "$dir" && PYTHONPATH=/tmp/site:$dir timeout 170 $py -m benchmarks.engine --profile $flags --skip-hf \
-              --workloads "" --requests 512 --out "$out/$t" > "$out/$t/log.txt" 2>&1) || echo "$t failed"
-           echo "== $t"; grep '^{' "$out/$t/log.txt" | cut -c1-600 || true
+           in_tree $t timeout 170 $py -m benchmarks.engine --profile $flags --skip-hf --workloads "" --requests 512 \
+             --out "$out/$t"
+           grep '^{' "$out/$t/log.txt" | cut -c1-600 || true
          done ;;
-  abe2e) old=$(cd "${OLD:-ab_old}" && pwd)
-         timeout 120 $py -m benchmarks.generation --cache engine --images 256 --batch-size 128 --workers 12 \
+  abe2e) timeout 120 $py -m benchmarks.generation --cache engine --images 256 --batch-size 128 --workers 12 \
            --reference 0 --out "$out/warmup" > "$out/abe2e_warmup.log" 2>&1 || echo "warm-up failed"
          for t in new1 old new2; do
-           dir=$PWD; [ $t = old ] && dir=$old
-           mkdir -p "$out/$t"
-           (cd "$dir" && PYTHONPATH=/tmp/site:$dir timeout 150 $py -m benchmarks.generation --cache engine \
-              --images "${IMAGES:-2048}" --batch-size 128 --workers 12 --reference 0 --out "$out/$t" \
-              > "$out/$t/log.txt" 2>&1) || echo "$t failed"
-           echo "== $t"; grep "req_per_s\|setup\|outside" "$out/$t/log.txt" || true
+           in_tree $t timeout 150 $py -m benchmarks.generation --cache engine --images "${IMAGES:-2048}" \
+             --batch-size 128 --workers 12 --reference 0 --out "$out/$t"
+           grep "req_per_s\|setup\|outside" "$out/$t/log.txt" || true
          done ;;
   hfmax) for b in ${SIZES:-224 256}; do
            timeout 270 $py -m benchmarks.engine --workloads greedy --requests $((b * 4)) --hf-batch "$b" --skip-sanity \
