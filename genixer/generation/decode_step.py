@@ -119,9 +119,9 @@ class DecodeStep:
             scores = self.sampler.greedy_in_boxes(sampled, scores, in_box)
         return scores.argmax(-1)
 
-    def capture(self, buckets: list[int], prompt_length: int) -> None:
-        """Warm the step up on a side stream, then capture it for each of ``buckets``, largest first (slots all
-        idle: nothing is lost). Replays never overlap and write only this step's own state: one memory pool."""
+    def warm_up(self, buckets: list[int], prompt_length: int) -> None:
+        """Run the step for each of ``buckets`` on a side stream, before ``capture``: whatever compiles or tunes at
+        a first call does so here, never inside a capture (slots all idle: nothing is lost)."""
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         # Warm-up rows are live and ``prompt_length`` long: the decode attention kernel is tuned at its first call,
@@ -135,6 +135,10 @@ class DecodeStep:
                 for n in sorted(buckets, reverse=True) if self.compiled else [max(buckets)]:
                     self.step(n)
         torch.cuda.current_stream().wait_stream(stream)
+
+    def capture(self, buckets: list[int]) -> None:
+        """Capture the step for each of ``buckets``, largest first, after ``warm_up``; then reset every slot to idle.
+        Replays never overlap and write only this step's own state: one memory pool."""
         graphs, pool = {}, torch.cuda.graph_pool_handle()
         for n in sorted(buckets, reverse=True):
             graphs[n] = torch.cuda.CUDAGraph()

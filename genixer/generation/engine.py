@@ -77,7 +77,7 @@ class DecodeEngine:
         # The forwards' attention context (``attending_as_engine``); not a bound method, which would tie the decode
         # step back to the engine: a cycle that keeps the K/V slots allocated until Python's collector runs.
         self.attention = partial(attending_as_engine, self.text_config)
-        self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, graph capture)
+        self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, decode warm-up, graph capture)
         if self.compiled_prefill and probe:
             with self._setup_clock("prefill_compile"):
                 self._compile_prefill(probe[0])
@@ -101,8 +101,10 @@ class DecodeEngine:
         # rows are compacted downwards once no prompt waits); on CUDA one graph per bucket.
         self.buckets = sorted({-(-self.slots * j // 8) for j in range(1, 9)})
         if on_gpu if graphs is None else graphs:
-            with self._setup_clock("graph_capture"):   # compiles only what the probe did not (a bucket of 1: <= 8 slots)
-                self.decode.capture(self.buckets, max_prompt)
+            with self._setup_clock("decode_warmup"):   # compiles what the probe did not (a bucket of 1: <= 8 slots),
+                self.decode.warm_up(self.buckets, max_prompt)   # checks and tunes the decode kernels
+            with self._setup_clock("graph_capture"):
+                self.decode.capture(self.buckets)
 
     # -- public ---------------------------------------------------------------------------------------------
     def submit(self, requests: list[Request]) -> None:
