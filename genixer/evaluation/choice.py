@@ -25,7 +25,6 @@ from genixer.evaluation.benchmarks import _check_known
 from genixer.evaluation.metrics import choice_letter
 
 LETTER_SUFFIX = "\nAnswer with the option's letter from the given choices directly."
-MMBENCH_CN_SUFFIX = "\n请直接回答选项字母。"
 CIRCULAR = 1_000_000  # MMBench: row index k * 1e6 + i is the k-th circular copy (options shifted) of question i
 _OPTIONS = "ABCD"     # LLaVA's MMBench letters
 # pandas.read_table's default NA strings: LLaVA reads the TSV with pandas, so these cells are NaN for it.

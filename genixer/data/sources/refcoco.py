@@ -101,11 +101,6 @@ class RefCOCO:
         return records
 
 
-def has_twin(coco, ann: dict, attributes: list[str]) -> bool:
-    """Another instance of ``ann``'s image has its category and its values of ``attributes``."""
-    return bool(twins(coco, ann, attributes))
-
-
 def close_on_an_axis(ann: dict, other: dict, image: dict, fraction: float) -> bool:
     """The two boxes' centres are within ``fraction`` of the image's width apart in x, or of its height in y."""
     (x, y, w, h), (ox, oy, ow, oh) = ann["bbox"], other["bbox"]
