@@ -77,7 +77,7 @@ class DecodeEngine:
         # The forwards' attention context (``attending_as_engine``); not a bound method, which would tie the decode
         # step back to the engine: a cycle that keeps the K/V slots allocated until Python's collector runs.
         self.attention = partial(attending_as_engine, self.text_config)
-        self.setup_s = {}   # seconds of the engine's start, by part (prefill compile, slot probe, decode warm-up, graph capture)
+        self.setup_s = {}   # the engine's start in seconds, by part (prefill_compile, slot_probe, decode_warmup, ...)
         if self.compiled_prefill and probe:
             with self._setup_clock("prefill_compile"):
                 self._compile_prefill(probe[0])
