@@ -284,7 +284,7 @@ def run_timed(engine, prompts, pixels, drawn, workload, args, row, pad, setup) -
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     got = tokens(finished)
-    row.update(slots=engine.slots, engine_setup_s=round(setup, 1), engine_setup_parts_s=engine.setup_s, req_per_s=round(args.requests / seconds, 2),
+    row.update(slots=engine.slots, engine_setup_s=round(setup, 1), engine_setup_parts_s=engine.setup_s, engine_setup_compile_s=engine.setup_compile_s, req_per_s=round(args.requests / seconds, 2),
                compiles_while_timed=counters["stats"]["unique_graphs"] - graphs_before,   # 0: no compile in the timing
                out_tok_per_s=round(got / seconds, 1), engine_output_tokens=got,
                # output tokens/s before the last wave drains (what a run of many more requests than slots

@@ -77,3 +77,7 @@ def test_the_engine_compiles_its_prefill_before_it_runs(mini):  # noqa: F811
         engine.run()
     assert engine.stats["prefilled"] == len(requests) and counters["stats"]["unique_graphs"] == compiled
     assert list(engine.setup_s) == ["prefill_compile"] and engine.setup_s["prefill_compile"] > 0   # timed apart
+    spent = engine.setup_compile_s["prefill_compile"]   # torch.compile's share of it
+    assert 0 <= spent <= engine.setup_s["prefill_compile"] + 0.01
+    if compiled > before:
+        assert spent > 0

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from torch._dynamo.utils import compilation_time_metrics
 
 from genixer.generation.compiled_layers import CompiledLayers
 from genixer.generation.decode_step import DecodeStep, cache_kwarg
@@ -49,6 +50,11 @@ class Request:
 
 
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
+
+
+def _compile_seconds() -> float:
+    """Seconds this process has spent in torch.compile so far."""
+    return sum(compilation_time_metrics.get("_compile.compile_inner", []))
 
 
 class DecodeEngine:
@@ -78,6 +84,7 @@ class DecodeEngine:
         # step back to the engine: a cycle that keeps the K/V slots allocated until Python's collector runs.
         self.attention = partial(attending_as_engine, self.text_config)
         self.setup_s = {}   # the engine's start in seconds, by part (prefill_compile, slot_probe, decode_warmup, ...)
+        self.setup_compile_s = {}   # of which torch.compile's (dynamo's count: tracing, and compiling or a cache load)
         if self.compiled_prefill and probe:
             with self._setup_clock("prefill_compile"):
                 self._compile_prefill(probe[0])
@@ -151,10 +158,11 @@ class DecodeEngine:
 
     @contextmanager
     def _setup_clock(self, part: str):
-        start = time.perf_counter()
+        start, compiling = time.perf_counter(), _compile_seconds()
         yield
         torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None
         self.setup_s[part] = round(time.perf_counter() - start, 2)
+        self.setup_compile_s[part] = round(_compile_seconds() - compiling, 2)
 
     @contextmanager
     def _clock(self, key: str):

@@ -32,6 +32,7 @@ class GenerationModule(L.LightningModule):
         self.model, self.engine, self.slots = None, None, None
         self.engine_setup_s = 0.0   # building engines (slot probe, graph capture, first compile): part of a run's time
         self.engine_setup_parts_s: dict[str, float] = {}   # the same by part (``DecodeEngine.setup_s``)
+        self.engine_setup_compile_s: dict[str, float] = {}   # torch.compile's share of each part
         self.engine_run_s = 0.0   # the host's time inside the engine's runs (the rest of a run's time is the loop's)
         self.box_marks = None   # ``greedy_boxes``' bracket table, built on first use
         self.word_groups = None   # ``word_groups``' token ids, built on first use
@@ -140,8 +141,10 @@ class GenerationModule(L.LightningModule):
         if engine.device.type == "cuda":
             torch.cuda.synchronize(engine.device)
         self.engine_setup_s += time.perf_counter() - start
-        for part, seconds in engine.setup_s.items():
-            self.engine_setup_parts_s[part] = round(self.engine_setup_parts_s.get(part, 0.0) + seconds, 2)
+        for total, parts in ((self.engine_setup_parts_s, engine.setup_s),
+                             (self.engine_setup_compile_s, engine.setup_compile_s)):
+            for part, seconds in parts.items():
+                total[part] = round(total.get(part, 0.0) + seconds, 2)
         self.slots = engine.slots
         return engine
 

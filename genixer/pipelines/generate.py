@@ -111,7 +111,7 @@ def run(cfg: DictConfig) -> dict:
         speed["candidates_per_sample"] = decoding.best_of
     if module.engine_setup_s:   # rank 0's engine construction, inside ``seconds``
         speed.update(engine_setup_s=round(module.engine_setup_s, 2), engine_setup_parts_s=module.engine_setup_parts_s,
-                     engine_run_s=round(module.engine_run_s, 2))
+                     engine_setup_compile_s=module.engine_setup_compile_s, engine_run_s=round(module.engine_run_s, 2))
     device = trainer.strategy.root_device   # the run's device (predict's teardown moved the module to the CPU)
     if generated and seconds > 0 and device.type == "cuda":  # the hardware's limit, and where the run stands
         prompts = [len(codec.encode_prompt(dataset.instruction(i)[1])) for i in todo[:256]]
