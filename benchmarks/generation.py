@@ -23,7 +23,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from PIL import Image
-from torch._dynamo.utils import compilation_time_metrics, counters
+from torch._dynamo.utils import counters
 from torch.utils.data import DataLoader, Subset
 
 from benchmarks.llava7b import (
@@ -33,6 +33,7 @@ from benchmarks.llava7b import (
 )
 from benchmarks.timing import Stopwatch
 from genixer.data.images import load_rgb
+from genixer.generation.engine import compile_seconds
 from genixer.generation.queries import PromptCollator, PromptDataset, load_queries
 from genixer.generation.records import merge
 from genixer.runs.shards import ShardWriter
@@ -144,7 +145,7 @@ def main() -> None:
     # torch.compile in this process: graphs compiled (each traced anew, even when the FX graph cache holds it) and
     # the seconds spent compiling them, most of the engine's start once the cache is warm
     result.update(dynamo_graphs=counters["stats"]["unique_graphs"],
-                  dynamo_compile_s=round(sum(compilation_time_metrics.get("_compile.compile_inner", [])), 2))
+                  dynamo_compile_s=round(compile_seconds(), 2))
     # every rank's items over the window of all ranks (benchmarks/timing.py); not for the engine, whose first
     # batch only prefills (its rows come back later, so a window after it would count them without their prefill)
     steady = stopwatch.steady_rate() if args.cache != "engine" else None

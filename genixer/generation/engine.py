@@ -52,7 +52,7 @@ class Request:
 RESERVED = Request(None, torch.empty(0), torch.empty(0))  # a slot's occupant while its prompt is prefilled
 
 
-def _compile_seconds() -> float:
+def compile_seconds() -> float:
     """Seconds this process has spent in torch.compile so far."""
     return sum(compilation_time_metrics.get("_compile.compile_inner", []))
 
@@ -158,11 +158,11 @@ class DecodeEngine:
 
     @contextmanager
     def _setup_clock(self, part: str):
-        start, compiling = time.perf_counter(), _compile_seconds()
+        start, compiling = time.perf_counter(), compile_seconds()
         yield
         torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None
         self.setup_s[part] = round(time.perf_counter() - start, 2)
-        self.setup_compile_s[part] = round(_compile_seconds() - compiling, 2)
+        self.setup_compile_s[part] = round(compile_seconds() - compiling, 2)
 
     @contextmanager
     def _clock(self, key: str):
