@@ -10,7 +10,7 @@ GENERATOR_S ?= checkpoints/genixer_s_mini
 GENERIC := common_vqa,adv_vqa,mc_vqa,md,long_qa,rec,agnostic
 OPENED := pointqa,qca_box
 FILTERED := main/common_vqa main/rec genixer_l/md genixer_l/mc_vqa genixer_s/rec genixer_s/reg
-# Decoding, chosen on the val split by strict accuracy and coverage (README, "Choosing the demo's decoding"): there
+# Decoding, chosen on the val split by strict accuracy and coverage (docs/demo.md, "Choosing the demo's decoding"): there
 # every family asks every kind at >= half its training share. Genixer_L samples at temperature 0.7. Genixer_S samples the
 # first 6 tokens of PointQA, Q->C^Box A and RD at 1.0 (they pick the question; the rest greedy), and every word of
 # REC at 0.9 and of REG at 1.0 with the box numbers greedy (lower temperatures drop the rare expression kinds; their
