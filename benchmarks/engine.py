@@ -179,6 +179,9 @@ def main() -> None:
         import traceback
         result["sanity"] = {"error": traceback.format_exc()[-3000:]}
     print(json.dumps(result["sanity"]), flush=True)
+    failed = [k for k, v in result["sanity"].items() if v is False] if isinstance(result["sanity"], dict) else []
+    if failed:   # timing an engine that fell back (session 50: a branch's decode kernel did not compile) times the fallback
+        raise SystemExit(f"sanity checks failed: {', '.join(failed)}; not timing a broken engine")
     model, codec, task = build_llava_7b()
     tok = codec.tokenizer
     eos, pad = tok.eos_token_id, tok.pad_token_id
